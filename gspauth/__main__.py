@@ -1,0 +1,5 @@
+import sys
+
+from gspauth.cli import main
+
+sys.exit(main())

@@ -1,0 +1,129 @@
+"""GSTN error codes (spec §6): message, HTTP status, exception type and a hint for each.
+
+One table serves both sides: the emulator emits these replies, the client turns a
+reply back into the typed exception with a hint of what to do.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from gspauth import errors
+
+__all__ = ["CODES", "ErrorCode", "error_for", "lookup"]
+
+
+@dataclass(frozen=True)
+class ErrorCode:
+    code: str
+    message: str
+    exception: type[errors.GSPError]
+    hint: str
+    http_status: int = 200  # GSTN sends business errors with HTTP 200 (spec §6)
+
+
+_E = ErrorCode
+_TABLE: tuple[ErrorCode, ...] = (
+    _E("AUT4031", "clientid missing", errors.ClientCredentialsError,
+       "send the clientid header issued by your GSP", 403),
+    _E("AUT4032", "client-secret missing", errors.ClientCredentialsError,
+       "send the client-secret header issued by your GSP", 403),
+    _E("AUT4033", "Invalid Client ID", errors.ClientCredentialsError,
+       "check the clientid configured for this GSP and environment (sandbox and production differ)", 403),
+    _E("AUT4034", "Invalid Client Secret", errors.ClientCredentialsError,
+       "check the client-secret configured for this GSP and environment", 403),
+    _E("AUTH403", "Maximum session allowed for user with this GSP account exceeded",
+       errors.SessionLimitExceeded,
+       "log out unused sessions (gspauth session logout) or share one session across workers "
+       "through the persistent session store"),
+    _E("AUTH4032", "Invalid User", errors.InvalidUser,
+       "check the GST portal username for this GSTIN"),
+    _E("AUTH4033", "Invalid Session", errors.SessionInvalid,
+       "the auth token is not (or no longer) valid: it was refreshed, logged out or revoked; "
+       "obtain a new OTP consent (gspauth login)"),
+    _E("AUTH4034", "Invalid OTP", errors.InvalidOtp,
+       "re-enter the OTP sent to the taxpayer's registered mobile and email, or request a new one"),
+    _E("AUTH4036", "Invalid App Key", errors.AppKeyRejected,
+       "the app key could not be decrypted: use the current GSTN certificate for this environment"),
+    _E("AUTH4037",
+       "API access is not available or user expiry Duration is less than or equal to auth token "
+       "expiry duration",
+       errors.ApiAccessDenied,
+       "ask the taxpayer to enable API access on the GST portal (My Profile > Manage API Access) "
+       "and choose a duration longer than 6 hours so sessions can be refreshed without OTP"),
+    _E("AUTH4038", "Session Expired", errors.SessionExpired,
+       "the auth token's lifetime is over; refresh before expiry or obtain a new OTP consent"),
+    _E("AUTH4039", "Invalid data object", errors.RequestRejected,
+       "the payload or its HMAC did not verify under the session key: the session was probably "
+       "refreshed meanwhile; re-encrypt with the current session"),
+    _E("AUTH4040", "Malformed request", errors.RequestRejected,
+       "the request body is not the JSON GSTN expects for this action"),
+    _E("AUTH4041", "Invalid Parameter state-cd", errors.RequestRejected,
+       "state-cd must be the first two digits of the GSTIN in use"),
+    _E("AUTH158", "Authorization failed", errors.NotAuthorized,
+       "the session is not authorised for this GSTIN or return; check GSTIN and username"),
+    _E("TEC4001", "Technical Error", errors.ServerError,
+       "a GSTN-side failure; retry later with the same transaction"),
+    _E("TEC4002", "Invalid Data Format", errors.AppKeyRejected,
+       "often a stale GSTN certificate after yearly rotation: download the current certificate "
+       "(gspauth doctor checks its validity)"),
+    _E("TEC4003", "Invalid App Key", errors.AppKeyRejected,
+       "the app key must be 32 random bytes RSA-encrypted with the current GSTN certificate"),
+    _E("GEN5001", "Missing mandatory parameters", errors.RequestRejected,
+       "a mandatory header or query parameter is missing"),
+    _E("GEN5005", "Account plan limit exceeded", errors.RateLimited,
+       "your GSP plan's quota is used up; wait for the next period or raise the plan"),
+    _E("GEN5007", "Malformed request", errors.RequestRejected,
+       "the request could not be parsed"),
+    _E("GEN5008", "GSTN server error", errors.ServerError,
+       "a GSTN-side failure; retry later with the same transaction"),
+    _E("SWEB9002", "Invalid username or password", errors.InvalidUser,
+       "check the GST portal username"),
+    _E("SWEB9033", "User password has expired", errors.InvalidUser,
+       "the taxpayer must reset the GST portal password"),
+    _E("SWEB9035", "User account is locked", errors.InvalidUser,
+       "the taxpayer must unlock the GST portal account"),
+    _E("RET11402", "Unauthorized User", errors.NotAuthorized,
+       "the user is not authorised for this return"),
+    _E("RET11409", "User not valid", errors.InvalidUser,
+       "check the username bound to this GSTIN"),
+    _E("RET2B1010", "API authorization failed", errors.NotAuthorized,
+       "the session is not authorised for GSTR-2B"),
+    _E("RET13506", "OTP is either expired or incorrect", errors.InvalidOtp,
+       "request a new EVC OTP and file again"),
+    _E("RT-R1R3BAV-1007", "auth-token or username is invalid", errors.SessionInvalid,
+       "the auth token does not belong to this username; log in again"),
+    _E("RETINPROGRESS", "Request is in progress, please try after some time", errors.RequestInProgress,
+       "GSTN queued the request; poll RETSTATUS later"),
+    _E("RTN_24", "Request is in progress, please try after some time", errors.RequestInProgress,
+       "GSTN queued the request; poll RETSTATUS later"),
+)  # fmt: skip
+
+#: code → :class:`ErrorCode`.
+CODES: dict[str, ErrorCode] = {e.code: e for e in _TABLE}
+
+
+def lookup(code: str | None) -> ErrorCode | None:
+    return CODES.get(code) if code else None
+
+
+def error_for(
+    code: str | None,
+    message: str | None = None,
+    *,
+    status_code: int | None = None,
+    gsp: str | None = None,
+) -> errors.GSPError:
+    """The typed exception for an error reply (unknown codes give a plain :class:`GSPError`)."""
+    entry = lookup(code)
+    if entry is not None:
+        return entry.exception(
+            message or entry.message, error_code=code, status_code=status_code, hint=entry.hint, gsp=gsp
+        )
+    if status_code == 429:
+        return errors.RateLimited(message or "Too many requests", error_code=code, status_code=429,
+                                  hint="slow down; the client retries with backoff", gsp=gsp)
+    if status_code is not None and status_code >= 500:
+        return errors.ServerError(message or f"HTTP {status_code}", error_code=code, status_code=status_code,
+                                  hint="an upstream failure; retry later", gsp=gsp)
+    return errors.GSPError(message or "unknown error", error_code=code, status_code=status_code, gsp=gsp)

@@ -1,0 +1,259 @@
+"""The gspauth exception tree, defined once and raised by both crypto backends.
+
+::
+
+    GSPAuthError
+      ConfigurationError                missing or invalid settings / credentials
+        BackendUnavailable (ImportError) GSPAUTH_BACKEND=native but the extension is absent
+        InvalidGSTIN (ValueError)        malformed GSTIN, bad check character
+        InvalidStateCode (ValueError)    state-cd missing, malformed, or not the GSTIN's
+      PluginError
+        ProviderNotFound (LookupError)   no plugin serves this GSP id
+        PluginContractError              a hookimpl broke its contract
+      CryptoError
+        InvalidKey (ValueError)          key of the wrong length
+        InvalidInput (ValueError)        empty or oversized input
+        InvalidBase64 (ValueError)       a wire field is not valid Base64
+        DecryptionError (ValueError)     bad padding / wrong key / unexpected plaintext size
+        IntegrityError                   HMAC mismatch
+        CertificateError                 unusable GSTN certificate
+          CertificateExpired             certificate outside its validity window
+      GSPError                           an error reply; typed by code in :mod:`gspauth.codes`
+        ClientCredentialsError           AUT4031-AUT4034: clientid / client-secret
+        GSPLayerError                    the GSP's own layer refused (token, signature…)
+        InvalidUser                      AUTH4032, SWEB900x, RET11409
+        ApiAccessDenied                  AUTH4037: API access off or its duration too short
+        SessionLimitExceeded             AUTH403: too many sessions for this user and GSP
+        InvalidOtp                       AUTH4034, RET13506
+        SessionInvalid                   AUTH4033: unknown, revoked or logged-out token
+          SessionExpired                 AUTH4038
+        AppKeyRejected                   AUTH4036, TEC4002, TEC4003 (stale GSTN cert?)
+        RequestRejected                  AUTH4039-4041, GEN5001, GEN5007: malformed request
+        NotAuthorized                    AUTH158, RET11402, RET2B1010, RT-R1R3BAV-1007
+        RetryableError                   may succeed if retried (idempotently) later
+          ServerError                    TEC4001, GEN5008, HTTP 5xx
+          RateLimited                    HTTP 429, GEN5005
+          RequestInProgress              RETINPROGRESS, RTN_24
+      OtpRequired                        a fresh OTP consent is needed to go on
+
+Crypto errors carry ``field`` (which wire field failed: ``"data"``, ``"rek"``,
+``"hmac"``, ``"sek"`` …) and ``index`` (position in a batch, else ``None``).
+No message ever contains key material, a token, an OTP or a payload.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BackendUnavailable",
+    "CertificateError",
+    "CertificateExpired",
+    "ConfigurationError",
+    "CryptoError",
+    "DecryptionError",
+    "GSPAuthError",
+    "GSPError",
+    "ApiAccessDenied",
+    "AppKeyRejected",
+    "ClientCredentialsError",
+    "GSPLayerError",
+    "IntegrityError",
+    "InvalidOtp",
+    "InvalidUser",
+    "NotAuthorized",
+    "OtpRequired",
+    "RateLimited",
+    "RequestInProgress",
+    "RequestRejected",
+    "RetryableError",
+    "ServerError",
+    "SessionExpired",
+    "SessionInvalid",
+    "SessionLimitExceeded",
+    "InvalidBase64",
+    "InvalidGSTIN",
+    "InvalidInput",
+    "InvalidKey",
+    "InvalidStateCode",
+    "PluginContractError",
+    "PluginError",
+    "ProviderNotFound",
+]
+
+
+class GSPAuthError(Exception):
+    """Base class of every error gspauth raises on purpose."""
+
+
+class ConfigurationError(GSPAuthError):
+    """Missing or invalid settings or credentials."""
+
+
+class BackendUnavailable(ConfigurationError, ImportError):
+    """A crypto backend was requested explicitly but cannot be loaded."""
+
+
+class InvalidGSTIN(ConfigurationError, ValueError):
+    """A GSTIN is malformed or its check character is wrong."""
+
+
+class InvalidStateCode(ConfigurationError, ValueError):
+    """A state code is malformed, unknown, or does not match the GSTIN (GSTN: AUTH4041)."""
+
+
+class PluginError(GSPAuthError):
+    """Base class for plugin problems."""
+
+
+class ProviderNotFound(PluginError, LookupError):
+    """No installed plugin serves the requested GSP id."""
+
+
+class PluginContractError(PluginError):
+    """A plugin's hook implementation broke its documented contract."""
+
+
+class CryptoError(GSPAuthError):
+    """Base class for cryptographic failures.
+
+    :ivar field: the wire field that failed (``"data"``, ``"rek"``, ``"hmac"`` …) or ``None``.
+    :ivar index: position of the failing record in a batch call, else ``None``.
+    """
+
+    def __init__(self, message: str, field: str | None = None, index: int | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+        self.index = index
+
+    def __reduce__(self):  # type: ignore[no-untyped-def]  # keep field/index through pickling
+        return (type(self), (str(self), self.field, self.index))
+
+
+class InvalidKey(CryptoError, ValueError):
+    """A key has the wrong length (AES-256 keys are exactly 32 bytes)."""
+
+
+class InvalidInput(CryptoError, ValueError):
+    """Input is empty where content is required, or larger than the configured maximum."""
+
+
+class InvalidBase64(CryptoError, ValueError):
+    """A wire field is not valid standard Base64 (RFC 4648 §4, padded)."""
+
+
+class DecryptionError(CryptoError, ValueError):
+    """Ciphertext did not decrypt: wrong key, bad padding, or a truncated/corrupted value."""
+
+
+class IntegrityError(CryptoError):
+    """The HMAC sent with a payload does not match the decrypted content."""
+
+
+class CertificateError(CryptoError):
+    """The GSTN certificate or public key cannot be used."""
+
+
+class CertificateExpired(CertificateError):
+    """The GSTN certificate is outside its validity window."""
+
+
+class GSPError(GSPAuthError):
+    """An error reply from GSTN or a GSP.
+
+    :ivar error_code: GSTN/GSP code such as ``"AUTH4037"`` (``None`` if the reply had none).
+    :ivar status_code: HTTP status of the reply.
+    :ivar hint: what the user should do about it, in one sentence.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        error_code: str | None = None,
+        status_code: int | None = None,
+        hint: str | None = None,
+        gsp: str | None = None,
+    ) -> None:
+        self.message = message
+        self.error_code = error_code
+        self.status_code = status_code
+        self.hint = hint
+        self.gsp = gsp
+        text = f"{error_code}: {message}" if error_code else message
+        if hint:
+            text = f"{text} (hint: {hint})"
+        super().__init__(text)
+
+
+class ClientCredentialsError(GSPError):
+    """The GSP/ASP ``clientid`` or ``client-secret`` is missing or wrong (AUT4031-AUT4034)."""
+
+
+class GSPLayerError(GSPError):
+    """The GSP's own layer refused the call (auth token, signature, prefix…)."""
+
+
+class InvalidUser(GSPError):
+    """The GST portal username is unknown, locked or its password expired."""
+
+
+class ApiAccessDenied(GSPError):
+    """API access is off on the GST portal, or its duration is too short to refresh (AUTH4037)."""
+
+
+class SessionLimitExceeded(GSPError):
+    """Too many concurrent sessions for this user with this GSP (AUTH403)."""
+
+
+class InvalidOtp(GSPError):
+    """The OTP was wrong, expired or used up its attempts."""
+
+
+class SessionInvalid(GSPError):
+    """The auth token is unknown to GSTN: revoked, logged out, replaced or never issued."""
+
+
+class SessionExpired(SessionInvalid):
+    """The auth token's lifetime is over (AUTH4038)."""
+
+
+class AppKeyRejected(GSPError):
+    """GSTN could not use the app key: usually a stale or wrong-environment GSTN certificate."""
+
+
+class RequestRejected(GSPError):
+    """GSTN found the request malformed (headers, JSON, HMAC, state code)."""
+
+
+class NotAuthorized(GSPError):
+    """The session is valid but not authorised for this API or GSTIN."""
+
+
+class RetryableError(GSPError):
+    """A transient failure; retrying the same request (same idempotency key) may succeed."""
+
+    retry_after: float | None = None
+
+
+class ServerError(RetryableError):
+    """GSTN or the GSP failed internally (TEC4001, GEN5008, HTTP 5xx)."""
+
+
+class RateLimited(RetryableError):
+    """Too many requests (HTTP 429, GEN5005)."""
+
+
+class RequestInProgress(RetryableError):
+    """GSTN queued the request; poll or retry later (RETINPROGRESS, RTN_24)."""
+
+
+class OtpRequired(GSPAuthError):
+    """A fresh OTP consent is needed before this session can go on.
+
+    :ivar gstin: the taxpayer that must consent.
+    :ivar reason: why (``"no-session"``, ``"refresh-refused"``, ``"expired"``, ``"revoked"`` …).
+    """
+
+    def __init__(self, message: str, *, gstin: str | None = None, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.gstin = gstin
+        self.reason = reason

@@ -1,0 +1,56 @@
+"""Shared fixtures: the crypto backend (native and python) and hypothesis profiles.
+
+``GSPAUTH_REQUIRE_NATIVE=1`` (set by CI) turns a missing Rust extension into a
+failure instead of a reported skip.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from types import ModuleType
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+settings.register_profile("fast", max_examples=100, deadline=None)
+settings.register_profile(
+    "ci", max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.register_profile(
+    "deep", max_examples=10_000, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.load_profile(os.environ.get("GSPAUTH_HYPOTHESIS_PROFILE", "fast"))
+
+
+def _native_or_skip() -> ModuleType:
+    try:
+        return importlib.import_module("gspauth._native")
+    except ImportError as exc:
+        if os.environ.get("GSPAUTH_REQUIRE_NATIVE") == "1":
+            pytest.fail(f"GSPAUTH_REQUIRE_NATIVE=1 but gspauth._native is not importable: {exc}")
+        pytest.skip(f"gspauth._native not built ({exc}); build with `maturin develop --release`")
+
+
+@pytest.fixture(scope="session")
+def native() -> ModuleType:
+    """The Rust backend module (fails under GSPAUTH_REQUIRE_NATIVE=1 when missing)."""
+    return _native_or_skip()
+
+
+@pytest.fixture(scope="session")
+def reference() -> ModuleType:
+    """The pure-Python reference backend module."""
+    from gspauth.crypto import _python
+
+    return _python
+
+
+@pytest.fixture(scope="session", params=["native", "python"], ids=str)
+def backend(request: pytest.FixtureRequest) -> ModuleType:
+    """Each crypto backend module in turn: the same tests run against both."""
+    if request.param == "native":
+        return _native_or_skip()
+    from gspauth.crypto import _python
+
+    return _python
