@@ -20,7 +20,8 @@ settings.register_profile(
 settings.register_profile(
     "deep", max_examples=10_000, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
-settings.load_profile(os.environ.get("GSPAUTH_HYPOTHESIS_PROFILE", "fast"))
+# CI (CI=true) runs the larger profile; GSPAUTH_HYPOTHESIS_PROFILE overrides either way.
+settings.load_profile(os.environ.get("GSPAUTH_HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "fast"))
 
 
 def _native_or_skip() -> ModuleType:
