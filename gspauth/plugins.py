@@ -1,0 +1,585 @@
+"""Plugin discovery and the typed facade the core uses to call plugins.
+
+* :func:`get_plugin_manager` returns a fresh :class:`pluggy.PluginManager` (no global state):
+  entry points in group ``gspauth``, the built-in plugins of :data:`DEFAULT_PLUGINS`, and
+  the environment switches below. A misspelt hook name or a duplicate GSP id fails here.
+* :class:`Hooks` is what core code calls (never ``pm.hook.*``): typed, validated results,
+  host overrides, :class:`~gspauth.errors.ProviderNotFound` with the installed ids.
+* :func:`list_plugins` describes what is installed (``gspauth plugins``).
+
+Environment variables:
+
+``GSPAUTH_DISABLE_PLUGIN_AUTOLOAD=1``
+    load no entry-point plugins (built-ins still load).
+``GSPAUTH_PLUGINS=cleartax,vayana``
+    load only these entry points (by entry name); an unknown name is an error.
+``GSPAUTH_BLOCKED_PLUGINS=vayana,gspauth.direct``
+    never load these (entry names or built-in module names).
+``GSPAUTH_TRACE_HOOKS=1``
+    log every hook call and result to the ``gspauth.plugins`` logger at DEBUG, with
+    credentials, tokens and sensitive header values shown as ``[secure]``.
+``GSPAUTH_<GSP>_<ENV>_HOST``
+    override a GSP's host for one environment (see :class:`Hooks`).
+``GSPAUTH_CONFIG``
+    path of the TOML config file holding ``[hosts.<gsp>]`` tables (see :class:`Hooks`).
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import logging
+import os
+import re
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import pluggy
+
+from gspauth import hookspecs
+from gspauth.errors import ConfigurationError, GSPError, PluginContractError, PluginError, ProviderNotFound
+from gspauth.types import (
+    SECURE,
+    Api,
+    Credentials,
+    Environment,
+    GSPInfo,
+    GSPSession,
+    GSPSessionLogin,
+    SessionEvent,
+    SigningContext,
+    check_base_url,
+)
+
+if TYPE_CHECKING:
+    import datetime
+
+    import httpx
+
+__all__ = [
+    "DEFAULT_PLUGINS",
+    "Hooks",
+    "PluginInfo",
+    "get_plugin_manager",
+    "host_env_var",
+    "is_sensitive_header",
+    "list_plugins",
+    "redact",
+    "redact_headers",
+]
+
+logger = logging.getLogger("gspauth.plugins")
+
+#: Built-in plugins, registered through the same hooks as entry-point plugins.
+DEFAULT_PLUGINS: tuple[str, ...] = ("gspauth.direct",)
+
+_TRUE = frozenset({"1", "true", "yes", "on"})
+# Header names whose values are secret, or telling enough to treat as such.
+_SENSITIVE_WORDS = ("secret", "token", "password", "passwd", "key", "signature", "authorization",
+                    "sek", "session", "otp", "cookie", "asp-secret")
+
+
+def _flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in _TRUE
+
+
+def _names(name: str) -> list[str]:
+    return [n.strip() for n in os.environ.get(name, "").split(",") if n.strip()]
+
+
+def is_sensitive_header(name: str) -> bool:
+    """``True`` for headers whose values must never be logged (``auth-token``, ``client-secret``,
+    ``X-CT-Auth-Token``, ``X-Asp-Auth-Signature``, ``appkey``, ``Authorization`` …)."""
+    lowered = name.lower()
+    return any(word in lowered for word in _SENSITIVE_WORDS)
+
+
+def redact_headers(headers: Mapping[str, str] | Iterable[tuple[str, str]]) -> dict[str, str]:
+    """A copy of ``headers`` with sensitive values replaced by ``[secure]``."""
+    items = headers.items() if isinstance(headers, Mapping) else headers
+    return {k: (SECURE if is_sensitive_header(k) else v) for k, v in items}
+
+
+def redact(value: Any) -> str:
+    """A log-safe one-line rendering of a hook argument or result."""
+    import httpx  # local: only tracing needs it
+
+    if value is None or isinstance(value, (bool, int, float)):
+        return repr(value)
+    if isinstance(value, httpx.Request):
+        return f"<Request {value.method} {value.url} headers={redact_headers(value.headers.multi_items())}>"
+    if isinstance(value, httpx.Response):
+        return f"<Response [{value.status_code}] for {value.request.method} {value.request.url}>"
+    if isinstance(value, Mapping):
+        return repr(redact_headers({str(k): str(v) for k, v in value.items()}))
+    if isinstance(value, (Credentials, GSPInfo, SigningContext, SessionEvent, GSPSession, GSPSessionLogin, Api)):
+        return repr(value)  # their reprs are redacted by construction
+    if isinstance(value, str):
+        return repr(value) if len(value) <= 120 else repr(value[:117] + "...")
+    if callable(value):
+        return f"<callable {getattr(value, '__qualname__', type(value).__name__)}>"
+    return f"<{type(value).__name__}>"
+
+
+def _trace_hooks(pm: pluggy.PluginManager) -> None:
+    def before(hook_name: str, hook_impls: Sequence[pluggy.HookImpl], kwargs: Mapping[str, Any]) -> None:
+        if logger.isEnabledFor(logging.DEBUG):
+            args = ", ".join(f"{k}={redact(v)}" for k, v in kwargs.items())
+            impls = ", ".join(impl.plugin_name for impl in hook_impls)
+            logger.debug("call %s(%s) -> [%s]", hook_name, args, impls)
+
+    def after(
+        outcome: pluggy.Result[Any], hook_name: str, hook_impls: Sequence[pluggy.HookImpl], kwargs: Mapping[str, Any]
+    ) -> None:
+        if logger.isEnabledFor(logging.DEBUG):
+            if outcome.exception is not None:
+                logger.debug("%s raised %s", hook_name, type(outcome.exception).__name__)
+            else:
+                logger.debug("%s returned %s", hook_name, redact(outcome.get_result()))
+
+    pm.add_hookcall_monitoring(before, after)
+
+
+def get_plugin_manager(*, autoload: bool | None = None) -> pluggy.PluginManager:
+    """Return a fresh plugin manager with the hookspecs, entry-point plugins and built-ins loaded.
+
+    :param autoload: load entry points from group ``gspauth``. ``None`` (default): yes unless
+        ``GSPAUTH_DISABLE_PLUGIN_AUTOLOAD`` is set. Tests pass ``False`` and register plugins
+        themselves (``pm.register(module)``).
+    :raises PluginError: ``GSPAUTH_PLUGINS`` names an entry point that is not installed.
+    :raises PluginContractError: a plugin implements an unknown hook (``check_pending``) or
+        registers an invalid or duplicate GSP.
+    """
+    pm = pluggy.PluginManager(hookspecs.PROJECT)
+    pm.add_hookspecs(hookspecs)
+    for name in _names("GSPAUTH_BLOCKED_PLUGINS"):
+        pm.set_blocked(name)
+    if autoload is None:
+        autoload = not _flag("GSPAUTH_DISABLE_PLUGIN_AUTOLOAD")
+    if autoload:
+        selected = _names("GSPAUTH_PLUGINS")
+        if selected:
+            available = {ep.name for ep in importlib.metadata.entry_points(group=hookspecs.PROJECT)}
+            missing = [n for n in selected if n not in available]
+            if missing:
+                raise PluginError(
+                    f"GSPAUTH_PLUGINS names {', '.join(missing)}, which is not installed; "
+                    f"installed entry points: {', '.join(sorted(available)) or '(none)'}"
+                )
+            for name in selected:
+                if not pm.is_blocked(name):
+                    pm.load_setuptools_entrypoints(hookspecs.PROJECT, name=name)
+        else:
+            pm.load_setuptools_entrypoints(hookspecs.PROJECT)
+    for module in DEFAULT_PLUGINS:
+        if not pm.is_blocked(module) and pm.get_plugin(module) is None:
+            pm.register(importlib.import_module(module), name=module)
+    try:
+        pm.check_pending()
+    except pluggy.PluginValidationError as exc:
+        raise PluginContractError(
+            f"plugin {exc.plugin!r} implements a hook gspauth does not define: {exc} "
+            "(misspelt name? hooks are listed in docs/hooks.md)"
+        ) from None
+    if _flag("GSPAUTH_TRACE_HOOKS"):
+        _trace_hooks(pm)
+    collect_gsps(pm)  # a duplicate or invalid GSP fails now, at load
+    return pm
+
+
+def collect_gsps(pm: pluggy.PluginManager) -> dict[str, tuple[GSPInfo, str]]:
+    """Ask every plugin to register its GSPs: ``{gsp id: (GSPInfo, plugin name)}``.
+
+    :raises PluginContractError: a non-:class:`GSPInfo` or a duplicate id (naming both plugins).
+    """
+    found: dict[str, tuple[GSPInfo, str]] = {}
+    # Call each implementation ourselves so we know which plugin registered what.
+    for impl in reversed(pm.hook.gspauth_register_gsps.get_hookimpls()):
+        plugin_name = impl.plugin_name
+
+        def register(info: GSPInfo, _plugin: str = plugin_name) -> None:
+            if not isinstance(info, GSPInfo):
+                raise PluginContractError(
+                    f"plugin {_plugin!r} passed {type(info).__name__} to register(); expected gspauth.types.GSPInfo"
+                )
+            if info.id in found:
+                other = found[info.id][1]
+                raise PluginContractError(
+                    f"GSP id {info.id!r} is registered twice: by plugin {other!r} and by plugin {_plugin!r}; "
+                    "uninstall one, or block it with GSPAUTH_BLOCKED_PLUGINS"
+                )
+            found[info.id] = (info, _plugin)
+
+        kwargs = {"register": register}
+        impl.function(**{name: kwargs[name] for name in impl.argnames if name in kwargs})
+    return found
+
+
+def host_env_var(gsp: str, environment: Environment) -> str:
+    """Name of the variable overriding a host: ``GSPAUTH_<GSP>_<ENV>_HOST`` (non-alphanumerics → ``_``).
+
+    >>> host_env_var("cleartax", "legacy-sandbox")
+    'GSPAUTH_CLEARTAX_LEGACY_SANDBOX_HOST'
+    """
+    def up(s: str) -> str:
+        return re.sub(r"[^A-Za-z0-9]", "_", s).upper()
+
+    return f"GSPAUTH_{up(gsp)}_{up(environment)}_HOST"
+
+
+def _default_config_path() -> Path | None:
+    explicit = os.environ.get("GSPAUTH_CONFIG")
+    if explicit:
+        return Path(explicit)
+    base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
+    path = Path(base) / "gspauth" / "config.toml"
+    return path if path.is_file() else None
+
+
+def _read_config_hosts(path: Path) -> dict[tuple[str, str], str]:
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - Python 3.10
+        try:
+            import tomli as tomllib
+        except ImportError:
+            raise ConfigurationError(f"reading {path} needs Python 3.11+ or the 'tomli' package") from None
+    try:
+        with open(path, "rb") as fh:
+            doc = tomllib.load(fh)
+    except OSError as exc:
+        raise ConfigurationError(f"cannot read gspauth config {path}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigurationError(f"gspauth config {path} is not valid TOML: {exc}") from None
+    hosts = doc.get("hosts", {})
+    if not isinstance(hosts, dict):
+        raise ConfigurationError(f"{path}: [hosts] must be a table of [hosts.<gsp>] tables")
+    out: dict[tuple[str, str], str] = {}
+    for gsp, envs in hosts.items():
+        if not isinstance(envs, dict) or not all(isinstance(v, str) for v in envs.values()):
+            raise ConfigurationError(f"{path}: [hosts.{gsp}] must map environment names to URL strings")
+        for env, url in envs.items():
+            out[(gsp, env)] = url
+    return out
+
+
+def _normalise_hosts(hosts: Mapping[Any, Any] | None) -> dict[tuple[str, str], str]:
+    out: dict[tuple[str, str], str] = {}
+    for key, value in (hosts or {}).items():
+        if isinstance(key, tuple) and len(key) == 2 and isinstance(value, str):
+            out[(str(key[0]), str(key[1]))] = value
+        elif isinstance(key, str) and isinstance(value, Mapping):
+            for env, url in value.items():
+                out[(key, str(env))] = url
+        else:
+            raise ConfigurationError(
+                "hosts must map (gsp, environment) to a URL, or a GSP id to {environment: URL}; "
+                f"got key {key!r}"
+            )
+    return out
+
+
+class Hooks:
+    """The typed facade over a plugin manager. Core code calls this, never ``pm.hook``.
+
+    **Host overrides** (configuration, not code). For GSP ``g`` and environment ``e`` the host
+    is the first of:
+
+    1. ``hosts`` given here: ``{("cleartax", "sandbox"): url}`` or ``{"cleartax": {"sandbox": url}}``;
+    2. environment variable ``GSPAUTH_<G>_<E>_HOST`` (:func:`host_env_var`), e.g.
+       ``GSPAUTH_CLEARTAX_SANDBOX_HOST=http://127.0.0.1:8000/cleartax``;
+    3. the TOML config file ``$GSPAUTH_CONFIG`` (default ``$XDG_CONFIG_HOME/gspauth/config.toml``,
+       read once here, if it exists)::
+
+           [hosts.cleartax]
+           sandbox = "http://127.0.0.1:8000/cleartax"
+
+    4. the host the plugin registered in :attr:`GSPInfo.environments`.
+
+    Overrides may only name environments the GSP declares. ``https://`` is required except for
+    loopback hosts (a local emulator).
+
+    :param pm: from :func:`get_plugin_manager`.
+    :param hosts: overrides, as above.
+    :param config: config file path; ``None``: the default lookup; ``False``: read no file.
+    """
+
+    def __init__(
+        self,
+        pm: pluggy.PluginManager,
+        *,
+        hosts: Mapping[Any, Any] | None = None,
+        config: str | os.PathLike[str] | Literal[False] | None = None,
+    ) -> None:
+        self.pm = pm
+        self._registry = collect_gsps(pm)
+        self._hosts = _normalise_hosts(hosts)
+        if config is False:
+            path = None
+        else:
+            path = Path(config) if config is not None else _default_config_path()
+        self._config_path = path
+        self._config_hosts = _read_config_hosts(path) if path is not None else {}
+        for (gsp, env), url in [*self._hosts.items(), *self._config_hosts.items()]:
+            if gsp in self._registry:  # overrides for uninstalled GSPs are harmless
+                self._check_env(gsp, env)
+                self._check_override(url, gsp, env)
+
+    def __repr__(self) -> str:
+        return f"Hooks(gsps={sorted(self._registry)!r})"
+
+    # -- registry -------------------------------------------------------------------------
+    def gsps(self) -> dict[str, GSPInfo]:
+        """Every registered GSP: id → :class:`GSPInfo`."""
+        return {gsp: info for gsp, (info, _) in sorted(self._registry.items())}
+
+    def gsp(self, gsp: str) -> GSPInfo:
+        """The :class:`GSPInfo` for ``gsp``.
+
+        :raises ProviderNotFound: naming the installed ids and how to install a plugin.
+        """
+        try:
+            return self._registry[gsp][0]
+        except KeyError:
+            installed = ", ".join(sorted(self._registry)) or "(none)"
+            raise ProviderNotFound(
+                f"no plugin serves GSP {gsp!r}; installed GSPs: {installed}. "
+                f"Install its plugin (e.g. pip install gspauth-{gsp}) or check GSPAUTH_PLUGINS / "
+                "GSPAUTH_BLOCKED_PLUGINS"
+            ) from None
+
+    def plugin_of(self, gsp: str) -> str:
+        """Name of the plugin that registered ``gsp``."""
+        self.gsp(gsp)
+        return self._registry[gsp][1]
+
+    def _check_env(self, gsp: str, environment: Environment) -> None:
+        info = self.gsp(gsp)
+        if environment not in info.environments:
+            raise ConfigurationError(
+                f"GSP {gsp!r} has no environment {environment!r}; it declares: "
+                f"{', '.join(info.environments)}"
+            )
+
+    @staticmethod
+    def _check_override(url: str, gsp: str, env: str) -> str:
+        try:
+            return check_base_url(url, what=f"host override for {gsp}/{env}")
+        except ValueError as exc:
+            raise ConfigurationError(str(exc)) from None
+
+    # -- URLs -----------------------------------------------------------------------------
+    def host(self, gsp: str, environment: Environment) -> str:
+        """The host base URL for ``gsp`` in ``environment``, after overrides (no trailing slash)."""
+        self._check_env(gsp, environment)
+        key = (gsp, environment)
+        if key in self._hosts:
+            return self._check_override(self._hosts[key], gsp, environment)
+        from_env = os.environ.get(host_env_var(gsp, environment))
+        if from_env:
+            return self._check_override(from_env, gsp, environment)
+        if key in self._config_hosts:
+            return self._check_override(self._config_hosts[key], gsp, environment)
+        return self.gsp(gsp).environments[environment]
+
+    def endpoint_url(self, gsp: str, api: Api, environment: Environment, version: str | None = None,
+                     path: str = "") -> str:
+        """The absolute URL of ``api`` (``version`` defaults to ``api.default_version``), plus ``path``.
+
+        :param path: appended after a ``/`` (e.g. ``"gstr1"`` under :attr:`Api.RETURNS`).
+        :raises ProviderNotFound: unknown GSP.
+        :raises PluginContractError: the plugin returned no URL or a malformed one.
+        """
+        api = Api(api)
+        version = version or api.default_version
+        api.path(version)  # validates the version
+        host = self.host(gsp, environment)
+        url = self.pm.hook.gspauth_endpoint_url(gsp=gsp, api=api, environment=environment, version=version,
+                                                host=host)
+        plugin = self._registry[gsp][1]
+        if url is None:
+            raise PluginContractError(f"plugin {plugin!r} registered GSP {gsp!r} but returned no URL for "
+                                      f"api={api.value!r} environment={environment!r}")
+        if not isinstance(url, str):
+            raise PluginContractError(f"plugin {plugin!r}: gspauth_endpoint_url returned "
+                                      f"{type(url).__name__}, expected str")
+        try:
+            check_base_url(url, what=f"URL from plugin {plugin!r} for {gsp}/{environment}/{api.value}")
+        except ValueError as exc:
+            raise PluginContractError(str(exc)) from None
+        if path:
+            url = url.rstrip("/") + "/" + path.lstrip("/")
+        return url
+
+    # -- signing --------------------------------------------------------------------------
+    def sign_headers(self, gsp: str, request: httpx.Request, context: SigningContext,
+                     credentials: Credentials) -> dict[str, str]:
+        """The plugin's headers for ``request``, validated.
+
+        :raises PluginContractError: no plugin answered for a registered GSP, or the result is
+            not a mapping of header-safe ``str`` to ``str``.
+        """
+        self.gsp(gsp)
+        result = self.pm.hook.gspauth_sign_headers(gsp=gsp, request=request, context=context,
+                                                   credentials=credentials)
+        plugin = self._registry[gsp][1]
+        if result is None:
+            raise PluginContractError(
+                f"plugin {plugin!r} registered GSP {gsp!r} but gspauth_sign_headers returned None for it; "
+                "return a mapping (empty if the GSP needs no headers)"
+            )
+        if not isinstance(result, Mapping):
+            raise PluginContractError(f"plugin {plugin!r}: gspauth_sign_headers returned "
+                                      f"{type(result).__name__}, expected a Mapping[str, str]")
+        out: dict[str, str] = {}
+        for name, value in result.items():
+            if not isinstance(name, str) or not re.fullmatch(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+", name):
+                raise PluginContractError(f"plugin {plugin!r}: gspauth_sign_headers returned an invalid "
+                                          f"header name {name!r}")
+            if not isinstance(value, str) or "\r" in value or "\n" in value:
+                # never echo the value: it may be a secret
+                raise PluginContractError(f"plugin {plugin!r}: header {name!r} must be a str without CR/LF, "
+                                          f"got {type(value).__name__}")
+            out[name] = value
+        return out
+
+    def map_error(self, gsp: str, response: httpx.Response) -> GSPError | None:
+        """The plugin's typed error for a GSP-level error reply, or ``None``."""
+        self.gsp(gsp)
+        result = self.pm.hook.gspauth_map_error(gsp=gsp, response=response)
+        if result is not None and not isinstance(result, GSPError):
+            raise PluginContractError(f"plugin {self._registry[gsp][1]!r}: gspauth_map_error returned "
+                                      f"{type(result).__name__}, expected a gspauth.errors.GSPError or None")
+        if result is not None and result.gsp is None:
+            result.gsp = gsp
+        return result if isinstance(result, GSPError) else None
+
+    # -- GSP-level sessions ---------------------------------------------------------------
+    def _login_result(self, gsp: str, hook: str, result: object) -> GSPSessionLogin | None:
+        if result is not None and not isinstance(result, GSPSessionLogin):
+            raise PluginContractError(f"plugin {self._registry[gsp][1]!r}: {hook} returned "
+                                      f"{type(result).__name__}, expected GSPSessionLogin or None")
+        return result
+
+    def gsp_session_login(self, gsp: str, environment: Environment, credentials: Credentials,
+                          now: datetime.datetime) -> GSPSessionLogin:
+        """The GSP-level login to perform (for GSPs with ``gsp_session=True``)."""
+        host = self.host(gsp, environment)
+        result = self.pm.hook.gspauth_gsp_session_login(gsp=gsp, environment=environment, host=host,
+                                                        credentials=credentials, now=now)
+        login = self._login_result(gsp, "gspauth_gsp_session_login", result)
+        if login is None:
+            raise PluginContractError(f"GSP {gsp!r} is registered with gsp_session=True but plugin "
+                                      f"{self._registry[gsp][1]!r} returned no login")
+        return login
+
+    def gsp_session_refresh(self, gsp: str, environment: Environment, credentials: Credentials,
+                            session: GSPSession, now: datetime.datetime) -> GSPSessionLogin | None:
+        """The GSP-level refresh, or ``None`` (then log in afresh)."""
+        host = self.host(gsp, environment)
+        result = self.pm.hook.gspauth_gsp_session_refresh(gsp=gsp, environment=environment, host=host,
+                                                          credentials=credentials, session=session, now=now)
+        return self._login_result(gsp, "gspauth_gsp_session_refresh", result)
+
+    def gsp_session_logout(self, gsp: str, environment: Environment, credentials: Credentials,
+                           session: GSPSession) -> httpx.Request | None:
+        """The request ending a GSP-level session, or ``None``."""
+        import httpx
+
+        host = self.host(gsp, environment)
+        result = self.pm.hook.gspauth_gsp_session_logout(gsp=gsp, environment=environment, host=host,
+                                                         credentials=credentials, session=session)
+        if result is not None and not isinstance(result, httpx.Request):
+            raise PluginContractError(f"plugin {self._registry[gsp][1]!r}: gspauth_gsp_session_logout "
+                                      f"returned {type(result).__name__}, expected httpx.Request or None")
+        return result
+
+    # -- observers and OTP ----------------------------------------------------------------
+    def session_event(self, event: SessionEvent) -> None:
+        """Tell every observer about ``event``. An observer's exception is logged, not raised."""
+        for impl in reversed(self.pm.hook.gspauth_on_session_event.get_hookimpls()):
+            try:
+                impl.function(**{name: event for name in impl.argnames if name == "event"})
+            except Exception as exc:  # an audit plugin must not break the client
+                logger.error("observer %s failed on %s event: %s", impl.plugin_name, event.kind,
+                             type(exc).__name__)
+
+    def provide_otp(self, gsp: str, environment: Environment, gstin: str, username: str) -> str | None:
+        """An OTP from an OTP-provider plugin, or ``None`` when none can supply it."""
+        result = self.pm.hook.gspauth_provide_otp(gsp=gsp, environment=environment, gstin=gstin,
+                                                  username=username)
+        if result is not None and not isinstance(result, str):
+            raise PluginContractError(f"gspauth_provide_otp returned {type(result).__name__}, expected str")
+        return result
+
+
+@dataclass(frozen=True)
+class PluginInfo:
+    """One loaded plugin, as ``gspauth plugins`` shows it.
+
+    :param name: the plugin's registered name (entry-point name or built-in module).
+    :param version: its distribution's version (``None`` for built-ins without one).
+    :param distribution: the distribution that provided it (``gspauth-cleartax``), if any.
+    :param gsps: GSPs it registered.
+    :param hooks: hooks it implements.
+    :param builtin: shipped inside gspauth itself.
+    """
+
+    name: str
+    version: str | None
+    distribution: str | None
+    gsps: tuple[GSPInfo, ...]
+    hooks: tuple[str, ...]
+    builtin: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {
+            "name": self.name,
+            "version": self.version,
+            "distribution": self.distribution,
+            "builtin": self.builtin,
+            "hooks": list(self.hooks),
+            "gsps": [
+                {
+                    "id": g.id,
+                    "name": g.name,
+                    "environments": dict(g.environments),
+                    "supports_refresh": g.supports_refresh,
+                    "crypto_mode": g.crypto_mode,
+                    "gsp_session": g.gsp_session,
+                    "capabilities": sorted(g.capabilities),
+                }
+                for g in self.gsps
+            ],
+        }
+
+
+def list_plugins(pm: pluggy.PluginManager | None = None) -> list[PluginInfo]:
+    """Describe every loaded plugin, from pluggy's public API only."""
+    from gspauth import __version__
+
+    pm = pm if pm is not None else get_plugin_manager()
+    dists = {id(plugin): dist for plugin, dist in pm.list_plugin_distinfo()}
+    registry = collect_gsps(pm)
+    out = []
+    for name, plugin in pm.list_name_plugin():
+        if plugin is None:  # blocked
+            continue
+        dist = dists.get(id(plugin))
+        builtin = name in DEFAULT_PLUGINS
+        hooks = tuple(sorted(hc.name for hc in (pm.get_hookcallers(plugin) or [])))
+        out.append(
+            PluginInfo(
+                name=name,
+                version=dist.version if dist is not None else (__version__ if builtin else None),
+                distribution=dist.project_name if dist is not None else ("gspauth" if builtin else None),
+                gsps=tuple(info for info, owner in registry.values() if owner == name),
+                hooks=hooks,
+                builtin=builtin,
+            )
+        )
+    return sorted(out, key=lambda p: (p.builtin, p.name))
