@@ -468,6 +468,8 @@ def render(result: dict[str, Any]) -> str:
                     f"{_fmt(r['vs_python'], '8.2f')} {_fmt(r['vs_naive'], '7.2f')} {target:>7}  {ok}"
                 )
             lines.append("")
+    if not result["latency"]:
+        return "\n".join(lines).rstrip()
     lines.append(f"single call, {len(SMALL_PAYLOAD)}-byte payload (best of N, µs per call)")
     lines.append(f"{'operation':<18} {'implementation':<26} {'best µs':>8} {'median µs':>10} {'target':>9}")
     for lat in result["latency"]:

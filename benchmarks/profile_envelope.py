@@ -1,0 +1,67 @@
+"""Run one benchmark row in a loop, for a profiler to watch.
+
+    perf record -e cpu-clock -F 4999 -g -o /tmp/perf.data -- \\
+        .venv/bin/python benchmarks/profile_envelope.py encrypt rust-batch-1t --size 10000 --loops 20
+    perf report -i /tmp/perf.data --no-children --sort dso,symbol --stdio | head -60
+
+    valgrind --tool=callgrind --callgrind-out-file=/tmp/cg.out \\
+        .venv/bin/python benchmarks/profile_envelope.py decrypt rust-batch-1t --size 2000 --loops 1
+    callgrind_annotate /tmp/cg.out | head -60
+
+The virtual machine exposes no hardware counters, so ``perf`` needs the software
+``cpu-clock`` event. Data and keys are those of ``bench_envelope.py`` (same seed);
+the inputs are built before the ``--marker`` line is printed, so profiles of short
+runs can be cut there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+import time
+
+import bench_envelope as bench
+
+from gspauth import synthetic
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("direction", choices=("encrypt", "decrypt"))
+    parser.add_argument("impl", help="row name, e.g. rust-batch-1t, rust-per-record, python-batch, naive")
+    parser.add_argument("--size", type=int, default=10_000)
+    parser.add_argument("--loops", type=int, default=10)
+    parser.add_argument("--seed", type=int, default=20170701)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+
+    native, error = bench._native_module()
+    impls = {i.name: i for i in bench.implementations(native, args.threads)}
+    if args.impl not in impls:
+        parser.error(f"unknown or unavailable row {args.impl!r} (have {', '.join(impls)}; native: {error})")
+    impl = impls[args.impl]
+    key = random.Random(f"ek:{args.seed}").randbytes(32)
+    payloads = synthetic.invoice_payloads(args.size, args.seed)
+    if args.direction == "encrypt":
+        inputs: list[object] = list(payloads)
+        fn = impl.encrypt
+        want: object = bench._python.encrypt_request_many(key, payloads, 0)
+    else:
+        inputs = list(bench.response_items(key, payloads, args.seed))
+        fn = impl.decrypt
+        want = payloads
+    if fn(key, inputs) != want:  # type: ignore[arg-type]
+        print("wrong output; not profiling", file=sys.stderr)
+        return 1
+    print("--marker: inputs ready, profiling loop starts", file=sys.stderr, flush=True)
+    t0 = time.perf_counter()
+    for _ in range(args.loops):
+        fn(key, inputs)  # type: ignore[arg-type]
+    dt = (time.perf_counter() - t0) / args.loops
+    print(f"{args.direction} {args.impl} n={args.size}: {dt * 1e3:.1f} ms/loop, {args.size / dt:,.0f} records/s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
