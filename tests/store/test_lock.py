@@ -1,0 +1,136 @@
+"""Per-key locks: exclusive across threads and processes; single flight for refresh."""
+
+from __future__ import annotations
+
+import multiprocessing
+import queue
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import store_lock_workers as workers
+
+from gspauth.session import SessionKey
+from gspauth.store import LockTimeout, MemoryStore, SQLiteStore
+
+ctx = multiprocessing.get_context("spawn")  # no inherited locks or connections
+
+
+def _run(procs: list) -> None:  # type: ignore[type-arg]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+        assert p.exitcode == 0, p.exitcode
+
+
+def test_exactly_one_holder_across_processes(tmp_path: Path, store_key: bytes, key: SessionKey) -> None:
+    db, log = str(tmp_path / "s.db"), str(tmp_path / "log")
+    SQLiteStore(db).close()
+    n, rounds = 4, 10
+    barrier = ctx.Barrier(n)
+    _run([ctx.Process(target=workers.hold_repeatedly, args=(db, key.id, log, rounds, barrier)) for _ in range(n)])
+    lines = Path(log).read_text().splitlines()
+    assert len(lines) == 2 * n * rounds
+    pids = set()
+    for enter, leave in zip(lines[::2], lines[1::2], strict=True):
+        pid, what = enter.split()
+        assert what == "in" and leave == f"{pid} out", (enter, leave)
+        pids.add(pid)
+    assert len(pids) == n
+
+
+def test_single_flight_refresh_across_processes(tmp_path: Path, store_key: bytes, key: SessionKey) -> None:
+    db, counter = str(tmp_path / "s.db"), str(tmp_path / "refreshes")
+    SQLiteStore(db).close()
+    n = 5
+    barrier, results = ctx.Barrier(n), ctx.Queue()
+    _run([ctx.Process(target=workers.refresh_single_flight, args=(db, key.id, counter, barrier, results)) for _ in range(n)])
+    assert len(Path(counter).read_text().splitlines()) == 1  # one refresh in flight, the others reused it
+    tokens = {results.get(timeout=5) for _ in range(n)}
+    assert len(tokens) == 1
+    stored = SQLiteStore(db).load(key)
+    assert stored is not None and tokens == {stored.auth_token}
+
+
+def test_timeout_when_another_process_holds_it(tmp_path: Path, store_key: bytes, key: SessionKey) -> None:
+    db = str(tmp_path / "s.db")
+    store = SQLiteStore(db)
+    results = ctx.Queue()
+    with store.lock(key):
+        p = ctx.Process(target=workers.try_lock, args=(db, key.id, 0.3, results))
+        _run([p])
+        assert results.get(timeout=5) == "timeout"
+    p = ctx.Process(target=workers.try_lock, args=(db, key.id, 5.0, results))
+    _run([p])
+    assert results.get(timeout=5) == "acquired"
+
+
+def test_lock_of_a_dead_process_is_released(tmp_path: Path, store_key: bytes, key: SessionKey) -> None:
+    db = str(tmp_path / "s.db")
+    store = SQLiteStore(db)
+    ready = ctx.Event()
+    p = ctx.Process(target=workers.die_holding, args=(db, key.id, ready))
+    p.start()
+    assert ready.wait(30)
+    with pytest.raises(LockTimeout):
+        with store.lock(key, timeout=0.05):
+            pass
+    p.join(30)
+    assert p.exitcode == 3
+    start = time.monotonic()
+    with store.lock(key, timeout=5):
+        assert time.monotonic() - start < 2
+
+
+@pytest.mark.parametrize("two_stores", [False, True])
+def test_threads_exclude_each_other(tmp_path: Path, store_key: bytes, key: SessionKey, two_stores: bool) -> None:
+    a = SQLiteStore(tmp_path / "s.db")
+    b = SQLiteStore(tmp_path / "s.db") if two_stores else a
+    inside, peak, errors = [0], [0], []
+    guard = threading.Lock()
+
+    def work(store: SQLiteStore) -> None:
+        try:
+            for _ in range(20):
+                with store.lock(key, timeout=10):
+                    with guard:
+                        inside[0] += 1
+                        peak[0] = max(peak[0], inside[0])
+                    time.sleep(0.001)
+                    with guard:
+                        inside[0] -= 1
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(s,)) for s in (a, b, a, b)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and peak[0] == 1
+
+
+@pytest.mark.parametrize("factory", [MemoryStore, SQLiteStore])
+def test_lock_is_reentrant_and_per_key(factory, store_key: bytes, key: SessionKey) -> None:  # type: ignore[no-untyped-def]
+    store = factory()
+    other = SessionKey("cleartax", "sandbox", "27AAAAA0000A1Z5", "someone-else")
+    got: queue.Queue[str] = queue.Queue()
+    with store.lock(key):
+        with store.lock(key, timeout=0.1):  # same thread: re-entrant
+            pass
+
+        def elsewhere() -> None:
+            with store.lock(other, timeout=1):
+                got.put("other key free")
+            try:
+                with store.lock(key, timeout=0.1):
+                    got.put("same key acquired?!")
+            except LockTimeout:
+                got.put("same key busy")
+
+        t = threading.Thread(target=elsewhere)
+        t.start()
+        t.join()
+    assert [got.get_nowait(), got.get_nowait()] == ["other key free", "same key busy"]
