@@ -1,0 +1,398 @@
+//! GSTN envelopes (spec §4): request `data`+`hmac`, EVC `data`+`sign`, response
+//! `data`+`rek`(+`hmac`), and the server-side halves, as reusable per-key contexts
+//! ([`RequestSealer`], [`ResponseOpener`]) plus one-shot functions.
+//!
+//! Wire fields are taken as `&[u8]` holding the field's text as UTF-8 (any
+//! non-ASCII byte makes the text invalid Base64, as in the reference).
+
+use std::borrow::Cow;
+
+use hmac::{KeyInit, Mac};
+use sha2::Sha256;
+use subtle::ConstantTimeEq;
+
+use crate::b64;
+use crate::ecb::{padded_len, Decryptor, Encryptor};
+use crate::error::{Error, Reason, Result};
+use crate::key::Key;
+use crate::{KEY_LEN, MAX_PAYLOAD_BYTES, MAX_WIRE_CHARS};
+
+type HmacSha256 = hmac::Hmac<Sha256>;
+
+fn owned(field: &str) -> Cow<'static, str> {
+    Cow::Owned(field.to_owned())
+}
+
+/// Reusable buffers for one worker: decoded/decrypted text, an auxiliary
+/// buffer (decoded MACs, the request's Base64 text) and whitespace stripping.
+#[derive(Default)]
+pub struct Scratch {
+    pub(crate) text: Vec<u8>,
+    pub(crate) aux: Vec<u8>,
+    pub(crate) ws: Vec<u8>,
+}
+
+impl Scratch {
+    /// Empty buffers; they grow to the largest record seen and are then reused.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+impl std::fmt::Debug for Scratch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Scratch([secure])")
+    }
+}
+
+/// `(data, hmac)` of a request, or `(data, sign)` of an EVC filing.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RequestEnvelope {
+    /// `B64(AES(EK, j64))`.
+    pub data: String,
+    /// `B64(HMAC(EK, j64))` (or the EVC `sign`).
+    pub hmac: String,
+}
+
+impl std::fmt::Debug for RequestEnvelope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RequestEnvelope([secure])")
+    }
+}
+
+/// `(data, rek, hmac)` wire fields of a response (server side).
+#[derive(Clone, PartialEq, Eq)]
+pub struct ResponseEnvelope {
+    /// `B64(AES(REK, j64))`.
+    pub data: String,
+    /// `B64(AES(EK, REK))`.
+    pub rek: String,
+    /// `B64(HMAC(REK, j64))`.
+    pub hmac: String,
+}
+
+impl std::fmt::Debug for ResponseEnvelope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ResponseEnvelope([secure])")
+    }
+}
+
+// --- checks shared by every entry point ---------------------------------------
+
+/// Size check of a plaintext payload (`{field} is larger than 33554432 bytes`).
+#[inline]
+pub fn check_payload(payload: &[u8], field: &'static str) -> Result<()> {
+    if payload.len() > MAX_PAYLOAD_BYTES {
+        return Err(Error::new(Reason::TooLarge { limit: MAX_PAYLOAD_BYTES }, field));
+    }
+    Ok(())
+}
+
+/// Number of characters of UTF-8 text (bytes that do not continue a sequence).
+fn char_count(text: &[u8]) -> usize {
+    text.iter().filter(|&&b| (b & 0xC0) != 0x80).count()
+}
+
+/// Size check of a Base64 wire field, counted in characters as Python's `len(str)`.
+#[inline]
+pub fn check_wire(text: &[u8], field: &str) -> Result<()> {
+    // Byte length bounds the character count, so counting is only needed when long.
+    if text.len() > MAX_WIRE_CHARS && char_count(text) > MAX_WIRE_CHARS {
+        return Err(Error::new(Reason::TooLong, owned(field)));
+    }
+    Ok(())
+}
+
+/// Decode a wire field (size check, whitespace removal when tolerant, strict
+/// Base64) into `out`, replacing its contents.
+pub fn decode_wire(text: &[u8], field: &str, tolerant: bool, out: &mut Vec<u8>, ws: &mut Vec<u8>) -> Result<()> {
+    check_wire(text, field)?;
+    let text = if tolerant { b64::strip_whitespace(text, ws) } else { text };
+    out.clear();
+    b64::decode_append(text, out).map_err(|_| Error::new(Reason::Base64 { tolerant }, owned(field)))
+}
+
+/// `D(key, text)` into `out`: decode, then decrypt in place and unpad.
+fn open_field(
+    dec: &Decryptor,
+    text: &[u8],
+    field: &str,
+    tolerant: bool,
+    out: &mut Vec<u8>,
+    ws: &mut Vec<u8>,
+) -> Result<()> {
+    decode_wire(text, field, tolerant, out, ws)?;
+    let n = dec.decrypt_in_place_named(out, || owned(field))?;
+    out.truncate(n);
+    Ok(())
+}
+
+/// Verify `mac` (a Base64 wire field) against `HMAC(key, msg)` in constant time.
+fn verify_mac(
+    mac_key: HmacSha256,
+    msg: &[u8],
+    mac: &[u8],
+    field: &str,
+    tolerant: bool,
+    aux: &mut Vec<u8>,
+    ws: &mut Vec<u8>,
+) -> Result<()> {
+    decode_wire(mac, field, tolerant, aux, ws)?;
+    let mut m = mac_key;
+    m.update(msg);
+    let tag = m.finalize().into_bytes();
+    // ct_eq on slices of different lengths is false without looking at content
+    if bool::from(aux.as_slice().ct_eq(tag.as_slice())) {
+        Ok(())
+    } else {
+        Err(Error::new(Reason::HmacMismatch, owned(field)))
+    }
+}
+
+/// The JSON bytes inside a decrypted Base64 text (`{field} decrypted to text that
+/// is not valid Base64` otherwise).
+pub fn inner_json(j64: &[u8], field: &str) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    b64::decode_append(j64, &mut out).map_err(|_| Error::new(Reason::InnerBase64, owned(field)))?;
+    Ok(out)
+}
+
+fn mac_for(key: &[u8]) -> HmacSha256 {
+    // HMAC accepts keys of any length (RFC 2104): longer keys are hashed, shorter padded.
+    match HmacSha256::new_from_slice(key) {
+        Ok(m) => m,
+        Err(_) => HmacSha256::new(&Default::default()),
+    }
+}
+
+/// `HMAC-SHA256(key, message)`; any key length is valid (RFC 2104).
+pub fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
+    let mut m = mac_for(key);
+    m.update(message);
+    m.finalize().into_bytes().into()
+}
+
+// --- primitives ---------------------------------------------------------------
+
+/// AES-256-ECB + PKCS#7. Empty plaintext gives one padding block.
+pub fn aes_encrypt(key: &Key, plaintext: &[u8]) -> Result<Vec<u8>> {
+    check_payload(plaintext, "plaintext")?;
+    Ok(Encryptor::new(key).encrypt_vec(plaintext))
+}
+
+/// Inverse of [`aes_encrypt`]: empty → `InvalidInput`; bad length or padding → `Decryption`.
+pub fn aes_decrypt(key: &Key, ciphertext: &[u8]) -> Result<Vec<u8>> {
+    if ciphertext.len() > MAX_WIRE_CHARS {
+        return Err(Error::new(Reason::TooLarge { limit: MAX_WIRE_CHARS }, "ciphertext"));
+    }
+    let mut buf = ciphertext.to_vec();
+    let n = Decryptor::new(key).decrypt_in_place(&mut buf, "ciphertext")?;
+    buf.truncate(n);
+    Ok(buf)
+}
+
+/// `E(key, plaintext)`: Base64 of the AES ciphertext (OTP, `sek`, refresh `app_key`).
+pub fn encrypt_field(key: &Key, plaintext: &[u8]) -> Result<String> {
+    check_payload(plaintext, "plaintext")?;
+    let mut buf = Vec::new();
+    Ok(seal_field(&Encryptor::new(key), plaintext, &mut buf))
+}
+
+fn seal_field(enc: &Encryptor, plaintext: &[u8], buf: &mut Vec<u8>) -> String {
+    let p = padded_len(plaintext.len());
+    buf.clear();
+    buf.reserve_exact(p);
+    buf.extend_from_slice(plaintext);
+    buf.resize(p, 0);
+    enc.encrypt_padded_in_place(buf, plaintext.len());
+    b64::encode(buf)
+}
+
+/// `D(key, text)`; `field` names the wire field in errors.
+pub fn decrypt_field(key: &Key, text: &[u8], field: &str, tolerant: bool) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    open_field(&Decryptor::new(key), text, field, tolerant, &mut out, &mut Vec::new())?;
+    Ok(out)
+}
+
+/// `D(key, text)` that must give a 32-byte key (`sek`, `rek`, refresh `app_key`).
+pub fn decrypt_key(key: &Key, text: &[u8], field: &str, tolerant: bool) -> Result<Key> {
+    let raw = decrypt_field(key, text, field, tolerant)?;
+    Key::from_slice(&raw)
+        .map_err(|_| Error::new(Reason::KeySize { got: raw.len(), session: false }, owned(field)))
+}
+
+// --- request envelope -----------------------------------------------------------
+
+/// Per-key context for request envelopes: the AES key schedule and the keyed
+/// HMAC state are computed once and reused for every record.
+#[derive(Clone)]
+pub struct RequestSealer {
+    enc: Encryptor,
+    mac: HmacSha256,
+}
+
+impl std::fmt::Debug for RequestSealer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RequestSealer([secure])")
+    }
+}
+
+impl RequestSealer {
+    /// Context for session key `key` (EK).
+    pub fn new(key: &Key) -> Self {
+        RequestSealer { enc: Encryptor::new(key), mac: mac_for(key.as_bytes()) }
+    }
+
+    /// JSON bytes → `(data, hmac)`. Errors: payload too large, payload empty.
+    pub fn seal(&self, payload: &[u8], scratch: &mut Scratch) -> Result<RequestEnvelope> {
+        self.seal_with(payload, &self.mac, scratch)
+    }
+
+    /// EVC form: `(data, sign)` with `sign = B64(HMAC(sid, j64))`.
+    pub fn seal_evc(&self, sid: &[u8], payload: &[u8], scratch: &mut Scratch) -> Result<RequestEnvelope> {
+        if sid.is_empty() {
+            return Err(Error::new(Reason::Empty, "sid"));
+        }
+        self.seal_with(payload, &mac_for(sid), scratch)
+    }
+
+    fn seal_with(&self, payload: &[u8], mac: &HmacSha256, scratch: &mut Scratch) -> Result<RequestEnvelope> {
+        check_payload(payload, "payload")?;
+        if payload.is_empty() {
+            return Err(Error::new(Reason::Empty, "payload"));
+        }
+        let (data, hmac) = seal_j64(&self.enc, mac, payload, &mut scratch.text);
+        Ok(RequestEnvelope { data, hmac })
+    }
+}
+
+/// `j64 = B64(payload)`; returns `(B64(AES(enc, j64)), B64(HMAC(mac, j64)))`.
+/// One pass writes j64 into `buf`, MACs it, pads and encrypts it in place.
+fn seal_j64(enc: &Encryptor, mac: &HmacSha256, payload: &[u8], buf: &mut Vec<u8>) -> (String, String) {
+    let m = b64::encoded_len(payload.len());
+    let p = padded_len(m);
+    if buf.len() < p {
+        buf.resize(p, 0);
+    }
+    let block = &mut buf[..p];
+    b64::encode_into(payload, &mut block[..m]);
+    let mut h = mac.clone();
+    h.update(&block[..m]);
+    let tag = h.finalize().into_bytes();
+    enc.encrypt_padded_in_place(block, m);
+    (b64::encode(block), b64::encode(&tag))
+}
+
+/// `E`-envelope of a request under `key`: JSON bytes → `(data, hmac)` (spec §4).
+pub fn encrypt_request(key: &Key, payload: &[u8]) -> Result<RequestEnvelope> {
+    RequestSealer::new(key).seal(payload, &mut Scratch::new())
+}
+
+/// EVC filing envelope (spec §3.6): `(data, sign)`, `sign = B64(HMAC(sid, j64))`.
+pub fn encrypt_request_evc(key: &Key, sid: &[u8], payload: &[u8]) -> Result<RequestEnvelope> {
+    RequestSealer::new(key).seal_evc(sid, payload, &mut Scratch::new())
+}
+
+/// Server side of [`encrypt_request`]: `data` (+ `hmac`) → JSON bytes. The HMAC
+/// is checked over the exact decrypted Base64 text.
+pub fn decrypt_request(key: &Key, data: &[u8], hmac: Option<&[u8]>, tolerant: bool) -> Result<Vec<u8>> {
+    let mut s = Scratch::new();
+    open_field(&Decryptor::new(key), data, "data", tolerant, &mut s.text, &mut s.ws)?;
+    if let Some(mac) = hmac {
+        verify_mac(mac_for(key.as_bytes()), &s.text, mac, "hmac", tolerant, &mut s.aux, &mut s.ws)?;
+    }
+    inner_json(&s.text, "data")
+}
+
+// --- response envelope ------------------------------------------------------------
+
+/// Per-key context for response envelopes: the session key's decryption schedule
+/// is computed once; each record's REK gets its own.
+#[derive(Clone)]
+pub struct ResponseOpener {
+    dec: Decryptor,
+}
+
+impl std::fmt::Debug for ResponseOpener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ResponseOpener([secure])")
+    }
+}
+
+/// A record's response key REK, ready to open that record's `data`.
+pub struct RecordKey {
+    key: Key,
+    dec: Decryptor,
+}
+
+impl std::fmt::Debug for RecordKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RecordKey([secure])")
+    }
+}
+
+impl ResponseOpener {
+    /// Context for session key `key` (EK).
+    pub fn new(key: &Key) -> Self {
+        ResponseOpener { dec: Decryptor::new(key) }
+    }
+
+    /// Step 1: the `rek` wire field → REK (must be 32 bytes).
+    pub fn open_rek(&self, rek: &[u8], tolerant: bool, scratch: &mut Scratch) -> Result<RecordKey> {
+        open_field(&self.dec, rek, "rek", tolerant, &mut scratch.aux, &mut scratch.ws)?;
+        let key = Key::from_slice(&scratch.aux)
+            .map_err(|_| Error::new(Reason::KeySize { got: scratch.aux.len(), session: true }, "rek"))?;
+        Ok(RecordKey { dec: Decryptor::new(&key), key })
+    }
+
+    /// The whole record: `rek` → `data` → `hmac` (when present) → inner Base64.
+    pub fn open(
+        &self,
+        data: &[u8],
+        rek: &[u8],
+        hmac: Option<&[u8]>,
+        tolerant: bool,
+        scratch: &mut Scratch,
+    ) -> Result<Vec<u8>> {
+        let rk = self.open_rek(rek, tolerant, scratch)?;
+        rk.open_data(data, tolerant, scratch)?;
+        if let Some(mac) = hmac {
+            rk.verify(mac, tolerant, scratch)?;
+        }
+        RecordKey::finish(scratch)
+    }
+}
+
+impl RecordKey {
+    /// Step 2: the `data` wire field → its Base64 text j64 (kept in `scratch`).
+    pub fn open_data(&self, data: &[u8], tolerant: bool, scratch: &mut Scratch) -> Result<()> {
+        open_field(&self.dec, data, "data", tolerant, &mut scratch.text, &mut scratch.ws)
+    }
+
+    /// Step 3: check the `hmac` wire field against `HMAC(REK, j64)` from step 2.
+    pub fn verify(&self, mac: &[u8], tolerant: bool, scratch: &mut Scratch) -> Result<()> {
+        let Scratch { text, aux, ws } = scratch;
+        verify_mac(mac_for(self.key.as_bytes()), text, mac, "hmac", tolerant, aux, ws)
+    }
+
+    /// Step 4: the JSON bytes inside j64 from step 2.
+    pub fn finish(scratch: &Scratch) -> Result<Vec<u8>> {
+        inner_json(&scratch.text, "data")
+    }
+}
+
+/// `data` + `rek` (+ `hmac`) → JSON bytes, verifying the HMAC when present.
+pub fn decrypt_response(key: &Key, data: &[u8], rek: &[u8], hmac: Option<&[u8]>, tolerant: bool) -> Result<Vec<u8>> {
+    ResponseOpener::new(key).open(data, rek, hmac, tolerant, &mut Scratch::new())
+}
+
+/// Server side of [`decrypt_response`]: `(data, rek, hmac)` for payload under REK `rek`.
+pub fn encrypt_response(key: &Key, rek: &Key, payload: &[u8]) -> Result<ResponseEnvelope> {
+    check_payload(payload, "payload")?;
+    let mut buf = Vec::new();
+    let (data, hmac) = seal_j64(&Encryptor::new(rek), &mac_for(rek.as_bytes()), payload, &mut buf);
+    let rek_wire = seal_field(&Encryptor::new(key), rek.as_bytes(), &mut buf);
+    debug_assert_eq!(rek.as_bytes().len(), KEY_LEN);
+    Ok(ResponseEnvelope { data, rek: rek_wire, hmac })
+}
