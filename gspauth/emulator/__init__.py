@@ -1,0 +1,89 @@
+"""A strict local emulator of GSTN and of the ClearTax and Vayana GSP layers.
+
+Use it in-process (``httpx.MockTransport(emulator.handle)``), in a thread
+(:class:`ThreadedEmulator`) or as a process (``gspauth emulator serve``).
+
+URL layout (a contract; ``{root}`` is ``http://127.0.0.1:PORT`` or the MockTransport host)
+----------------------------------------------------------------------------------------
+``{root}/gstn/taxpayerapi/{ver}/authenticate``, ``/gstn/taxpayerapi/{ver}/returns[/gstr1]``,
+``/gstn/commonapi/{ver}/search``
+    GSTN as a GSP sees it: ``clientid`` / ``client-secret`` of a GSTN-registered GSP
+    (:data:`defaults.GSTN_CLIENT_ID`). FILEDET files: ``{root}/gstn/files/...`` (absolute ``ul``).
+``{root}/cleartax/gsp/api/taxpayerapi/...`` (current host profile; plugin host ``{root}/cleartax``),
+``{root}/cleartax-legacy/api/taxpayerapi/...`` (legacy profile)
+    ``X-CT-Auth-Token`` (:data:`defaults.CLEARTAX_AUTH_TOKEN`); ``appkey`` header, when present,
+    must equal the body's ``app_key``; ClearTax adds its own GSTN credentials.
+``{root}/vayana/gus/taxpayerapi/...``, ``/vayana/gus/commonapi/...``, ``/vayana/gus/ping``,
+``/vayana/gus/returns/files/...``
+    ``clientid``/``client-secret`` of the ASP, ``X-Asp-Auth-Token`` + ``X-Asp-Auth-Signature``
+    (spec §8). FILEDET ``ul`` values are relative: prefix them with ``{root}/vayana/gus/returns``.
+``{root}/_emulator/...``
+    admin, portal, outboxes, clock, faults, stats (``GET {root}/_emulator/`` lists them).
+
+INFERRED behaviours (each configurable in :class:`EmulatorConfig`; strict default first)
+--------------------------------------------------------------------------------------
+* GSP-layer error shapes and codes (:data:`gsp.CLEARTAX_ERRORS`, :data:`gsp.VAYANA_ERRORS`).
+* ``app_key`` that no key decrypts: TEC4002 (``bad_app_key_code``); encrypted to a retired
+  or expired certificate: TEC4002 (``expired_cert_code``, or AUTH4036); decrypted key not
+  32 bytes: TEC4003.
+* HTTP status: AUT403x → 403, every other GSTN error → 200 with ``status_cd "0"``.
+* Token life 360 min, returned as ``expiry``; the token never outlives the portal duration.
+  REFRESHTOKEN only while the token is valid (``refresh_grace_minutes=0``), refused with
+  AUTH4037 when the portal duration ≤ token life (the 6-hour setting) or once the duration
+  since the OTP consent is over. Refresh kills the old token and EK (AUTH4033 "replaced by
+  REFRESHTOKEN"); ``expiry`` of a refreshed token counts from the refresh.
+* At most ``max_sessions_per_user`` (3) live sessions per (GSP clientid, username): AUTH403.
+* OTP: random, 10 min, 3 attempts; a new OTPREQUEST replaces the pending one; OTP not bound
+  to the OTPREQUEST app key. AUTHTOKEN without a pending OTP: AUTH4033.
+* LOGOUT compares the RSA-decrypted key bytes with the session's *latest* app key (AUTH4036).
+* State-cd must also match the registered user's GSTIN (``check_state_cd_against_user``).
+* Data calls: token bound to clientid (AUTH4033), username (AUTH4033) and GSTIN (AUTH158).
+  Undecryptable ``data``: TEC4002; HMAC mismatch or non-JSON: AUTH4039.
+* **Idempotency**: a RETSAVE replayed with the same ``txn`` for the same GSTIN returns the
+  first ``reference_id`` and stores nothing; a different payload under a used ``txn`` is
+  refused with AUTH4039 (``txn_conflict_policy="first-wins"`` to accept). gspauth's client
+  relies on this to retry saves after timeouts.
+* RETSAVE upserts invoices by (ctin, inum) etc.; ``flag: "D"`` deletes. RETSTATUS answers
+  ``P`` / ``PE`` / ``ER`` (``IP`` during ``retstatus_delay_seconds``).
+* A GET of a section with more than ``large_download_threshold`` records answers
+  ``{"est", "token"}``; FILEDET then gives ``{ek, fc, urls:[{ul, ic, hash}]}``.
+* Persistence (state dir, SQLite WAL): keys/certs, taxpayers, ASPs, sessions, saved data,
+  receipts and the txn index survive a restart; pending OTPs, downloads and stats do not.
+* Faults: 5xx bodies carry TEC4001; 429 carries ``EMU429`` and ``Retry-After``.
+* Vayana ``txn`` replay check is off by default (it would break idempotent retries).
+"""
+
+from __future__ import annotations
+
+from gspauth.emulator import defaults
+from gspauth.emulator._http import DroppedConnection
+from gspauth.emulator.config import Clock, EmulatorConfig, FaultConfig
+from gspauth.emulator.core import Emulator, Outbox, Portal, Session, Taxpayer
+from gspauth.emulator.gsp import CLEARTAX_ERRORS, GSP_ERROR_SHAPES, VAYANA_ERRORS, VayanaAsp
+
+__all__ = [
+    "CLEARTAX_ERRORS",
+    "GSP_ERROR_SHAPES",
+    "VAYANA_ERRORS",
+    "Clock",
+    "DroppedConnection",
+    "Emulator",
+    "EmulatorConfig",
+    "FaultConfig",
+    "Outbox",
+    "Portal",
+    "Session",
+    "Taxpayer",
+    "ThreadedEmulator",
+    "VayanaAsp",
+    "defaults",
+]
+
+
+def __getattr__(name: str) -> object:
+    # uvicorn is imported only when the threaded server is wanted.
+    if name == "ThreadedEmulator":
+        from gspauth.emulator.server import ThreadedEmulator
+
+        return ThreadedEmulator
+    raise AttributeError(name)

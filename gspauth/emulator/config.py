@@ -1,0 +1,203 @@
+"""Emulator configuration and its controllable clock.
+
+Every point where the spec says INFERRED is a field here, defaulting to the stricter
+reading (spec §12, issue 3).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import threading
+import time
+from dataclasses import dataclass, field
+
+from gspauth.emulator import defaults
+
+__all__ = ["Clock", "EmulatorConfig", "FaultConfig"]
+
+UTC = _dt.timezone.utc
+
+
+@dataclass
+class FaultConfig:
+    """Injected faults, applied to GSP/GSTN routes only (never to ``/_emulator``).
+
+    Rates are probabilities in ``[0, 1]`` drawn from a seeded RNG, checked in the order
+    dropped connection → 5xx → 429. ``latency_ms`` is added to every such request (real time).
+    """
+
+    latency_ms: float = 0.0
+    latency_jitter_ms: float = 0.0
+    error_5xx_rate: float = 0.0
+    error_5xx_status: int = 503
+    rate_429: float = 0.0
+    retry_after_seconds: int = 1
+    drop_rate: float = 0.0
+
+    def validate(self) -> None:
+        for name in ("error_5xx_rate", "rate_429", "drop_rate"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} must be within [0, 1], got {value}")
+        if self.latency_ms < 0 or self.latency_jitter_ms < 0:
+            raise ValueError("latency must not be negative")
+        if not 500 <= self.error_5xx_status <= 599:
+            raise ValueError("error_5xx_status must be a 5xx status")
+
+
+@dataclass
+class EmulatorConfig:
+    """All knobs of :class:`~gspauth.emulator.Emulator`. Defaults follow spec §7/§12."""
+
+    seed: int | None = None
+    #: Where SQLite, certificates and outbox files live; ``None`` = all in memory.
+    state_dir: str | None = None
+    #: Emulator clock at start (``None`` = real time). ``clock_frozen`` stops it from ticking.
+    clock_start: _dt.datetime | None = None
+    clock_frozen: bool = False
+
+    # --- sessions (§7) ----------------------------------------------------------
+    token_life_minutes: int = 360
+    otp_validity_seconds: int = 600
+    otp_attempt_limit: int = 3
+    max_sessions_per_user: int = 3
+    #: REFRESHTOKEN only while the current token is still valid (strict, spec §7).
+    #: ``refresh_grace_minutes`` > 0 models the "dormant" reading (refresh allowed after expiry).
+    refresh_grace_minutes: int = 0
+    #: Fixed OTP :data:`~gspauth.emulator.defaults.SANDBOX_OTP` instead of a random one.
+    sandbox_otp: bool = False
+
+    # --- app key / certificates (§6, §12) -----------------------------------------
+    cert_validity_days: int = 365
+    rotation_overlap_days: int = 30
+    #: Error for an ``app_key`` encrypted to an expired/retired certificate: "TEC4002" or "AUTH4036".
+    expired_cert_code: str = "TEC4002"
+    #: Error for an ``app_key`` that no key decrypts at all.
+    bad_app_key_code: str = "TEC4002"
+    #: Require the RSA-decrypted app key to be exactly 32 bytes (spec §14 q6).
+    require_32_byte_app_key: bool = True
+
+    # --- strictness toggles for INFERRED points -----------------------------------
+    #: ``state-cd`` must equal the registered user's GSTIN prefix even without a gstin header.
+    check_state_cd_against_user: bool = True
+    #: Require ``Content-Type: application/json`` on bodies.
+    require_json_content_type: bool = True
+    #: RETSAVE payload must carry ``gstin`` == header gstin and ``fp`` == ret_period.
+    validate_payload_identity: bool = True
+    #: RETSAVE must carry ``hmac``.
+    require_hmac: bool = True
+    #: Same ``txn`` (per GSTIN) for a *different* RETSAVE payload: "reject" (AUTH4039) or "first-wins".
+    txn_conflict_policy: str = "reject"
+    #: Tolerate whitespace in Base64 fields (spec §0 says decoders SHOULD).
+    tolerant_base64: bool = True
+    #: RETSTATUS answers "IP" until this many seconds after the save, then "P"/"PE"/"ER".
+    retstatus_delay_seconds: int = 0
+    #: GET of a section with more records than this answers with a FILEDET token instead.
+    large_download_threshold: int = 500
+    #: Records per FILEDET file.
+    filedet_records_per_file: int = 100
+    filedet_url_life_seconds: int = 3600
+
+    # --- GSP layers -----------------------------------------------------------------
+    #: GSTN-level GSP clients: clientid → client-secret.
+    gstn_clients: dict[str, str] = field(default_factory=lambda: {
+        defaults.GSTN_CLIENT_ID: defaults.GSTN_CLIENT_SECRET,
+        defaults.CLEARTAX_GSTN_CLIENT_ID: defaults.CLEARTAX_GSTN_CLIENT_SECRET,
+        defaults.VAYANA_GSTN_CLIENT_ID: defaults.VAYANA_GSTN_CLIENT_SECRET,
+    })  # fmt: skip
+    #: ClearTax ``X-CT-Auth-Token`` → application name.
+    cleartax_tokens: dict[str, str] = field(default_factory=lambda: dict(defaults.CLEARTAX_AUTH_TOKENS))
+    #: ClearTax: if an ``appkey`` header is present it must equal the body's ``app_key``.
+    cleartax_check_appkey_header: bool = True
+    #: ClearTax: require the ``appkey`` header on authenticate calls that carry an RSA app_key.
+    cleartax_require_appkey_header: bool = False
+    #: Vayana: allowed skew of the token timestamp against the emulator clock.
+    vayana_skew_seconds: int = 900
+    #: Vayana: signature hashes accepted.
+    vayana_signature_hashes: tuple[str, ...] = ("sha256", "sha1")
+    #: Vayana: refuse a token ``txn`` seen before (off by default: idempotent retries reuse txn).
+    vayana_txn_replay_check: bool = False
+    #: Register the demo ASP key (:func:`defaults.vayana_demo_private_key`) at start.
+    vayana_register_demo_key: bool = True
+    #: Register :data:`defaults.SAMPLE_TAXPAYERS` at start (when not already registered).
+    register_sample_taxpayers: bool = True
+
+    faults: FaultConfig = field(default_factory=FaultConfig)
+
+    def validate(self) -> None:
+        if self.token_life_minutes <= 0:
+            raise ValueError("token_life_minutes must be positive")
+        if self.expired_cert_code not in ("TEC4002", "AUTH4036"):
+            raise ValueError("expired_cert_code must be TEC4002 or AUTH4036")
+        if self.bad_app_key_code not in ("TEC4002", "AUTH4036", "TEC4003"):
+            raise ValueError("bad_app_key_code must be TEC4002, AUTH4036 or TEC4003")
+        if self.txn_conflict_policy not in ("reject", "first-wins"):
+            raise ValueError("txn_conflict_policy must be 'reject' or 'first-wins'")
+        if self.max_sessions_per_user < 1 or self.otp_attempt_limit < 1:
+            raise ValueError("max_sessions_per_user and otp_attempt_limit must be >= 1")
+        bad = set(self.vayana_signature_hashes) - {"sha256", "sha1"}
+        if bad:
+            raise ValueError(f"unsupported vayana_signature_hashes: {sorted(bad)}")
+        self.faults.validate()
+
+    def public_view(self) -> dict[str, object]:
+        """The configuration without credentials (for ``GET /_emulator/config``)."""
+        out: dict[str, object] = {}
+        for f in dataclasses.fields(self):
+            if f.name in ("gstn_clients", "cleartax_tokens"):
+                out[f.name] = f"<{len(getattr(self, f.name))} configured>"
+            elif f.name == "faults":
+                out[f.name] = dataclasses.asdict(self.faults)
+            else:
+                value = getattr(self, f.name)
+                out[f.name] = value.isoformat() if isinstance(value, _dt.datetime) else value
+        return out
+
+
+class Clock:
+    """The emulator's notion of now (UTC): real time plus an offset, or frozen.
+
+    ``advance(seconds)`` and ``set(when)`` let tests expire tokens and OTPs without sleeping.
+    """
+
+    def __init__(self, start: _dt.datetime | None = None, *, frozen: bool = False) -> None:
+        self._lock = threading.Lock()
+        self._frozen = frozen
+        if start is not None and start.tzinfo is None:
+            start = start.replace(tzinfo=UTC)
+        self._offset = 0.0 if start is None else start.timestamp() - time.time()
+        self._frozen_at = (start or _dt.datetime.now(UTC)).timestamp()
+
+    def timestamp(self) -> float:
+        if self._frozen:
+            return self._frozen_at
+        return time.time() + self._offset
+
+    def now(self) -> _dt.datetime:
+        return _dt.datetime.fromtimestamp(self.timestamp(), UTC)
+
+    def advance(self, seconds: float) -> _dt.datetime:
+        with self._lock:
+            if self._frozen:
+                self._frozen_at += seconds
+            else:
+                self._offset += seconds
+        return self.now()
+
+    def set(self, when: _dt.datetime) -> _dt.datetime:
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        with self._lock:
+            if self._frozen:
+                self._frozen_at = when.timestamp()
+            else:
+                self._offset = when.timestamp() - time.time()
+        return self.now()
+
+    @property
+    def frozen(self) -> bool:
+        return self._frozen
+
+    def __repr__(self) -> str:
+        return f"<Clock {self.now().isoformat()}{' frozen' if self._frozen else ''}>"

@@ -1,0 +1,148 @@
+"""SQLite persistence of the emulator (WAL in the state directory, or ``:memory:``).
+
+Kept across a restart: GSTN keys/certificates, the taxpayer registry, Vayana ASPs,
+sessions (so a restarted emulator still honours its tokens), saved return data,
+save receipts (reference ids) and the per-GSTIN ``txn`` idempotency index.
+Not kept: pending OTPs, FILEDET download tokens, statistics, fault settings.
+
+All access goes through one connection guarded by one lock; statements are short.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+__all__ = ["Store"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS gstn_keys (
+    idx INTEGER PRIMARY KEY, private_pem BLOB NOT NULL, cert_der BLOB NOT NULL, accepted_until TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS taxpayers (
+    gstin TEXT PRIMARY KEY, username TEXT NOT NULL UNIQUE, data TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS vayana_asps (clientid TEXT PRIMARY KEY, data TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS sessions (session_id TEXT PRIMARY KEY, data TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS records (
+    gstin TEXT NOT NULL, period TEXT NOT NULL, section TEXT NOT NULL, rkey TEXT NOT NULL,
+    data TEXT NOT NULL, PRIMARY KEY (gstin, period, section, rkey)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS saves (
+    reference_id TEXT PRIMARY KEY, gstin TEXT NOT NULL, period TEXT NOT NULL, txn TEXT,
+    action TEXT NOT NULL, payload_sha TEXT NOT NULL, created_at REAL NOT NULL,
+    status TEXT NOT NULL, error_report TEXT);
+CREATE UNIQUE INDEX IF NOT EXISTS saves_txn ON saves (gstin, txn) WHERE txn IS NOT NULL;
+CREATE TABLE IF NOT EXISTS return_state (
+    gstin TEXT NOT NULL, period TEXT NOT NULL, form TEXT NOT NULL, state TEXT NOT NULL,
+    PRIMARY KEY (gstin, period, form));
+"""
+
+
+class Store:
+    def __init__(self, path: str | None) -> None:
+        self.path = path
+        if path is not None:
+            if not os.path.exists(path):
+                fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
+                os.close(fd)
+            os.chmod(path, 0o600)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(path or ":memory:", check_same_thread=False, isolation_level=None)
+        if path is not None:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def query(self, sql: str, args: Iterable[Any] = ()) -> list[tuple[Any, ...]]:
+        with self._lock:
+            return self._db.execute(sql, tuple(args)).fetchall()
+
+    def execute(self, sql: str, args: Iterable[Any] = ()) -> None:
+        with self._lock:
+            self._db.execute(sql, tuple(args))
+
+    # --- keys -------------------------------------------------------------------
+    def load_keys(self) -> list[tuple[int, bytes, bytes, str]]:
+        return [tuple(r) for r in self.query("SELECT idx, private_pem, cert_der, accepted_until FROM gstn_keys ORDER BY idx")]  # type: ignore[misc]
+
+    def save_key(self, idx: int, private_pem: bytes, cert_der: bytes, accepted_until: str) -> None:
+        self.execute("INSERT OR REPLACE INTO gstn_keys VALUES (?, ?, ?, ?)", (idx, private_pem, cert_der, accepted_until))
+
+    # --- JSON blobs -------------------------------------------------------------
+    def put_taxpayer(self, gstin: str, username: str, data: dict[str, Any]) -> None:
+        self.execute("INSERT OR REPLACE INTO taxpayers VALUES (?, ?, ?)", (gstin, username, json.dumps(data)))
+
+    def taxpayers(self) -> list[dict[str, Any]]:
+        return [json.loads(r[0]) for r in self.query("SELECT data FROM taxpayers ORDER BY gstin")]
+
+    def put_asp(self, clientid: str, data: dict[str, Any]) -> None:
+        self.execute("INSERT OR REPLACE INTO vayana_asps VALUES (?, ?)", (clientid, json.dumps(data)))
+
+    def asps(self) -> list[dict[str, Any]]:
+        return [json.loads(r[0]) for r in self.query("SELECT data FROM vayana_asps")]
+
+    def put_session(self, session_id: str, data: dict[str, Any] | None) -> None:
+        if data is None:
+            self.execute("DELETE FROM sessions WHERE session_id = ?", (session_id,))
+        else:
+            self.execute("INSERT OR REPLACE INTO sessions VALUES (?, ?)", (session_id, json.dumps(data)))
+
+    def sessions(self) -> list[dict[str, Any]]:
+        return [json.loads(r[0]) for r in self.query("SELECT data FROM sessions")]
+
+    # --- returns ----------------------------------------------------------------
+    def find_txn(self, gstin: str, txn: str) -> tuple[str, str] | None:
+        rows = self.query("SELECT reference_id, payload_sha FROM saves WHERE gstin = ? AND txn = ?", (gstin, txn))
+        return (rows[0][0], rows[0][1]) if rows else None
+
+    def records(self, gstin: str, period: str, section: str) -> list[tuple[str, str]]:
+        return [tuple(r) for r in self.query(  # type: ignore[misc]
+            "SELECT rkey, data FROM records WHERE gstin = ? AND period = ? AND section = ? ORDER BY rkey",
+            (gstin, period, section),
+        )]
+
+    def receipt(self, reference_id: str) -> dict[str, Any] | None:
+        rows = self.query(
+            "SELECT reference_id, gstin, period, txn, action, created_at, status, error_report FROM saves "
+            "WHERE reference_id = ?", (reference_id,))
+        if not rows:
+            return None
+        r = rows[0]
+        return {"reference_id": r[0], "gstin": r[1], "period": r[2], "txn": r[3], "action": r[4],
+                "created_at": r[5], "status": r[6], "error_report": json.loads(r[7]) if r[7] else None}
+
+    def return_state(self, gstin: str, period: str, form: str) -> str:
+        rows = self.query("SELECT state FROM return_state WHERE gstin = ? AND period = ? AND form = ?",
+                          (gstin, period, form))
+        return rows[0][0] if rows else "NEW"
+
+    @staticmethod
+    def return_state_locked(db: sqlite3.Connection, gstin: str, period: str, form: str) -> str:
+        """:meth:`return_state` inside a :meth:`transaction`."""
+        row = db.execute("SELECT state FROM return_state WHERE gstin = ? AND period = ? AND form = ?",
+                         (gstin, period, form)).fetchone()
+        return row[0] if row else "NEW"
+
+    def counts(self) -> dict[str, int]:
+        return {
+            "records": self.query("SELECT COUNT(*) FROM records")[0][0],
+            "saves": self.query("SELECT COUNT(*) FROM saves")[0][0],
+        }
