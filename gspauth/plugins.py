@@ -266,6 +266,9 @@ def _read_config_hosts(path: Path) -> dict[tuple[str, str], str]:
     return out
 
 
+_ANY_GSP = "*"
+
+
 def _normalise_hosts(hosts: Mapping[Any, Any] | None) -> dict[tuple[str, str], str]:
     out: dict[tuple[str, str], str] = {}
     for key, value in (hosts or {}).items():
@@ -274,10 +277,12 @@ def _normalise_hosts(hosts: Mapping[Any, Any] | None) -> dict[tuple[str, str], s
         elif isinstance(key, str) and isinstance(value, Mapping):
             for env, url in value.items():
                 out[(key, str(env))] = url
+        elif isinstance(key, str) and isinstance(value, str):
+            out[(_ANY_GSP, key)] = value  # {environment: URL}: for whichever GSP is used
         else:
             raise ConfigurationError(
-                "hosts must map (gsp, environment) to a URL, or a GSP id to {environment: URL}; "
-                f"got key {key!r}"
+                "hosts must map (gsp, environment) to a URL, a GSP id to {environment: URL}, or "
+                f"an environment to a URL; got key {key!r}"
             )
     return out
 
@@ -288,7 +293,9 @@ class Hooks:
     **Host overrides** (configuration, not code). For GSP ``g`` and environment ``e`` the host
     is the first of:
 
-    1. ``hosts`` given here: ``{("cleartax", "sandbox"): url}`` or ``{"cleartax": {"sandbox": url}}``;
+    1. ``hosts`` given here: ``{("cleartax", "sandbox"): url}``, ``{"cleartax": {"sandbox": url}}``,
+       or ``{"sandbox": url}`` (any GSP, for single-GSP callers such as ``Client(hosts=...)``;
+       a GSP-specific entry wins);
     2. environment variable ``GSPAUTH_<G>_<E>_HOST`` (:func:`host_env_var`), e.g.
        ``GSPAUTH_CLEARTAX_SANDBOX_HOST=http://127.0.0.1:8000/cleartax``;
     3. the TOML config file ``$GSPAUTH_CONFIG`` (default ``$XDG_CONFIG_HOME/gspauth/config.toml``,
@@ -326,7 +333,7 @@ class Hooks:
         for (gsp, env), url in [*self._hosts.items(), *self._config_hosts.items()]:
             if gsp in self._registry:  # overrides for uninstalled GSPs are harmless
                 self._check_env(gsp, env)
-                self._check_override(url, gsp, env)
+            self._check_override(url, gsp, env)
 
     def __repr__(self) -> str:
         return f"Hooks(gsps={sorted(self._registry)!r})"
@@ -376,8 +383,9 @@ class Hooks:
         """The host base URL for ``gsp`` in ``environment``, after overrides (no trailing slash)."""
         self._check_env(gsp, environment)
         key = (gsp, environment)
-        if key in self._hosts:
-            return self._check_override(self._hosts[key], gsp, environment)
+        for candidate in (key, (_ANY_GSP, environment)):
+            if candidate in self._hosts:
+                return self._check_override(self._hosts[candidate], gsp, environment)
         from_env = os.environ.get(host_env_var(gsp, environment))
         if from_env:
             return self._check_override(from_env, gsp, environment)
