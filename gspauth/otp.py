@@ -368,48 +368,22 @@ class EmulatorOtp:
         self.poll = poll
 
     def _in_process(self, gstin: str) -> str | None:
-        target = self._target
-        emulator = getattr(target, "emulator", target)
-        for name in ("latest_otp", "last_otp", "otp_for", "read_otp"):
-            fn = getattr(emulator, name, None)
-            if callable(fn):
-                value = fn(gstin)
-                return None if value is None else str(value)
-        outbox = getattr(emulator, "otp_outbox", None) or getattr(emulator, "outbox", None)
-        if outbox is not None:
-            if callable(outbox):
-                outbox = outbox(gstin)
-            items = outbox.get(gstin) if isinstance(outbox, dict) else outbox
-            if isinstance(items, str):
-                return items
-            for item in reversed(list(items or [])):
-                if isinstance(item, str):
-                    return item
-                if isinstance(item, dict) and (item.get("gstin") in (None, gstin)):
-                    return str(item.get("otp"))
-                if getattr(item, "gstin", gstin) == gstin and getattr(item, "otp", None):
-                    return str(item.otp)
-            return None
-        raise TypeError("EmulatorOtp: the emulator object has no OTP outbox API")
+        emulator = getattr(self._target, "emulator", self._target)  # ThreadedEmulator → Emulator
+        outbox = getattr(emulator, "outbox", None)
+        latest = getattr(outbox, "latest_otp", None)
+        if not callable(latest):
+            raise TypeError("EmulatorOtp needs a gspauth emulator (with .outbox.latest_otp) or its URL")
+        value = latest(gstin, "auth")
+        return None if value is None else str(value)
 
     def _over_http(self, url: str, gstin: str) -> str | None:
         import httpx
 
-        r = httpx.get(f"{url.rstrip('/')}/_emulator/outbox/otp", params={"gstin": gstin}, timeout=10.0)
-        if r.status_code == 404:
-            return None
+        r = httpx.get(f"{url.rstrip('/')}/_emulator/outbox/otp", params={"gstin": gstin, "purpose": "auth"}, timeout=10.0)
         r.raise_for_status()
         body: Any = r.json()
-        if isinstance(body, dict):
-            if "otp" in body:
-                return None if body["otp"] is None else str(body["otp"])
-            items = body.get("items") or body.get("outbox") or body.get("messages") or []
-        else:
-            items = body
-        for item in reversed(list(items or [])):
-            if isinstance(item, dict) and item.get("otp") and item.get("gstin", gstin) == gstin:
-                return str(item["otp"])
-        return None
+        latest = body.get("latest") if isinstance(body, dict) else None
+        return None if latest is None else str(latest)
 
     def get_otp(self, request: OtpRequest) -> str | None:
         deadline = time.monotonic() + self.wait
