@@ -9,6 +9,8 @@ URL layout (a contract; ``{root}`` is ``http://127.0.0.1:PORT`` or the MockTrans
 ``/gstn/commonapi/{ver}/search``
     GSTN as a GSP sees it: ``clientid`` / ``client-secret`` of a GSTN-registered GSP
     (:data:`defaults.GSTN_CLIENT_ID`). FILEDET files: ``{root}/gstn/files/...`` (absolute ``ul``).
+    ``{root}/generic/...`` is the same GSTN layer under another name (for the ``gstn-direct``
+    plugin); its stats count separately.
 ``{root}/cleartax/gsp/api/taxpayerapi/...`` (current host profile; plugin host ``{root}/cleartax``),
 ``{root}/cleartax-legacy/api/taxpayerapi/...`` (legacy profile)
     ``X-CT-Auth-Token`` (:data:`defaults.CLEARTAX_AUTH_TOKEN`); ``appkey`` header, when present,
@@ -58,11 +60,13 @@ from __future__ import annotations
 from gspauth.emulator import defaults
 from gspauth.emulator._http import DroppedConnection
 from gspauth.emulator.config import Clock, EmulatorConfig, FaultConfig
-from gspauth.emulator.core import Emulator, Outbox, Portal, Session, Taxpayer
+from gspauth.emulator.core import EMITTED_GSTN_CODES, FAULT_CODES, Emulator, Outbox, Portal, Session, Taxpayer
 from gspauth.emulator.gsp import CLEARTAX_ERRORS, GSP_ERROR_SHAPES, VAYANA_ERRORS, VayanaAsp
 
 __all__ = [
     "CLEARTAX_ERRORS",
+    "EMITTED_GSTN_CODES",
+    "FAULT_CODES",
     "GSP_ERROR_SHAPES",
     "VAYANA_ERRORS",
     "Clock",

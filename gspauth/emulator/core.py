@@ -45,7 +45,16 @@ from gspauth.emulator.store import Store
 from gspauth.errors import CryptoError, IntegrityError
 from gspauth.gstin import STATE_CODES, is_valid_gstin, validate_gstin
 
-__all__ = ["Emulator", "Outbox", "Portal", "Session", "Taxpayer"]
+__all__ = ["EMITTED_GSTN_CODES", "FAULT_CODES", "Emulator", "Outbox", "Portal", "Session", "Taxpayer"]
+
+#: Every GSTN error code (``error.error_cd``) the emulator can answer with (all in :mod:`gspauth.codes`).
+EMITTED_GSTN_CODES: frozenset[str] = frozenset({
+    "AUT4031", "AUT4032", "AUT4033", "AUT4034", "AUTH403", "AUTH158", "AUTH4032", "AUTH4033", "AUTH4034",
+    "AUTH4036", "AUTH4037", "AUTH4038", "AUTH4039", "AUTH4040", "AUTH4041", "GEN5001", "GEN5007",
+    "RET13506", "TEC4001", "TEC4002", "TEC4003",
+})  # fmt: skip
+#: Codes only injected faults use: TEC4001 with HTTP 5xx, and ``EMU429`` (not a GSTN code) with HTTP 429.
+FAULT_CODES: dict[str, int] = {"TEC4001": 503, "EMU429": 429}
 
 log = logging.getLogger("gspauth.emulator")
 
@@ -614,14 +623,15 @@ class Emulator:
     def _route(self, request: httpx.Request, path: str, body: bytes) -> httpx.Response:
         root = f"{request.url.scheme}://{request.url.netloc.decode('ascii')}"
         headers = {k.lower(): v for k, v in request.headers.items()}
-        if path.startswith("/gstn/"):
-            self._stats.bump(self._stats.layers, "gstn")
-            sub = path[len("/gstn"):]
+        if path.startswith("/gstn/") or path.startswith("/generic/"):
+            base = "/gstn" if path.startswith("/gstn/") else "/generic"
+            self._stats.bump(self._stats.layers, base[1:])
+            sub = path[len(base):]
             m = _FILES_PATH.fullmatch(sub)
             if m and request.method == "GET":
                 return self._download_file(m.group(1), m.group(2))
-            ctx = _Ctx(request, "gstn", "gstn", f"GSP client {headers.get('clientid', '?')[:8]}…", sub, headers,
-                       body, root, root + "/gstn")
+            ctx = _Ctx(request, base[1:], "GSTN direct", f"GSP client {headers.get('clientid', '?')[:8]}",
+                       sub, headers, body, root, root + base)
             return self._gstn(ctx)
         for prefix, profile in (("/cleartax/gsp/api/", "cleartax"), ("/cleartax-legacy/api/", "cleartax-legacy")):
             if path.startswith(prefix):

@@ -36,6 +36,11 @@ def new_txn() -> str:
     return f"TXN{next(_txn):012d}"
 
 
+def rsa_encrypt_raw(cert: Any, data: bytes) -> str:
+    """RSA PKCS#1 v1.5 of arbitrary bytes (to send malformed app keys the library refuses to build)."""
+    return base64.b64encode(cert.public_key.encrypt(data, padding.PKCS1v15())).decode()
+
+
 def vayana_token(gstin: str, action: str, txn: str, now: _dt.datetime, *, cust_id: str | None = defaults.VAYANA_ASP_CUST_ID,
                  client_id: str | None = None) -> str:
     ist = now.astimezone(_dt.timezone(_dt.timedelta(hours=5, minutes=30)))
@@ -92,7 +97,7 @@ class Raw:
 
     # --- auth ---------------------------------------------------------------------
     def rsa_app_key(self, ak: bytes | None = None) -> str:
-        return crypto.encrypt_app_key(self.cert, ak if ak is not None else self.ak)
+        return crypto.encrypt_app_key(self.cert, ak if ak is not None else self.ak, allow_expired=True)
 
     def otprequest(self, **kw: Any) -> httpx.Response:
         if not self.ak:
