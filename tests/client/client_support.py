@@ -211,3 +211,54 @@ class TxnRecorder:
     def __call__(self, request: httpx.Request) -> None:
         meta = request.extensions.get("gspauth", {})
         self.sent.append((str(meta.get("action")), request.headers.get("txn", "")))
+
+
+# --------------------------------------------------------------------------- multi-process workers
+# Run in spawned processes: everything they need comes in as plain arguments.
+
+
+def _worker_client(url: str, certificate: bytes, store_path: str, store_key: bytes, clock_offset: float,
+                   gstin: str, username: str, gsp: str = "cleartax") -> Client:
+    from gspauth.store import SQLiteStore
+
+    def clock() -> dt.datetime:
+        return dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=clock_offset)
+
+    return Client(gsp, "sandbox", credentials_for(gsp), gstin=gstin, username=username, certificate=certificate,
+                  hooks=make_hooks(url, EventRecorder()), clock=clock, retry=FAST_RETRY,
+                  store=SQLiteStore(store_path, key=store_key), ip_usr="203.0.113.7", timeout=20.0)
+
+
+def refresh_worker(args: tuple[Any, ...], barrier: Any, results: Any) -> None:
+    """Wait for the others, then make a data call that needs a refresh; report the token digest."""
+    import hashlib
+
+    from gspauth.types import Api
+
+    try:
+        client = _worker_client(*args)
+        barrier.wait(60)
+        client.get(Api.RETURNS, "gstr1", action="B2B", ret_period="072017")
+        assert client.session is not None
+        results.put(("ok", hashlib.sha256(client.session.auth_token.encode()).hexdigest()))
+        client.close()
+    except BaseException as exc:  # noqa: BLE001 - reported to the parent
+        results.put(("error", f"{type(exc).__name__}: {exc}"))
+
+
+def filing_worker(args: tuple[Any, ...], journal: str, chunks: list[Any], die_after: int) -> None:
+    """File chunks and die abruptly (os._exit, no cleanup) after ``die_after`` of them."""
+    import os
+
+    from gspauth.filing import BatchFiler
+
+    client = _worker_client(*args)
+    seen = [0]
+
+    def progress(result: Any) -> None:
+        seen[0] += 1
+        if seen[0] >= die_after:
+            os._exit(17)
+
+    BatchFiler(client, journal, progress=progress).file(chunks)
+    os._exit(0)

@@ -1,0 +1,179 @@
+"""The resumable batch filer: crash half-way, resume, nothing duplicated or lost."""
+
+from __future__ import annotations
+
+import datetime as dt
+import multiprocessing
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from client_support import Env, filing_worker
+from gspauth import synthetic
+from gspauth.emulator import defaults
+from gspauth.filing import BatchFiler, ChunkResult, chunk_key
+from gspauth.protocol import encode_payload
+from gspauth.store import MemoryStore, SQLiteStore
+
+PERIOD = "072017"
+
+
+class Crash(Exception):
+    pass
+
+
+def chunks_for(gstin: str, n_chunks: int, seed: int = 11) -> list[dict[str, Any]]:
+    return synthetic.gstr1_chunks(n_chunks * 2, seed=seed, supplier_gstin=gstin, ret_period=PERIOD,
+                                  invoices_per_chunk=2)
+
+
+def test_chunk_key_is_deterministic() -> None:
+    gstin = defaults.sample_taxpayer(0).gstin
+    a, b = chunks_for(gstin, 2)
+    ka = chunk_key(gstin, PERIOD, encode_payload(a))
+    assert ka == chunk_key(gstin, PERIOD, encode_payload(dict(a)))
+    assert ka != chunk_key(gstin, PERIOD, encode_payload(b))
+    assert ka != chunk_key(gstin, "082017", encode_payload(a))
+
+
+def test_resume_after_crash_in_progress_callback(env: Env, tmp_path: Path) -> None:
+    client = env.client("cleartax")
+    env.login(client)
+    chunks = chunks_for(client.gstin, 6)
+    journal = tmp_path / "gstr1.journal"
+    seen: list[ChunkResult] = []
+
+    def progress(result: ChunkResult) -> None:
+        seen.append(result)
+        if len(seen) == 3:
+            raise Crash("simulated crash after three chunks")
+
+    with BatchFiler(client, journal, progress=progress) as filer, pytest.raises(Crash):
+        filer.file(chunks)
+    assert [r.state for r in seen] == ["acked"] * 3
+
+    resumed: list[ChunkResult] = []
+    with BatchFiler(client, journal, progress=resumed.append) as filer:
+        summary = filer.file(chunks)
+        rows = filer.journal_rows()
+    assert summary.skipped == 3 and summary.acked == 3 and summary.complete
+    assert [r.state for r in resumed] == ["skipped"] * 3 + ["acked"] * 3
+    assert [r.done for r in resumed] == [1, 2, 3, 4, 5, 6]
+    assert len(rows) == 6 and {r["state"] for r in rows} == {"acked"}
+    refs = [r["reference_id"] for r in rows]
+    assert len(set(refs)) == 6 and set(summary.reference_ids.values()) == set(refs)
+    assert env.events()["retsave_stored"] == 6 and "retsave_replayed" not in env.events()
+    # every invoice arrived exactly once
+    stored = env.emu.saved_records(client.gstin, PERIOD, "b2b")
+    assert len(stored) == 12
+
+
+def test_in_doubt_chunk_resent_with_same_txn(env: Env, tmp_path: Path) -> None:
+    """Crash after GSTN stored a chunk but before the journal recorded the ack."""
+    client = env.client("vayana")
+    env.login(client)
+    chunks = chunks_for(client.gstin, 4)
+    first_refs: list[str] = []
+
+    class CrashAfterSecondSend:
+        gstin = client.gstin
+
+        def put(self, *args: Any, **kwargs: Any) -> Any:
+            reply = client.put(*args, **kwargs)
+            first_refs.append(reply["reference_id"])
+            if len(first_refs) == 2:
+                raise Crash("process died before writing the ack")
+            return reply
+
+    journal = tmp_path / "j.sqlite"
+    with BatchFiler(CrashAfterSecondSend(), journal) as filer, pytest.raises(Crash):
+        filer.file(chunks)
+    with BatchFiler(client, journal) as filer:
+        states = {r["seq"]: r["state"] for r in filer.journal_rows()}
+        assert states == {0: "acked", 1: "sent"}
+        summary = filer.file(chunks)
+        rows = filer.journal_rows()
+    assert summary.skipped == 1 and summary.acked == 3
+    # the in-doubt chunk got its original reference back: GSTN recognised the txn
+    assert rows[1]["reference_id"] == first_refs[1]
+    assert len({r["reference_id"] for r in rows}) == 4
+    assert env.events()["retsave_stored"] == 4 and env.events()["retsave_replayed"] == 1
+    assert len(env.emu.saved_records(client.gstin, PERIOD, "b2b")) == 8
+
+
+def test_killed_process_resumes(env: Env, tmp_path: Path) -> None:
+    """A real crash: a child process dies with os._exit half-way; the parent resumes."""
+    store_path = str(tmp_path / "s.db")
+    key = os.urandom(32)
+    client = env.client("cleartax", store=SQLiteStore(store_path, key=key))
+    env.login(client)
+    chunks = chunks_for(client.gstin, 5, seed=21)
+    journal = str(tmp_path / "killed.journal")
+    offset = (env.now() - dt.datetime.now(dt.timezone.utc)).total_seconds()
+    args = (env.url, env.certificate, store_path, key, offset, client.gstin, client.username)
+    proc = multiprocessing.get_context("spawn").Process(target=filing_worker, args=(args, journal, chunks, 2))
+    proc.start()
+    proc.join(60)
+    assert proc.exitcode == 17
+    assert env.events()["retsave_stored"] == 2
+    with BatchFiler(client, journal) as filer:
+        summary = filer.file(chunks)
+    assert (summary.skipped, summary.acked) == (2, 3) and summary.complete
+    assert env.events()["retsave_stored"] == 5
+    assert len(set(summary.reference_ids.values())) == 5
+
+
+def test_gstin_needing_otp_is_parked(env: Env, tmp_path: Path) -> None:
+    tp_a, tp_b = defaults.sample_taxpayer(0), defaults.sample_taxpayer(1)
+    clients = {tp.gstin: env.client("cleartax", taxpayer=tp, store=MemoryStore()) for tp in (tp_a, tp_b)}
+    env.login(clients[tp_a.gstin])  # B never consented
+    a_chunks, b_chunks = chunks_for(tp_a.gstin, 3), chunks_for(tp_b.gstin, 3)
+    mixed = [c for pair in zip(a_chunks, b_chunks) for c in pair]
+    journal = tmp_path / "multi.journal"
+    with BatchFiler(clients.__getitem__, journal) as filer:
+        summary = filer.file(mixed)
+        assert filer.parked() == {tp_b.gstin: "no-session"}
+        b_states = {r["state"] for r in filer.journal_rows() if r["gstin"] == tp_b.gstin}
+    assert summary.acked == 3 and summary.parked == 3 and not summary.complete
+    assert summary.needs_otp == {tp_b.gstin: "no-session"}
+    assert b_states == {"needs-otp"}
+    assert tp_b.gstin in str(summary)
+    # B's only attempt raised OtpRequired before anything was sent; the other B chunks were not tried
+    assert env.actions().get("RETSAVE", 0) == 3
+
+    env.login(clients[tp_b.gstin])
+    with BatchFiler(clients.__getitem__, journal) as filer:
+        summary = filer.file(mixed)
+        assert filer.parked() == {}
+    assert summary.skipped == 3 and summary.acked == 3 and summary.complete
+    assert len(env.emu.saved_records(tp_b.gstin, PERIOD, "b2b")) == 6
+
+
+def test_permanent_rejection_is_failed_not_retried(env: Env, tmp_path: Path) -> None:
+    client = env.client("cleartax")
+    env.login(client)
+    bad = chunks_for(client.gstin, 1)[0] | {"fp": "082017"}  # payload period ≠ ret_period header
+    good = chunks_for(client.gstin, 1, seed=5)[0]
+    with BatchFiler(client, tmp_path / "f.journal") as filer:
+        summary = filer.file([bad, good], ret_period=PERIOD)
+        again = filer.file([bad, good], ret_period=PERIOD)
+    assert summary.failed == 1 and summary.acked == 1
+    assert list(summary.errors.values()) == ["AUTH4039"]
+    assert again.failed == 1 and again.skipped == 1
+    assert env.actions()["RETSAVE"] == 2  # the failed chunk was not re-sent
+
+
+def test_client_bound_to_other_gstin(env: Env, tmp_path: Path) -> None:
+    client = env.client("cleartax")
+    other = chunks_for(defaults.sample_taxpayer(2).gstin, 1)
+    with BatchFiler(client, tmp_path / "x.journal") as filer:
+        summary = filer.file(other)
+    assert summary.failed == 1 and env.actions().get("RETSAVE", 0) == 0
+    assert "no client" in filer_rows_error(tmp_path / "x.journal")
+
+
+def filer_rows_error(journal: Path) -> str:
+    with BatchFiler(lambda gstin: None, journal) as filer:
+        return str(filer.journal_rows()[0]["error"])
