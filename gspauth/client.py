@@ -107,7 +107,7 @@ class RetryPolicy:
             return min(retry_after, self.cap)
         base = min(self.cap, self.backoff * (2 ** (retry - 1)))
         spread = base * self.jitter
-        return max(0.0, min(self.cap, base + random.uniform(-spread, spread)))
+        return float(max(0.0, min(self.cap, base + random.uniform(-spread, spread))))
 
 
 # Effects yielded by the lifecycle generators ------------------------------------------------
@@ -238,6 +238,7 @@ class _BaseClient:
         self._session: Session | None = None
         self._pending_app_key: bytes | None = None
         self._otp_sent_at: _dt.datetime | None = None
+        self._logged_out = False
 
     # -- display ---------------------------------------------------------------------------
 
@@ -406,8 +407,6 @@ class _BaseClient:
                 else:
                     reason = type(exc).__name__
                 if attempt >= policy.attempts:
-                    if isinstance(exc, httpx.TransportError):
-                        raise
                     raise
                 delay = policy.delay(attempt, getattr(exc, "retry_after", None))
                 log.warning(
@@ -520,6 +519,7 @@ class _BaseClient:
         self._session = session
         self._pending_app_key = None
         self._otp_sent_at = None
+        self._logged_out = False
         yield from self._fire("consent", txn=txn, expires_at=session.effective_expires_at)
         yield from self._fire("established", txn=txn, expires_at=session.effective_expires_at)
         return session
@@ -576,14 +576,15 @@ class _BaseClient:
         if session is not None and stale_token is None and session.usable(now, self.margin):
             return session
         if session is None:
-            session = yield _Call(self.store.load, (self.key,))
-            if session is not None and stale_token is None and session.usable(self._clock(), self.margin):
-                self._session = session
-                return session
+            loaded: Session | None = yield _Call(self.store.load, (self.key,))
+            if loaded is not None and stale_token is None and loaded.usable(self._clock(), self.margin):
+                self._session = loaded
+                return loaded
         handle = yield _Lock()
         try:
             # Re-load under the lock: another thread or process may have refreshed meanwhile.
-            session = yield _Call(self.store.load, (self.key,))
+            current: Session | None = yield _Call(self.store.load, (self.key,))
+            session = current
             now = self._clock()
             if session is not None and session.usable(now, self.margin) and (
                 stale_token is None or session.auth_token != stale_token
@@ -591,7 +592,7 @@ class _BaseClient:
                 self._session = session
                 return session
             if session is None:
-                reason = "no-session"
+                reason = "logged-out" if self._logged_out else "no-session"
             elif not session.refreshable:
                 reason = "refresh-refused"
             elif not self.auto_refresh:
@@ -652,6 +653,7 @@ class _BaseClient:
                 outcome = exc.error_code or "SessionInvalid"
             yield _Call(self.store.delete, (self.key,))
             self._session = None
+            self._logged_out = True
             yield from self._fire("ended", txn=txn, outcome=outcome, detail="logout")
             return True
         finally:
@@ -661,7 +663,7 @@ class _BaseClient:
         """GSTN said AUTH4033 for ``rejected``: reuse a newer stored session, else it was revoked."""
         handle = yield _Lock()
         try:
-            stored = yield _Call(self.store.load, (self.key,))
+            stored: Session | None = yield _Call(self.store.load, (self.key,))
             if stored is not None and stored.auth_token != rejected.auth_token:
                 self._session = stored  # another worker refreshed or re-consented meanwhile
                 if stored.usable(self._clock(), self.margin):

@@ -70,7 +70,7 @@ def test_full_flow_sync(env: Env, gsp: str) -> None:
     # after logout a data call needs a new consent
     with pytest.raises(OtpRequired) as info:
         client.get(Api.RETURNS, "gstr1", action="B2B", ret_period=PERIOD)
-    assert info.value.reason == "no-session" and gstin in str(info.value)
+    assert info.value.reason == "logged-out" and gstin in str(info.value)
     client.close()
 
 
@@ -376,3 +376,21 @@ def test_two_clients_one_store_reuse_refreshed_session(env: Env) -> None:
     assert b.session is not None and b.session.auth_token == a.session.auth_token  # type: ignore[union-attr]
     assert env.actions()["REFRESHTOKEN"] == 1
     assert "revoked" not in env.recorder.kinds()
+
+
+def test_consent_ledger_records_every_event(env: Env, tmp_path: Any) -> None:
+    from gspauth.ledger import Ledger
+
+    ledger = Ledger(tmp_path / "ledger.db")
+    client = env.client("vayana", ledger=ledger)
+    env.login(client)
+    env.advance(minutes=350)
+    client.get(Api.RETURNS, "gstr1", action="B2B", ret_period=PERIOD)
+    client.logout()
+    kinds = [e.kind for e in ledger.query(gstin=client.gstin)]
+    assert kinds == ["otp-requested", "consent", "established", "refreshed", "ended"]
+    assert kinds == env.recorder.kinds()  # the observer hook saw the same events
+    consent = ledger.query(kind="consent")[0]
+    assert consent.txn and consent.ip_usr == "203.0.113.7" and consent.gsp == "vayana"
+    assert ledger.verify() == 5
+    ledger.close()
