@@ -441,7 +441,7 @@ class ProviderConformance:
         """OTPREQUEST → AUTHTOKEN → RETSAVE → GET (B2B) → REFRESHTOKEN → LOGOUT through your plugin."""
         if not self.round_trip:
             pytest.skip(f"{type(self).__name__}.round_trip = False")
-        from gspauth.client import Client
+        from gspauth.client import Client, RetryPolicy
         from gspauth.emulator.defaults import SANDBOX_OTP, sample_taxpayer
         from gspauth.synthetic import gstr1_chunks
 
@@ -454,7 +454,8 @@ class ProviderConformance:
                  "LOGOUT"]
         step = steps[0]
         client = Client(self.gsp, env, emulator_credentials, gstin=taxpayer.gstin, username=taxpayer.username,
-                        certificate=emulator.emulator.certificate_pem, hooks=hooks)
+                        certificate=emulator.emulator.certificate_pem, hooks=hooks,
+                        retry=RetryPolicy(attempts=1))  # the emulator is reliable: fail fast
         try:
             with client:
                 client.request_otp()
@@ -475,6 +476,13 @@ class ProviderConformance:
                 assert client.logout(), "LOGOUT did not end the session"
         except GSPError as exc:
             pytest.fail(f"round trip through {host} failed at {step}: {type(exc).__name__}: {exc}")
+        except httpx.TransportError as exc:
+            try:
+                url: object = exc.request.url
+            except RuntimeError:  # no request attached
+                url = "?"
+            pytest.fail(f"round trip through {host} failed at {step}: could not reach {url} "
+                        f"({type(exc).__name__}: {exc}); do your URLs start with the `host` argument?")
         stats = emulator.emulator.stats
         actions = (stats() if callable(stats) else stats)["actions"]
         missing = [a for a in steps if not actions.get(a)]

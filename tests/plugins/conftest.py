@@ -1,0 +1,48 @@
+"""Fixtures for the plugin-system tests: fake installed distributions (entry points) on sys.path."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from gspauth.plugins import Hooks, get_plugin_manager
+from plugin_dists import write_dist
+
+_SWITCHES = ("GSPAUTH_PLUGINS", "GSPAUTH_BLOCKED_PLUGINS", "GSPAUTH_DISABLE_PLUGIN_AUTOLOAD", "GSPAUTH_TRACE_HOOKS",
+             "GSPAUTH_CONFIG")
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in _SWITCHES:
+        monkeypatch.delenv(name, raising=False)
+    for name in list(__import__("os").environ):
+        if name.startswith("GSPAUTH_") and name.endswith("_HOST"):
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture
+def fake_dist(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Path]:
+    """``fake_dist(dist, {entry: module}, {module: source})``: install a fake distribution for this test."""
+    site = tmp_path / "site"
+    site.mkdir()
+    monkeypatch.syspath_prepend(str(site))
+
+    def make(dist: str, entry_points: dict[str, str], modules: dict[str, str] | None = None) -> Path:
+        return write_dist(site, dist, entry_points, modules)
+
+    return make
+
+
+@pytest.fixture
+def hooks() -> Hooks:
+    """Built-ins plus the installed ClearTax and Vayana plugins."""
+    import gspauth_cleartax
+    import gspauth_vayana
+
+    pm = get_plugin_manager(autoload=False)
+    pm.register(gspauth_cleartax, name="cleartax")
+    pm.register(gspauth_vayana, name="vayana")
+    return Hooks(pm, config=False)

@@ -1,0 +1,116 @@
+"""The conformance kit fails a broken plugin readably, and a generated plugin passes it out of the box."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gspauth.templates import PLUGIN_FILES, names_for, render_plugin
+
+from plugin_dists import write_dist
+
+# Modules with native state (cryptography hash registry, uvicorn) must be imported once, here, before
+# pytester runs in-process: its sys.modules snapshot would otherwise drop and re-import them.
+import cryptography.hazmat.primitives.hashes  # noqa: E402,F401
+import cryptography.x509  # noqa: E402,F401
+import gspauth.client  # noqa: E402,F401
+import gspauth.emulator.server  # noqa: E402,F401
+import gspauth.testing  # noqa: E402,F401
+
+pytest_plugins = ["pytester"]
+
+HERE = Path(__file__).parent
+
+BROKEN_TEST = '''
+import pytest
+from gspauth.testing import ProviderConformance
+from gspauth.types import Credentials
+
+class TestBroken(ProviderConformance):
+    gsp = "broken"
+
+    @pytest.fixture
+    def credentials(self):
+        return Credentials(client_id="broken-client", client_secret="broken-secret-0042")
+'''
+
+MISSING_FIXTURE_TEST = '''
+from gspauth.testing import ProviderConformance
+
+class TestLazy(ProviderConformance):
+    gsp = "broken"
+'''
+
+
+@pytest.fixture
+def broken_site(pytester: pytest.Pytester) -> Path:
+    site = pytester.path / "site"
+    site.mkdir()
+    write_dist(site, "gspauth-broken", {"broken": "gspauth_broken"},
+               {"gspauth_broken": (HERE / "broken" / "gspauth_broken.py").read_text()})
+    pytester.syspathinsert(site)
+    return site
+
+
+def test_broken_plugin_fails_the_kit_with_readable_messages(pytester: pytest.Pytester, broken_site: Path) -> None:
+    pytester.makepyfile(test_broken=BROKEN_TEST)
+    result = pytester.runpytest("-p", "no:cacheprovider", "-q")
+    result.assert_outcomes(passed=3, failed=7)
+    outcomes = {r.nodeid.rsplit("::", 1)[1]: r.outcome for r in result.reprec.getreports("pytest_runtest_logreport")  # type: ignore[attr-defined]
+                if r.when == "call"}
+    assert {name for name, outcome in outcomes.items() if outcome == "passed"} == {
+        "test_discovered_under_entry_name", "test_gsp_info_is_well_formed", "test_endpoint_urls_are_well_formed"}
+    result.stdout.fnmatch_lines_random([
+        "*these URLs ignore the override (use the `host` argument of gspauth_endpoint_url)*",
+        "*gspauth_endpoint_url returned str for GSP id 'not-broken'; it must return None for ids you did not register*",
+        "*signing OTPREQUEST twice with the same request, context.now and context.txn gave different headers*",
+        "*secrets leaked into reprs, errors or log lines*",
+        "*gspauth_map_error turned a GSTN reply (HTTP 200*into GSPLayerError; return None so the core maps GSTN codes*",
+        "*round trip through http://127.0.0.1:*/generic failed at OTPREQUEST: could not reach https://sandbox.broken.example/*do your URLs start with the `host` argument?*",
+        "*the sync httpx client did not send the plugin's headers*",
+    ])
+    assert "broken-secret-0042" not in result.stdout.str().split("secrets leaked")[1].split("\n")[1]
+
+
+def test_missing_credentials_fixture_is_explained(pytester: pytest.Pytester, broken_site: Path) -> None:
+    pytester.makepyfile(test_lazy=MISSING_FIXTURE_TEST)
+    result = pytester.runpytest("-p", "no:cacheprovider", "-q", "-k", "pure")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*NotImplementedError: override in your test class*"])
+
+
+def test_uninstalled_plugin_is_explained(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_missing=BROKEN_TEST.replace('"broken"', '"nowhere"'))
+    result = pytester.runpytest("-p", "no:cacheprovider", "-q", "-k", "discovered")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*no entry point named 'nowhere' in group 'gspauth'*pip install -e .*"])
+
+
+def test_template_generates_exactly_the_documented_files(tmp_path: Path) -> None:
+    root = render_plugin("acme-gsp", tmp_path)
+    module = names_for("acme-gsp")["module"]
+    got = sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+    assert got == sorted(f.format(module=module) for f in PLUGIN_FILES)
+    assert 'acme-gsp = "gspauth_acme_gsp"' in (root / "pyproject.toml").read_text()
+    assert "{{" not in "".join(p.read_text() for p in root.rglob("*") if p.is_file())
+
+
+def test_template_refuses_bad_names_and_non_empty_targets(tmp_path: Path) -> None:
+    from gspauth.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="lowercase"):
+        render_plugin("Acme GSP", tmp_path)
+    render_plugin("acme", tmp_path)
+    with pytest.raises(ConfigurationError, match="not empty"):
+        render_plugin("acme", tmp_path)
+
+
+def test_generated_plugin_passes_its_own_tests(pytester: pytest.Pytester) -> None:
+    root = render_plugin("acme-gsp", pytester.path)
+    names = names_for("acme-gsp")
+    # Stand-in for `pip install -e .`: the src dir on sys.path plus the entry-point metadata.
+    write_dist(root / "src", names["dist"], {names["gsp"]: names["module"]})
+    pytester.syspathinsert(root / "src")
+    result = pytester.runpytest(str(root / "tests"), "-p", "no:cacheprovider", "-q")
+    result.assert_outcomes(passed=12)
