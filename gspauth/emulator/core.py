@@ -38,7 +38,6 @@ from gspauth.emulator.gsp import (
     check_vayana,
     default_vayana_asp,
     load_public_key,
-    request_action,
 )
 from gspauth.emulator.keys import GstnKey, KeyRing, build_certificate, deterministic_rsa_key
 from gspauth.emulator.store import Store
@@ -153,6 +152,7 @@ class _Ctx:
     body: bytes
     root: str
     files_base: str  # how FILEDET urls are written for this layer ("" = relative)
+    parsed: Any = None  # the JSON body, once parsed (a dict), else None
 
 
 @dataclass
@@ -683,7 +683,17 @@ class Emulator:
         if not _consteq(known, secret):
             raise gstn_error("AUT4034")
         method = ctx.request.method
-        action = request_action(ctx.request, ctx.body) or "?"
+        action = None
+        if ctx.body:
+            try:
+                parsed = json.loads(ctx.body)
+            except (ValueError, UnicodeDecodeError):
+                parsed = None
+            if isinstance(parsed, dict):
+                ctx.parsed = parsed
+                if isinstance(parsed.get("action"), str):
+                    action = parsed["action"]
+        action = action or ctx.request.url.params.get("action") or "?"
         self._stats.action(ctx.layer, action)
         if _AUTH_PATH.fullmatch(ctx.path):
             if method == "POST":
@@ -717,6 +727,8 @@ class Emulator:
         ctype = ctx.headers.get("content-type", "")
         if self.config.require_json_content_type and not ctype.lower().startswith("application/json"):
             raise gstn_error("GEN5007", "Content-Type must be application/json")
+        if ctx.parsed is not None:
+            return ctx.parsed  # type: ignore[no-any-return]
         try:
             obj = json.loads(ctx.body)
         except (ValueError, UnicodeDecodeError):
