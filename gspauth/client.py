@@ -664,18 +664,18 @@ class _BaseClient:
         handle = yield _Lock()
         try:
             stored: Session | None = yield _Call(self.store.load, (self.key,))
-            if stored is not None and stored.auth_token != rejected.auth_token:
-                self._session = stored  # another worker refreshed or re-consented meanwhile
-                if stored.usable(self._clock(), self.margin):
-                    return stored
-            if stored is not None and stored.auth_token == rejected.auth_token:
-                yield _Call(self.store.delete, (self.key,))
-            self._session = None
-            yield from self._fire("revoked", outcome=exc.error_code or "AUTH4033",
-                                  detail="GSTN no longer accepts the auth token")
-            raise self._otp_required("revoked", exc.error_code) from exc
+            if stored is None or stored.auth_token == rejected.auth_token:
+                if stored is not None:
+                    yield _Call(self.store.delete, (self.key,))
+                self._session = None
+                yield from self._fire("revoked", outcome=exc.error_code or "AUTH4033",
+                                      detail="GSTN no longer accepts the auth token")
+                raise self._otp_required("revoked", exc.error_code) from exc
+            self._session = stored  # another worker refreshed or re-consented meanwhile
         finally:
             yield _Unlock(handle)
+        # Outside the lock (the async lock is not re-entrant): refresh it if it is in the margin.
+        return (yield from self._flow_session())
 
     def _flow_data(
         self,

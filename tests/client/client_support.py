@@ -121,8 +121,9 @@ class Env:
         kw.update(overrides)
         return kw
 
-    def client(self, gsp: str = "cleartax", **overrides: Any) -> Client:
-        client = Client(gsp, "sandbox", credentials_for(gsp), **self.client_kwargs(gsp, **overrides))
+    def client(self, gsp: str = "cleartax", credentials: Credentials | None = None, **overrides: Any) -> Client:
+        creds = credentials if credentials is not None else credentials_for(gsp)
+        client = Client(gsp, "sandbox", creds, **self.client_kwargs(gsp, **overrides))
         self.opened.append(client)
         return client
 
