@@ -8,10 +8,28 @@ from pathlib import Path
 import pytest
 
 from gspauth.plugins import Hooks, get_plugin_manager
-from plugin_dists import write_dist
 
 _SWITCHES = ("GSPAUTH_PLUGINS", "GSPAUTH_BLOCKED_PLUGINS", "GSPAUTH_DISABLE_PLUGIN_AUTOLOAD", "GSPAUTH_TRACE_HOOKS",
              "GSPAUTH_CONFIG")
+
+
+def write_dist(root: Path, dist: str, entry_points: dict[str, str], modules: dict[str, str] | None = None,
+               version: str = "0.1.0") -> Path:
+    """Make ``root`` look like site-packages holding distribution ``dist`` with ``gspauth`` entry points."""
+    info = root / f"{dist.replace('-', '_')}-{version}.dist-info"
+    info.mkdir(parents=True, exist_ok=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n")
+    lines = "".join(f"{name} = {target}\n" for name, target in entry_points.items())
+    (info / "entry_points.txt").write_text(f"[gspauth]\n{lines}")
+    for name, source in (modules or {}).items():
+        (root / f"{name}.py").write_text(source)
+    return root
+
+
+@pytest.fixture(name="write_dist")
+def _write_dist_fixture() -> Callable[..., Path]:
+    """The :func:`write_dist` helper, for tests that build fake distributions themselves."""
+    return write_dist
 
 
 @pytest.fixture(autouse=True)

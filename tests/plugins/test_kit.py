@@ -8,7 +8,7 @@ import pytest
 
 from gspauth.templates import PLUGIN_FILES, names_for, render_plugin
 
-from plugin_dists import write_dist
+from collections.abc import Callable
 
 # Modules with native state (cryptography hash registry, uvicorn) must be imported once, here, before
 # pytester runs in-process: its sys.modules snapshot would otherwise drop and re-import them.
@@ -44,7 +44,7 @@ class TestLazy(ProviderConformance):
 
 
 @pytest.fixture
-def broken_site(pytester: pytest.Pytester) -> Path:
+def broken_site(pytester: pytest.Pytester, write_dist: Callable[..., Path]) -> Path:
     site = pytester.path / "site"
     site.mkdir()
     write_dist(site, "gspauth-broken", {"broken": "gspauth_broken"},
@@ -106,7 +106,7 @@ def test_template_refuses_bad_names_and_non_empty_targets(tmp_path: Path) -> Non
         render_plugin("acme", tmp_path)
 
 
-def test_generated_plugin_passes_its_own_tests(pytester: pytest.Pytester) -> None:
+def test_generated_plugin_passes_its_own_tests(pytester: pytest.Pytester, write_dist: Callable[..., Path]) -> None:
     root = render_plugin("acme-gsp", pytester.path)
     names = names_for("acme-gsp")
     # Stand-in for `pip install -e .`: the src dir on sys.path plus the entry-point metadata.
