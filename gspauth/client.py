@@ -734,6 +734,23 @@ class _BaseClient:
                 continue
             return protocol.unwrap_reply(current.sek, reply)
 
+    def _flow_evc_otp(self, pan: str, form_type: str) -> _Flow[str]:
+        """EVCOTP: GSTN sends a filing OTP to the signatory with ``pan`` (spec §3.6)."""
+        params = protocol.evc_otp_params(gstin=self.gstin, pan=pan, form_type=form_type)
+        session = yield from self._flow_session()
+        txn = protocol.new_txn()
+
+        def make() -> httpx.Request:
+            headers = protocol.data_headers(gstin=self.gstin, username=self.username,
+                                            auth_token=session.auth_token, ip_usr=self.ip_usr, txn=txn,
+                                            credentials=self.credentials)
+            request = httpx.Request("GET", self._url(Api.AUTH, self.auth_version), headers=headers, params=params)
+            request.extensions["gspauth"] = {"action": "EVCOTP", "api": Api.AUTH, "txn": txn}
+            return request
+
+        yield from self._flow_send(make, "EVCOTP")
+        return txn
+
     def _save_if_current(self, session: Session) -> None:
         with self.store.lock(self.key, self.lock_timeout):
             stored = self.store.load(self.key)
@@ -896,6 +913,10 @@ class Client(_BaseClient):
         """A POST data call (RETSUBMIT, RESET …); like :meth:`put`."""
         return self._run(self._flow_data("POST", api, path, action, payload, ret_period, params, version, txn))
 
+    def request_evc_otp(self, pan: str, form_type: str = "R1") -> str:
+        """EVCOTP: ask GSTN to send an EVC filing OTP to the signatory ``pan``. Returns the ``txn``."""
+        return self._run(self._flow_evc_otp(pan, form_type))
+
     def close(self) -> None:
         """Close the HTTP connection pool (the session stays in the store)."""
         if self._owns_http:
@@ -1024,6 +1045,10 @@ class AsyncClient(_BaseClient):
                    version: str | None = None, txn: str | None = None) -> Any:
         """See :meth:`Client.post`."""
         return await self._run(self._flow_data("POST", api, path, action, payload, ret_period, params, version, txn))
+
+    async def request_evc_otp(self, pan: str, form_type: str = "R1") -> str:
+        """See :meth:`Client.request_evc_otp`."""
+        return await self._run(self._flow_evc_otp(pan, form_type))
 
     async def aclose(self) -> None:
         """Close the HTTP connection pool."""

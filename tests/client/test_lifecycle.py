@@ -413,3 +413,17 @@ def test_gsp_layer_refusal_is_typed(env: Env, gsp_id: str) -> None:
     assert info.value.gsp == gsp_id and info.value.hint
     assert "not-a-cleartax-token" not in str(info.value) and "0" * 32 not in str(info.value)
     assert env.actions().get("OTPREQUEST", 0) <= 1 and "otp-requested" not in env.recorder.kinds()
+
+
+def test_evc_otp_request(env: Env) -> None:
+    client = env.client("cleartax")
+    env.login(client)
+    pan = client.gstin[2:12]
+    txn = client.request_evc_otp(pan)
+    assert len(txn) == 32
+    evc = env.emu.outbox.otps(client.gstin, purpose="evc")
+    assert evc and evc[-1]["pan"] == pan and evc[-1]["form_type"] == "R1"
+    from gspauth.protocol import InvalidParameter
+
+    with pytest.raises(InvalidParameter):
+        client.request_evc_otp("not-a-pan")
