@@ -221,7 +221,8 @@ class Ledger:
     def _where(
         gstin: str | None, gsp: str | None, kind: str | None, since: _dt.datetime | None
     ) -> tuple[str, list[Any]]:
-        clauses, params = [], []
+        clauses: list[str] = []
+        params: list[Any] = []
         if gstin:
             clauses.append("gstin = ?")
             params.append(gstin.strip().upper())

@@ -36,7 +36,7 @@ import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Protocol, runtime_checkable
+from typing import IO, Any, Protocol, TextIO, cast, runtime_checkable
 
 from gspauth.session import utcnow
 
@@ -140,7 +140,7 @@ class PromptOtp:
 
         try:
             if stdin is sys.stdin:
-                return getpass.getpass(prompt, stream=stderr)
+                return getpass.getpass(prompt, stream=cast(TextIO, stderr))
             stderr.write(prompt)
             stderr.flush()
             line = stdin.readline()

@@ -60,12 +60,13 @@ import logging
 import os
 import secrets
 import sqlite3
+import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, TypeVar, runtime_checkable
 
 from gspauth.errors import ConfigurationError, GSPAuthError
 from gspauth.session import Session, SessionKey, utcnow
@@ -90,6 +91,7 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 #: Version of the SQLite schema this module writes.
 SCHEMA_VERSION = 1
@@ -270,7 +272,7 @@ if hasattr(os, "register_at_fork"):
 
 
 def _os_trylock(fd: int) -> bool:
-    if os.name == "nt":  # pragma: no cover - Windows only
+    if sys.platform == "win32":  # pragma: no cover - Windows only
         import msvcrt
 
         try:
@@ -288,7 +290,7 @@ def _os_trylock(fd: int) -> bool:
 
 
 def _os_unlock(fd: int) -> None:
-    if os.name == "nt":  # pragma: no cover - Windows only
+    if sys.platform == "win32":  # pragma: no cover - Windows only
         import msvcrt
 
         os.lseek(fd, 0, os.SEEK_SET)
@@ -406,9 +408,10 @@ def _decode_key(text: str, where: str) -> bytes:
 
 
 def _keyring_key(create: bool) -> bytes | None:
+    import importlib
+
     try:
-        import keyring
-        import keyring.errors
+        keyring = importlib.import_module("keyring")  # optional: gspauth[keyring]
     except ImportError:
         return None
     try:
@@ -564,7 +567,7 @@ class SQLiteStore:
             self._tighten_siblings()
         return self._conn
 
-    def _retry(self, fn):  # type: ignore[no-untyped-def]
+    def _retry(self, fn: Callable[[], _T]) -> _T:
         # Switching to WAL needs a moment of exclusivity; under a crowd of fresh
         # processes SQLite can answer "database is locked" despite busy_timeout.
         deadline = time.monotonic() + self._busy_timeout
@@ -721,20 +724,20 @@ class SQLiteStore:
         try:
             plain = json.loads(aead.decrypt(nonce, sealed, self._aad(public)))
             session = Session(
-                key=SessionKey(*public[1:5]),  # type: ignore[arg-type]
+                key=SessionKey(*public[1:5]),
                 auth_token=plain["t"],
                 app_key=base64.b64decode(plain["a"]),
                 sek=base64.b64decode(plain["s"]),
-                issued_at=_dt_of(public[5]),  # type: ignore[arg-type]
-                expiry_minutes=public[6],  # type: ignore[arg-type]
-                expires_at=_dt_of(public[7]),  # type: ignore[arg-type]
-                consent_at=_dt_of(public[8]),  # type: ignore[arg-type]
-                refresh_count=public[9],  # type: ignore[arg-type]
+                issued_at=_dt.datetime.fromisoformat(public[5]),
+                expiry_minutes=public[6],
+                expires_at=_dt.datetime.fromisoformat(public[7]),
+                consent_at=_dt.datetime.fromisoformat(public[8]),
+                refresh_count=public[9],
                 refreshable=bool(public[10]),
-                observed_lifetime_minutes=public[11],  # type: ignore[arg-type]
-                txn_of_consent=public[12],  # type: ignore[arg-type]
-                refreshed_at=_dt_of(public[13]),  # type: ignore[arg-type]
-                ip_usr=public[14],  # type: ignore[arg-type]
+                observed_lifetime_minutes=public[11],
+                txn_of_consent=public[12],
+                refreshed_at=_dt_of(public[13]),
+                ip_usr=public[14],
             )
         except (InvalidTag, ValueError, KeyError, TypeError):
             raise StoreCorrupted(

@@ -306,8 +306,9 @@ def run_demo(invoices: int, seed: int, chunk: int, *, out: IO[str], keep: str | 
     """Run the demo; return the report (see ``--json``)."""
     import httpx
 
-    from gspauth.emulator import ThreadedEmulator, defaults
+    from gspauth.emulator import defaults
     from gspauth.emulator.config import EmulatorConfig
+    from gspauth.emulator.server import ThreadedEmulator
     from gspauth.ledger import Ledger
     from gspauth.store import SQLiteStore
 

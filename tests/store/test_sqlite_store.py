@@ -247,3 +247,27 @@ def test_many_threads_share_one_store(tmp_path: Path, store_key: bytes, make_ses
         t.join()
     assert not errors, errors
     assert len(store.list()) == 8
+
+
+def test_keyring_is_used_when_installed(tmp_path: Path, key: SessionKey, make_session, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:  # type: ignore[no-untyped-def]
+    import logging
+    import sys
+    import types
+
+    vault: dict[tuple[str, str], str] = {}
+    fake = types.ModuleType("keyring")
+    fake.get_password = lambda service, entry: vault.get((service, entry))  # type: ignore[attr-defined]
+    fake.set_password = lambda service, entry, value: vault.__setitem__((service, entry), value)  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "keyring", fake)
+    caplog.set_level(logging.DEBUG, logger="gspauth")
+    from gspauth.store import store_key_source
+
+    assert store_key_source() is None  # looking never creates a key
+    store = SQLiteStore(tmp_path / "s.db")
+    s = make_session(key)
+    store.save(s)  # first use: a key is generated into the keyring
+    assert list(vault) == [("gspauth", "store-key")] and store.key_source == "keyring"
+    assert vault[("gspauth", "store-key")] not in caplog.text
+    assert SQLiteStore(tmp_path / "s.db").load(key) == s  # a restart finds the same key
+    assert store_key_source() == "keyring"
+    assert repr(store) == f"SQLiteStore({str(store.path)!r})"
