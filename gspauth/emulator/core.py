@@ -130,7 +130,7 @@ class Session:
         return cls(**d)
 
     def public_view(self) -> dict[str, Any]:
-        iso = lambda t: _dt.datetime.fromtimestamp(t, UTC).isoformat()  # noqa: E731
+        iso = _iso
         return {
             "session_id": self.session_id, "username": self.username, "gstin": self.gstin, "gsp": self.gsp,
             "application": self.application, "client_id": self.clientid, "started_at": iso(self.started_at),
@@ -1132,6 +1132,7 @@ class Emulator:
             dl = self._downloads.get(token)
         if dl is None or dl["gstin"] != gstin or dl["period"] != period or dl["clientid"] != ctx.headers["clientid"]:
             raise gstn_error("AUTH4040", "unknown or expired FILEDET token for this GSTIN and period")
+        self._purge_downloads()
         file_key = self._randbytes(32)
         per = max(1, self.config.filedet_records_per_file)
         records, section = dl["records"], dl["section"]
@@ -1148,6 +1149,15 @@ class Emulator:
             ul = f"{ctx.files_base}/files/{fid}/{name}.tar.gz"
             urls.append({"ul": ul, "ic": len(records[i:i + per]), "hash": hashlib.sha256(blob).hexdigest()})
         return self._envelope(s.ek, {"ek": base64.b64encode(file_key).decode(), "fc": len(urls), "urls": urls})
+
+    def _purge_downloads(self) -> None:
+        now = self.clock.timestamp()
+        life = self.config.filedet_url_life_seconds
+        with self._lock:
+            for fid in [f for f, (exp, _, _) in self._files.items() if exp < now]:
+                del self._files[fid]
+            for tok in [t for t, d in self._downloads.items() if d["created"] + life < now]:
+                del self._downloads[tok]
 
     def _download_file(self, fid: str, name: str) -> httpx.Response:
         with self._lock:

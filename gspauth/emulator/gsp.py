@@ -170,9 +170,11 @@ def request_action(request: httpx.Request, body: bytes) -> str | None:
             obj = json.loads(body)
         except ValueError:
             obj = None
-        if isinstance(obj, dict) and isinstance(obj.get("action"), str):
-            return obj["action"]
-    return request.url.params.get("action")
+        action = obj.get("action") if isinstance(obj, dict) else None
+        if isinstance(action, str):
+            return action
+    query: str | None = request.url.params.get("action")
+    return query
 
 
 def check_vayana(

@@ -81,7 +81,8 @@ class Store:
 
     # --- keys -------------------------------------------------------------------
     def load_keys(self) -> list[tuple[int, bytes, bytes, str]]:
-        return [tuple(r) for r in self.query("SELECT idx, private_pem, cert_der, accepted_until FROM gstn_keys ORDER BY idx")]  # type: ignore[misc]
+        rows = self.query("SELECT idx, private_pem, cert_der, accepted_until FROM gstn_keys ORDER BY idx")
+        return [(r[0], r[1], r[2], r[3]) for r in rows]
 
     def save_key(self, idx: int, private_pem: bytes, cert_der: bytes, accepted_until: str) -> None:
         self.execute("INSERT OR REPLACE INTO gstn_keys VALUES (?, ?, ?, ?)", (idx, private_pem, cert_der, accepted_until))
@@ -114,10 +115,11 @@ class Store:
         return (rows[0][0], rows[0][1]) if rows else None
 
     def records(self, gstin: str, period: str, section: str) -> list[tuple[str, str]]:
-        return [tuple(r) for r in self.query(  # type: ignore[misc]
+        rows = self.query(
             "SELECT rkey, data FROM records WHERE gstin = ? AND period = ? AND section = ? ORDER BY rkey",
             (gstin, period, section),
-        )]
+        )
+        return [(r[0], r[1]) for r in rows]
 
     def receipt(self, reference_id: str) -> dict[str, Any] | None:
         rows = self.query(

@@ -198,9 +198,11 @@ def test_gstn_code(code: str, emu: Emulator, make: Callable[..., Raw], client: h
     assert body["status_cd"] == "0"
     assert body["error"]["error_cd"] == code, r.text
     assert body["error"]["message"].startswith(codes.CODES[code].message)
-    expected_status = FAULT_CODES.get(code, codes.CODES[code].http_status) if code == "TEC4001" else codes.CODES[code].http_status
-    assert r.status_code == expected_status
-    assert emu.stats["error_codes"].get(code, 0) >= (0 if code == "TEC4001" else 1)
+    if code in FAULT_CODES:  # TEC4001 comes only from an injected 5xx fault
+        assert r.status_code == FAULT_CODES[code] and emu.stats["faults"] == {"503": 1}
+    else:
+        assert r.status_code == codes.CODES[code].http_status
+        assert emu.stats["error_codes"][code] >= 1
 
 
 @pytest.mark.parametrize("code", sorted(FAULT_SCENARIOS))
