@@ -288,3 +288,32 @@ def test_clock_set_at_start_and_via_admin(emu: Emulator, client: httpx.Client) -
     when = "2027-03-01T00:00:00+00:00"
     assert client.post("/_emulator/clock", json={"set": when}).json()["now"] == when
     assert client.post("/_emulator/clock", json={}).status_code == 400
+
+
+def test_emulator_logs_carry_no_secrets(emu: Emulator, make: Callable[..., Raw], caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    r = make("vayana")
+    r.login(emu)
+    r.refresh()
+    r.retsave(b2b_payload(TP.gstin, "072017"))
+    otp = emu.outbox.latest_otp(TP.gstin)
+    assert "OTP sent for " + TP.gstin in caplog.text  # it does log, just not the secrets
+    for secret in (otp, r.token, r.ek.hex(), defaults.VAYANA_ASP_CLIENT_SECRET):
+        assert secret and secret not in caplog.text
+
+
+def test_register_taxpayer_validation(emu: Emulator) -> None:
+    from gspauth.errors import InvalidGSTIN
+
+    with pytest.raises(InvalidGSTIN):
+        emu.register_taxpayer(TP.gstin[:14] + ("1" if TP.gstin[14] != "1" else "2"), "someone")
+    with pytest.raises(ValueError, match="6 hours"):
+        emu.register_taxpayer(defaults.make_gstin("24", "AAECF5555K"), "x", access_duration=_dt.timedelta(hours=5))
+    with pytest.raises(ValueError, match="already belongs"):
+        emu.register_taxpayer(defaults.make_gstin("24", "AAECF5555K"), TP.username)
+    tp = emu.register_taxpayer(defaults.make_gstin("24", "AAECF5555K"), "emu.gujarat", api_access=False,
+                               access_duration=_dt.timedelta(hours=6), mobile="+91999", email="g@example.invalid")
+    assert (tp.state_code, tp.api_access, tp.access_duration_hours) == ("24", False, 6)
+    assert [s.gstin for s in defaults.SAMPLE_TAXPAYERS] == [t.gstin for t in emu.taxpayers()][:4]
