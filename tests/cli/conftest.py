@@ -76,3 +76,17 @@ def emu(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emu]:
         yield Emu(server, server.url, cert)
     finally:
         server.stop()
+
+
+@pytest.fixture
+def subprocess_env() -> Any:
+    """``subprocess_env(**extra)``: the current environment with the checkout on PYTHONPATH."""
+    root = Path(__file__).resolve().parents[2]
+
+    def make(**extra: str) -> dict[str, str]:
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(root), env.get("PYTHONPATH")]))
+        env.update(extra)
+        return env
+
+    return make

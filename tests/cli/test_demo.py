@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from typing import Any
 
 import pytest
-from cli_support import PYTHON, subprocess_env
 
 
-def test_demo_subprocess_passes_and_reports(tmp_path: Any) -> None:
+def test_demo_subprocess_passes_and_reports(tmp_path: Any, subprocess_env: Any) -> None:
     env = subprocess_env(GSPAUTH_HOME=str(tmp_path / "untouched-home"))
     env.pop("GSPAUTH_STORE_KEY", None)  # a fresh machine: no store key, no config
     done = subprocess.run(
-        [PYTHON, "-m", "gspauth", "demo", "--invoices", "200", "--chunk", "40"],
+        [sys.executable, "-m", "gspauth", "demo", "--invoices", "200", "--chunk", "40"],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr

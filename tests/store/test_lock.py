@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import multiprocessing
 import queue
+import sys
 import threading
 import time
 from pathlib import Path
 
 import pytest
-import store_lock_workers as workers
 
-from gspauth.session import SessionKey
-from gspauth.store import LockTimeout, MemoryStore, SQLiteStore
+# Spawned children import the workers by module name: put their directory on sys.path
+# (also under --import-mode=importlib, which does not).
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import store_lock_workers as workers  # noqa: E402
+
+from gspauth.session import SessionKey  # noqa: E402
+from gspauth.store import LockTimeout, MemoryStore, SQLiteStore  # noqa: E402
 
 ctx = multiprocessing.get_context("spawn")  # no inherited locks or connections
 
