@@ -101,7 +101,13 @@ def config_path() -> Path:
 
 def load_config(path: Path | None = None) -> dict[str, Any]:
     """Parse the config file; ``{}`` when it does not exist."""
-    import tomllib
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - Python 3.10
+        try:
+            import tomli as tomllib
+        except ImportError:
+            raise ConfigurationError("reading config.toml needs Python 3.11+ or the 'tomli' package") from None
 
     path = path or config_path()
     if not path.exists():

@@ -26,6 +26,7 @@ import re
 import sqlite3
 import threading
 import time
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -136,6 +137,7 @@ class Ledger:
                     time.sleep(0.01)
             conn.execute("PRAGMA synchronous = NORMAL")
             self._conn = conn
+            weakref.finalize(self, conn.close)  # closed on garbage collection too
         return self._conn
 
     @contextlib.contextmanager

@@ -63,6 +63,7 @@ import sqlite3
 import sys
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -564,6 +565,8 @@ class SQLiteStore:
             conn.execute("PRAGMA secure_delete = ON")
             conn.execute("PRAGMA foreign_keys = ON")
             self._conn = conn
+            # Close on garbage collection too (newer Pythons warn about unclosed connections).
+            weakref.finalize(self, conn.close)
             self._tighten_siblings()
         return self._conn
 

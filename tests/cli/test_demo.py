@@ -29,7 +29,11 @@ def test_demo_subprocess_passes_and_reports(tmp_path: Any, subprocess_env: Any) 
     assert "verified 100/100 invoices byte-identical" in out
     assert "OTPREQUEST 2, AUTHTOKEN 2, RETSAVE 6" in out and "REFRESHTOKEN 2, LOGOUT 2" in out
     assert "\r" not in out + done.stderr  # not a TTY: no progress-bar redraws
-    assert not (tmp_path / "untouched-home").exists()  # the demo keeps its files in a temp dir
+    assert not (tmp_path / "untouched-home").exists()
+    from gspauth.emulator import defaults
+
+    for secret in (defaults.CLEARTAX_AUTH_TOKEN, defaults.VAYANA_ASP_CLIENT_SECRET):
+        assert secret not in out + done.stderr  # the demo keeps its files in a temp dir
 
 
 def test_demo_json_report(cli: Any, tmp_path: Any) -> None:
