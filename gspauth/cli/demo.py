@@ -433,7 +433,7 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "demo",
         help="run the whole lifecycle against a local emulator (consent, filing, read-back, refresh, logout)",
-        description=__doc__.split("\n\n")[0] if __doc__ else None,
+        description=__doc__.split("\n\n")[0].replace("``", "") if __doc__ else None,
     )
     p.add_argument("--invoices", type=int, default=3000, help="synthetic invoices to file, split over both GSPs (default 3000)")
     p.add_argument("--seed", type=int, default=7, help="seed for the emulator and the invoices (default 7)")

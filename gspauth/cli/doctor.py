@@ -317,7 +317,7 @@ def _run(args: argparse.Namespace) -> int:
 
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser("doctor", help="check the installation, configuration and GSP connection",
-                              description=__doc__.split("\n\n")[0] if __doc__ else None)
+                              description=__doc__.split("\n\n")[0].replace("``", "") if __doc__ else None)
     add_target_arguments(p)
     p.add_argument("--offline", action="store_true", help="skip network checks")
     p.add_argument("--json", action="store_true", help="machine-readable output")

@@ -154,7 +154,7 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "login",
         help="OTP consent for a taxpayer: request an OTP and exchange it for a session",
-        description=__doc__.split("\n\n")[0] if __doc__ else None,
+        description=__doc__.split("\n\n")[0].replace("``", "") if __doc__ else None,
     )
     add_target_arguments(p)
     p.add_argument("--otp-dir", help="take the OTP from DIR/<GSTIN>.otp (writes DIR/<GSTIN>.needed meanwhile)")

@@ -133,7 +133,7 @@ def _cmd_logout(args: argparse.Namespace) -> int:
 
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser("session", help="list, show, refresh or log out stored taxpayer sessions",
-                              description=__doc__.split("\n\n")[0] if __doc__ else None)
+                              description=__doc__.split("\n\n")[0].replace("``", "") if __doc__ else None)
     sub = p.add_subparsers(dest="session_command", metavar="ACTION", required=True)
 
     ls = sub.add_parser("list", help="stored sessions (no secrets shown)")
