@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import binascii
 import hmac as _hmac
+import sys
 from collections.abc import Sequence
 
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
@@ -60,6 +61,8 @@ MAX_WIRE_CHARS = 64 * 1024 * 1024
 _KEY_LEN = 32
 _BLOCK = 16
 _WHITESPACE = {ord(" "): None, ord("\t"): None, ord("\r"): None, ord("\n"): None}
+_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+_HAS_STRICT_MODE = sys.version_info >= (3, 11)
 
 
 # --- helpers -----------------------------------------------------------------
@@ -79,6 +82,24 @@ def _check_payload(payload: bytes, field: str = "payload") -> None:
         raise InvalidInput(f"{field} is larger than {MAX_PAYLOAD_BYTES} bytes", field)
 
 
+def _a2b_strict(raw: bytes) -> bytes:
+    """Strict Base64 decode that is the same on every Python version.
+
+    ``binascii.a2b_base64(strict_mode=True)`` does not exist before 3.11, and from
+    3.11 to 3.12.3 it accepts surplus ``=`` after a complete group (``"AAAA=="``),
+    which 3.12.4+ rejects. Canonical padding is checked here first (cheap C-level
+    scans), so only the alphabet is left to binascii.
+    """
+    body = raw.rstrip(b"=")
+    if len(raw) % 4 or len(raw) - len(body) > 2 or b"=" in body:
+        raise binascii.Error("non-canonical Base64 padding")
+    if _HAS_STRICT_MODE:
+        return binascii.a2b_base64(raw, strict_mode=True)
+    if body.translate(None, _ALPHABET):  # pragma: no cover - Python 3.10 only
+        raise binascii.Error("Only base64 data is allowed")
+    return binascii.a2b_base64(raw)  # pragma: no cover - Python 3.10 only
+
+
 def _b64e(raw: bytes) -> str:
     return binascii.b2a_base64(raw, newline=False).decode("ascii")
 
@@ -91,7 +112,7 @@ def _b64d(text: str, field: str, tolerant: bool) -> bytes:
     if tolerant:
         text = text.translate(_WHITESPACE)
     try:
-        return binascii.a2b_base64(text.encode("ascii"), strict_mode=True)
+        return _a2b_strict(text.encode("ascii"))
     except (binascii.Error, UnicodeEncodeError, ValueError):
         hint = "" if tolerant else "; pass tolerant=True to accept embedded whitespace"
         raise InvalidBase64(f"{field} is not valid Base64{hint}", field) from None
@@ -152,7 +173,7 @@ def _verify_hmac(key: bytes, msg: bytes, mac: str, field: str, tolerant: bool) -
 def _inner_json(j64: bytes, field: str) -> bytes:
     # The decrypted plaintext is the Base64 *text* of the JSON (spec §4).
     try:
-        return binascii.a2b_base64(j64, strict_mode=True)
+        return _a2b_strict(j64)
     except binascii.Error:
         raise InvalidBase64(f"{field} decrypted to text that is not valid Base64", field) from None
 
