@@ -106,14 +106,30 @@ pub fn decode_append(src: &[u8], out: &mut Vec<u8>) -> Result<(), DecodeError> {
     let (body, tail, tail_len) = split_last_group(src)?;
     let start = out.len();
     out.reserve_exact(body.len() / 4 * 3 + tail_len);
-    if !body.is_empty() {
-        if STANDARD_NO_PAD.decode_append(body, out).is_err() {
-            out.truncate(start);
-            return Err(DecodeError);
-        }
+    if !body.is_empty() && STANDARD_NO_PAD.decode_append(body, out).is_err() {
+        out.truncate(start);
+        return Err(DecodeError);
     }
     out.extend_from_slice(&tail[..tail_len]);
     Ok(())
+}
+
+/// Strictly decode `src` into the front of `dst`; returns the decoded length.
+/// `dst` must hold at least `src.len() / 4 * 3` bytes.
+pub fn decode_into(src: &[u8], dst: &mut [u8]) -> Result<usize, DecodeError> {
+    let (body, tail, tail_len) = split_last_group(src)?;
+    let m = body.len() / 4 * 3;
+    let total = m + tail_len;
+    if dst.len() < total {
+        return Err(DecodeError);
+    }
+    if !body.is_empty() {
+        STANDARD_NO_PAD
+            .decode(body, Out::from_slice(&mut dst[..m]))
+            .map_err(|_| DecodeError)?;
+    }
+    dst[m..total].copy_from_slice(&tail[..tail_len]);
+    Ok(total)
 }
 
 #[inline]
@@ -189,8 +205,24 @@ mod tests {
     #[test]
     fn rejects_what_strict_binascii_rejects() {
         for bad in [
-            "=", "====", "=AAA", "A===", "AA=", "AAA", "AA=A", "AAA=AAAA", "AA==AAAA", "AA== ",
-            " AA==", "AA\n==", "AA-_", "AAA==", "AAAA=", "AAAA====", "AA=\u{e9}", "\u{e9}AAA",
+            "=",
+            "====",
+            "=AAA",
+            "A===",
+            "AA=",
+            "AAA",
+            "AA=A",
+            "AAA=AAAA",
+            "AA==AAAA",
+            "AA== ",
+            " AA==",
+            "AA\n==",
+            "AA-_",
+            "AAA==",
+            "AAAA=",
+            "AAAA====",
+            "AA=\u{e9}",
+            "\u{e9}AAA",
         ] {
             assert_eq!(dec(bad), None, "{bad:?} must be rejected");
         }
@@ -207,6 +239,11 @@ mod tests {
         let mut out = vec![1, 2];
         assert!(decode_append(&broken, &mut out).is_err());
         assert_eq!(out, [1, 2]);
+        let mut slot = vec![0u8; text.len() / 4 * 3];
+        assert_eq!(decode_into(text.as_bytes(), &mut slot), Ok(raw.len()));
+        assert_eq!(&slot[..raw.len()], &raw[..]);
+        assert!(decode_into(&broken, &mut slot).is_err());
+        assert!(decode_into(b"Zm9v", &mut [0u8; 2]).is_err());
     }
 
     #[test]

@@ -7,9 +7,35 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use rayon::prelude::*;
 
-use crate::envelope::{RequestEnvelope, RequestSealer, ResponseOpener, Scratch};
-use crate::error::Result;
+use std::cell::RefCell;
+
+use crate::envelope::{
+    json_len_bound, sealed_len, RequestEnvelope, RequestSealer, ResponseOpener, Scratch,
+};
+use crate::error::{Error, Result};
 use crate::key::Key;
+
+/// Scratch buffers larger than this are not kept between records of different calls.
+const KEEP_SCRATCH_BYTES: usize = 1 << 20;
+
+thread_local! {
+    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::new());
+}
+
+/// Run `f` with this thread's reusable scratch buffers (a fresh set if they are
+/// in use further up the stack); oversized buffers are released afterwards.
+fn with_scratch<T>(f: impl FnOnce(&mut Scratch) -> T) -> T {
+    SCRATCH.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut s) => {
+            let out = f(&mut s);
+            if s.capacity() > KEEP_SCRATCH_BYTES {
+                *s = Scratch::new();
+            }
+            out
+        }
+        Err(_) => f(&mut Scratch::new()),
+    })
+}
 
 /// With `threads == 0`, a batch whose input holds fewer bytes than this runs on
 /// the calling thread; larger ones use the rayon global pool.
@@ -56,7 +82,10 @@ pub struct Parallelism {
 impl Parallelism {
     /// `threads` as documented, with the measured [`AUTO_PARALLEL_MIN_BYTES`].
     pub fn new(threads: usize) -> Self {
-        Parallelism { threads, min_parallel_bytes: AUTO_PARALLEL_MIN_BYTES }
+        Parallelism {
+            threads,
+            min_parallel_bytes: AUTO_PARALLEL_MIN_BYTES,
+        }
     }
 }
 
@@ -76,7 +105,9 @@ fn machine_threads() -> usize {
 fn pool(threads: usize) -> Option<Arc<rayon::ThreadPool>> {
     static POOLS: OnceLock<Mutex<HashMap<usize, Arc<rayon::ThreadPool>>>> = OnceLock::new();
     let pools = POOLS.get_or_init(Default::default);
-    let mut map = pools.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let mut map = pools
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     if let Some(p) = map.get(&threads) {
         return Some(Arc::clone(p));
     }
@@ -115,7 +146,13 @@ fn run<T: Sync, O: Send>(
     size: impl Fn(&T) -> usize,
     f: impl Fn(&T, &mut Scratch) -> Result<O> + Sync,
 ) -> Result<Vec<O>> {
-    let bytes = if par.threads == 0 { items.iter().fold(0usize, |acc, it| acc.saturating_add(size(it))) } else { 0 };
+    let bytes = if par.threads == 0 {
+        items
+            .iter()
+            .fold(0usize, |acc, it| acc.saturating_add(size(it)))
+    } else {
+        0
+    };
     let parallel = |items: &[T]| -> Result<Vec<O>> {
         // Records past a known failure are skipped; the lowest failing index is
         // always computed, since only a lower failure can make a record skip.
@@ -159,6 +196,132 @@ fn run<T: Sync, O: Send>(
     }
 }
 
+/// Apply `f` to every `(item, slot)` pair, serially or on a pool; on failure return
+/// the error of the lowest failing index, with that index set.
+fn run_slots<T: Sync, S: Send>(
+    items: &[T],
+    slots: Vec<S>,
+    par: Parallelism,
+    bytes: usize,
+    f: impl Fn(&T, S, &mut Scratch) -> Result<()> + Sync,
+) -> Result<()> {
+    let parallel = |items: &[T], slots: Vec<S>| -> Result<()> {
+        let first_err = AtomicUsize::new(usize::MAX);
+        let found: Mutex<Option<(usize, Error)>> = Mutex::new(None);
+        items
+            .par_iter()
+            .zip(slots)
+            .enumerate()
+            .with_min_len(4)
+            .for_each(|(i, (item, slot))| {
+                if i > first_err.load(Ordering::Relaxed) {
+                    return; // a lower record already failed
+                }
+                if let Err(e) = with_scratch(|s| f(item, slot, s)) {
+                    first_err.fetch_min(i, Ordering::Relaxed);
+                    let mut g = found.lock().unwrap_or_else(|p| p.into_inner());
+                    if g.as_ref().map_or(true, |(j, _)| i < *j) {
+                        *g = Some((i, e));
+                    }
+                }
+            });
+        match found.into_inner().unwrap_or_else(|p| p.into_inner()) {
+            Some((i, e)) => Err(e.at(i)),
+            None => Ok(()),
+        }
+    };
+    match plan(par, items.len(), bytes) {
+        Plan::Here => with_scratch(|s| {
+            for (i, (item, slot)) in items.iter().zip(slots).enumerate() {
+                f(item, slot, s).map_err(|e| e.at(i))?;
+            }
+            Ok(())
+        }),
+        Plan::Global => parallel(items, slots),
+        Plan::Pool(p) => p.install(|| parallel(items, slots)),
+    }
+}
+
+/// Cut `arena[..sum(lens)]` into consecutive slots of the given lengths.
+fn split_slots(
+    mut arena: &mut [u8],
+    lens: impl Iterator<Item = usize>,
+) -> Vec<&mut [u8]> {
+    let mut slots = Vec::with_capacity(lens.size_hint().0);
+    for len in lens {
+        let n = len.min(arena.len());
+        let (slot, rest) = std::mem::take(&mut arena).split_at_mut(n);
+        slots.push(slot);
+        arena = rest;
+    }
+    slots
+}
+
+/// Batch sealing without per-record allocation: record `i`'s `data` and `hmac`
+/// texts are written one after the other into `arena`, in a slot of
+/// [`sealed_len`]`(payloads[i].len())` bytes; slots follow each other in order.
+/// `arena` is grown (never shrunk) as needed, so reusing it across calls avoids
+/// re-allocation. Payloads are validated first: on error nothing is sealed.
+pub fn encrypt_request_many_into<P: AsRef<[u8]> + Sync>(
+    sealer: &RequestSealer,
+    payloads: &[P],
+    par: Parallelism,
+    arena: &mut Vec<u8>,
+) -> Result<()> {
+    let mut total = 0usize;
+    let mut bytes = 0usize;
+    for (i, p) in payloads.iter().enumerate() {
+        let p = p.as_ref();
+        RequestSealer::check(p).map_err(|e| e.at(i))?;
+        total = total.saturating_add(sealed_len(p.len()));
+        bytes = bytes.saturating_add(p.len());
+    }
+    if arena.len() < total {
+        arena.resize(total, 0);
+    }
+    let slots = split_slots(
+        &mut arena[..total],
+        payloads.iter().map(|p| sealed_len(p.as_ref().len())),
+    );
+    run_slots(payloads, slots, par, bytes, |p, slot, s| {
+        sealer.seal_into(p.as_ref(), slot, s)
+    })
+}
+
+/// Batch opening without per-record allocation: record `i`'s JSON is written at
+/// the start of its slot in `arena` (slots of [`crate::json_len_bound`]`(data.len())`
+/// bytes, in order) and its length stored in `lens[i]`. `arena` is grown as needed.
+/// On error, the lowest failing index is reported.
+pub fn decrypt_response_many_into<R: ResponseParts + Sync>(
+    opener: &ResponseOpener,
+    items: &[R],
+    tolerant: bool,
+    par: Parallelism,
+    arena: &mut Vec<u8>,
+    lens: &mut Vec<usize>,
+) -> Result<()> {
+    let mut total = 0usize;
+    let mut bytes = 0usize;
+    for r in items {
+        total = total.saturating_add(json_len_bound(r.data().len()));
+        bytes = bytes.saturating_add(r.data().len());
+    }
+    if arena.len() < total {
+        arena.resize(total, 0);
+    }
+    lens.clear();
+    lens.resize(items.len(), 0);
+    let slots = split_slots(
+        &mut arena[..total],
+        items.iter().map(|r| json_len_bound(r.data().len())),
+    );
+    let pairs: Vec<(&mut [u8], &mut usize)> = slots.into_iter().zip(lens.iter_mut()).collect();
+    run_slots(items, pairs, par, bytes, |r, (slot, len), s| {
+        *len = opener.open_into(r.data(), r.rek(), r.hmac(), tolerant, s, slot)?;
+        Ok(())
+    })
+}
+
 /// Batch [`crate::encrypt_request`]: many JSON payloads under one key.
 pub fn encrypt_request_many<P: AsRef<[u8]> + Sync>(
     key: &Key,
@@ -166,7 +329,12 @@ pub fn encrypt_request_many<P: AsRef<[u8]> + Sync>(
     par: Parallelism,
 ) -> Result<Vec<RequestEnvelope>> {
     let sealer = RequestSealer::new(key);
-    run(payloads, par, |p| p.as_ref().len(), |p, s| sealer.seal(p.as_ref(), s))
+    run(
+        payloads,
+        par,
+        |p| p.as_ref().len(),
+        |p, s| sealer.seal(p.as_ref(), s),
+    )
 }
 
 /// Batch [`crate::decrypt_response`]: many `(data, rek, hmac)` records under one key.
@@ -177,5 +345,10 @@ pub fn decrypt_response_many<R: ResponseParts + Sync>(
     par: Parallelism,
 ) -> Result<Vec<Vec<u8>>> {
     let opener = ResponseOpener::new(key);
-    run(items, par, |r| r.data().len(), |r, s| opener.open(r.data(), r.rek(), r.hmac(), tolerant, s))
+    run(
+        items,
+        par,
+        |r| r.data().len(),
+        |r, s| opener.open(r.data(), r.rek(), r.hmac(), tolerant, s),
+    )
 }

@@ -37,6 +37,11 @@ impl Scratch {
     pub fn new() -> Self {
         Self::default()
     }
+
+    /// Bytes currently reserved by the buffers.
+    pub fn capacity(&self) -> usize {
+        self.text.capacity() + self.aux.capacity() + self.ws.capacity()
+    }
 }
 
 impl std::fmt::Debug for Scratch {
@@ -83,7 +88,12 @@ impl std::fmt::Debug for ResponseEnvelope {
 #[inline]
 pub fn check_payload(payload: &[u8], field: &'static str) -> Result<()> {
     if payload.len() > MAX_PAYLOAD_BYTES {
-        return Err(Error::new(Reason::TooLarge { limit: MAX_PAYLOAD_BYTES }, field));
+        return Err(Error::new(
+            Reason::TooLarge {
+                limit: MAX_PAYLOAD_BYTES,
+            },
+            field,
+        ));
     }
     Ok(())
 }
@@ -105,9 +115,19 @@ pub fn check_wire(text: &[u8], field: &str) -> Result<()> {
 
 /// Decode a wire field (size check, whitespace removal when tolerant, strict
 /// Base64) into `out`, replacing its contents.
-pub fn decode_wire(text: &[u8], field: &str, tolerant: bool, out: &mut Vec<u8>, ws: &mut Vec<u8>) -> Result<()> {
+pub fn decode_wire(
+    text: &[u8],
+    field: &str,
+    tolerant: bool,
+    out: &mut Vec<u8>,
+    ws: &mut Vec<u8>,
+) -> Result<()> {
     check_wire(text, field)?;
-    let text = if tolerant { b64::strip_whitespace(text, ws) } else { text };
+    let text = if tolerant {
+        b64::strip_whitespace(text, ws)
+    } else {
+        text
+    };
     out.clear();
     b64::decode_append(text, out).map_err(|_| Error::new(Reason::Base64 { tolerant }, owned(field)))
 }
@@ -157,6 +177,17 @@ pub fn inner_json(j64: &[u8], field: &str) -> Result<Vec<u8>> {
     Ok(out)
 }
 
+/// Upper bound of the JSON length inside a response/request `data` field of
+/// `data_len` characters (0 when the field is over the size limit and will fail).
+#[inline]
+pub const fn json_len_bound(data_len: usize) -> usize {
+    if data_len > MAX_WIRE_CHARS {
+        0
+    } else {
+        data_len / 4 * 3 / 4 * 3
+    }
+}
+
 fn mac_for(key: &[u8]) -> HmacSha256 {
     // HMAC accepts keys of any length (RFC 2104): longer keys are hashed, shorter padded.
     match HmacSha256::new_from_slice(key) {
@@ -183,7 +214,12 @@ pub fn aes_encrypt(key: &Key, plaintext: &[u8]) -> Result<Vec<u8>> {
 /// Inverse of [`aes_encrypt`]: empty → `InvalidInput`; bad length or padding → `Decryption`.
 pub fn aes_decrypt(key: &Key, ciphertext: &[u8]) -> Result<Vec<u8>> {
     if ciphertext.len() > MAX_WIRE_CHARS {
-        return Err(Error::new(Reason::TooLarge { limit: MAX_WIRE_CHARS }, "ciphertext"));
+        return Err(Error::new(
+            Reason::TooLarge {
+                limit: MAX_WIRE_CHARS,
+            },
+            "ciphertext",
+        ));
     }
     let mut buf = ciphertext.to_vec();
     let n = Decryptor::new(key).decrypt_in_place(&mut buf, "ciphertext")?;
@@ -211,15 +247,29 @@ fn seal_field(enc: &Encryptor, plaintext: &[u8], buf: &mut Vec<u8>) -> String {
 /// `D(key, text)`; `field` names the wire field in errors.
 pub fn decrypt_field(key: &Key, text: &[u8], field: &str, tolerant: bool) -> Result<Vec<u8>> {
     let mut out = Vec::new();
-    open_field(&Decryptor::new(key), text, field, tolerant, &mut out, &mut Vec::new())?;
+    open_field(
+        &Decryptor::new(key),
+        text,
+        field,
+        tolerant,
+        &mut out,
+        &mut Vec::new(),
+    )?;
     Ok(out)
 }
 
 /// `D(key, text)` that must give a 32-byte key (`sek`, `rek`, refresh `app_key`).
 pub fn decrypt_key(key: &Key, text: &[u8], field: &str, tolerant: bool) -> Result<Key> {
     let raw = decrypt_field(key, text, field, tolerant)?;
-    Key::from_slice(&raw)
-        .map_err(|_| Error::new(Reason::KeySize { got: raw.len(), session: false }, owned(field)))
+    Key::from_slice(&raw).map_err(|_| {
+        Error::new(
+            Reason::KeySize {
+                got: raw.len(),
+                session: false,
+            },
+            owned(field),
+        )
+    })
 }
 
 // --- request envelope -----------------------------------------------------------
@@ -241,7 +291,10 @@ impl std::fmt::Debug for RequestSealer {
 impl RequestSealer {
     /// Context for session key `key` (EK).
     pub fn new(key: &Key) -> Self {
-        RequestSealer { enc: Encryptor::new(key), mac: mac_for(key.as_bytes()) }
+        RequestSealer {
+            enc: Encryptor::new(key),
+            mac: mac_for(key.as_bytes()),
+        }
     }
 
     /// JSON bytes → `(data, hmac)`. Errors: payload too large, payload empty.
@@ -250,26 +303,89 @@ impl RequestSealer {
     }
 
     /// EVC form: `(data, sign)` with `sign = B64(HMAC(sid, j64))`.
-    pub fn seal_evc(&self, sid: &[u8], payload: &[u8], scratch: &mut Scratch) -> Result<RequestEnvelope> {
+    pub fn seal_evc(
+        &self,
+        sid: &[u8],
+        payload: &[u8],
+        scratch: &mut Scratch,
+    ) -> Result<RequestEnvelope> {
         if sid.is_empty() {
             return Err(Error::new(Reason::Empty, "sid"));
         }
         self.seal_with(payload, &mac_for(sid), scratch)
     }
 
-    fn seal_with(&self, payload: &[u8], mac: &HmacSha256, scratch: &mut Scratch) -> Result<RequestEnvelope> {
+    fn seal_with(
+        &self,
+        payload: &[u8],
+        mac: &HmacSha256,
+        scratch: &mut Scratch,
+    ) -> Result<RequestEnvelope> {
+        Self::check(payload)?;
+        let (data, hmac) = seal_j64(&self.enc, mac, payload, &mut scratch.text);
+        Ok(RequestEnvelope { data, hmac })
+    }
+
+    /// The only ways a request payload can fail: too large, or empty.
+    #[inline]
+    pub fn check(payload: &[u8]) -> Result<()> {
         check_payload(payload, "payload")?;
         if payload.is_empty() {
             return Err(Error::new(Reason::Empty, "payload"));
         }
-        let (data, hmac) = seal_j64(&self.enc, mac, payload, &mut scratch.text);
-        Ok(RequestEnvelope { data, hmac })
+        Ok(())
     }
+
+    /// Seal into `out`, which must be exactly [`sealed_len`]`(payload.len())` bytes:
+    /// the `data` text followed by the 44 characters of `hmac`. No allocation
+    /// beyond `scratch` growing to the largest record.
+    pub fn seal_into(&self, payload: &[u8], out: &mut [u8], scratch: &mut Scratch) -> Result<()> {
+        Self::check(payload)?;
+        let m = b64::encoded_len(payload.len());
+        let p = padded_len(m);
+        if out.len() != sealed_len(payload.len()) {
+            return Err(Error::new(Reason::TooLarge { limit: out.len() }, "payload"));
+        }
+        let buf = &mut scratch.text;
+        if buf.len() < p {
+            buf.resize(p, 0);
+        }
+        let block = &mut buf[..p];
+        b64::encode_into(payload, &mut block[..m]);
+        let mut h = self.mac.clone();
+        h.update(&block[..m]);
+        let tag = h.finalize().into_bytes();
+        self.enc.encrypt_padded_in_place(block, m);
+        let (data, mac) = out.split_at_mut(b64::encoded_len(p));
+        b64::encode_into(block, data);
+        b64::encode_into(&tag, mac);
+        Ok(())
+    }
+}
+
+/// Length of the Base64 `hmac` (or `sign`) field.
+pub const HMAC_B64_LEN: usize = 44;
+
+/// Length of the `data` field sealed from a payload of `payload_len` bytes.
+#[inline]
+pub const fn request_data_len(payload_len: usize) -> usize {
+    b64::encoded_len(padded_len(b64::encoded_len(payload_len)))
+}
+
+/// `data` plus `hmac` lengths: the slot [`RequestSealer::seal_into`] fills.
+#[inline]
+pub const fn sealed_len(payload_len: usize) -> usize {
+    request_data_len(payload_len) + HMAC_B64_LEN
 }
 
 /// `j64 = B64(payload)`; returns `(B64(AES(enc, j64)), B64(HMAC(mac, j64)))`.
 /// One pass writes j64 into `buf`, MACs it, pads and encrypts it in place.
-fn seal_j64(enc: &Encryptor, mac: &HmacSha256, payload: &[u8], buf: &mut Vec<u8>) -> (String, String) {
+fn seal_j64(
+    enc: &Encryptor,
+    mac: &HmacSha256,
+    payload: &[u8],
+    buf: &mut Vec<u8>,
+) -> (String, String) {
     let m = b64::encoded_len(payload.len());
     let p = padded_len(m);
     if buf.len() < p {
@@ -296,11 +412,31 @@ pub fn encrypt_request_evc(key: &Key, sid: &[u8], payload: &[u8]) -> Result<Requ
 
 /// Server side of [`encrypt_request`]: `data` (+ `hmac`) → JSON bytes. The HMAC
 /// is checked over the exact decrypted Base64 text.
-pub fn decrypt_request(key: &Key, data: &[u8], hmac: Option<&[u8]>, tolerant: bool) -> Result<Vec<u8>> {
+pub fn decrypt_request(
+    key: &Key,
+    data: &[u8],
+    hmac: Option<&[u8]>,
+    tolerant: bool,
+) -> Result<Vec<u8>> {
     let mut s = Scratch::new();
-    open_field(&Decryptor::new(key), data, "data", tolerant, &mut s.text, &mut s.ws)?;
+    open_field(
+        &Decryptor::new(key),
+        data,
+        "data",
+        tolerant,
+        &mut s.text,
+        &mut s.ws,
+    )?;
     if let Some(mac) = hmac {
-        verify_mac(mac_for(key.as_bytes()), &s.text, mac, "hmac", tolerant, &mut s.aux, &mut s.ws)?;
+        verify_mac(
+            mac_for(key.as_bytes()),
+            &s.text,
+            mac,
+            "hmac",
+            tolerant,
+            &mut s.aux,
+            &mut s.ws,
+        )?;
     }
     inner_json(&s.text, "data")
 }
@@ -335,15 +471,34 @@ impl std::fmt::Debug for RecordKey {
 impl ResponseOpener {
     /// Context for session key `key` (EK).
     pub fn new(key: &Key) -> Self {
-        ResponseOpener { dec: Decryptor::new(key) }
+        ResponseOpener {
+            dec: Decryptor::new(key),
+        }
     }
 
     /// Step 1: the `rek` wire field → REK (must be 32 bytes).
     pub fn open_rek(&self, rek: &[u8], tolerant: bool, scratch: &mut Scratch) -> Result<RecordKey> {
-        open_field(&self.dec, rek, "rek", tolerant, &mut scratch.aux, &mut scratch.ws)?;
-        let key = Key::from_slice(&scratch.aux)
-            .map_err(|_| Error::new(Reason::KeySize { got: scratch.aux.len(), session: true }, "rek"))?;
-        Ok(RecordKey { dec: Decryptor::new(&key), key })
+        open_field(
+            &self.dec,
+            rek,
+            "rek",
+            tolerant,
+            &mut scratch.aux,
+            &mut scratch.ws,
+        )?;
+        let key = Key::from_slice(&scratch.aux).map_err(|_| {
+            Error::new(
+                Reason::KeySize {
+                    got: scratch.aux.len(),
+                    session: true,
+                },
+                "rek",
+            )
+        })?;
+        Ok(RecordKey {
+            dec: Decryptor::new(&key),
+            key,
+        })
     }
 
     /// The whole record: `rek` → `data` → `hmac` (when present) → inner Base64.
@@ -362,18 +517,52 @@ impl ResponseOpener {
         }
         RecordKey::finish(scratch)
     }
+
+    /// [`open`](Self::open) writing the JSON into `out` (at least
+    /// [`json_len_bound`]`(data.len())` bytes); returns its length.
+    pub fn open_into(
+        &self,
+        data: &[u8],
+        rek: &[u8],
+        hmac: Option<&[u8]>,
+        tolerant: bool,
+        scratch: &mut Scratch,
+        out: &mut [u8],
+    ) -> Result<usize> {
+        let rk = self.open_rek(rek, tolerant, scratch)?;
+        rk.open_data(data, tolerant, scratch)?;
+        if let Some(mac) = hmac {
+            rk.verify(mac, tolerant, scratch)?;
+        }
+        b64::decode_into(&scratch.text, out).map_err(|_| Error::new(Reason::InnerBase64, "data"))
+    }
 }
 
 impl RecordKey {
     /// Step 2: the `data` wire field → its Base64 text j64 (kept in `scratch`).
     pub fn open_data(&self, data: &[u8], tolerant: bool, scratch: &mut Scratch) -> Result<()> {
-        open_field(&self.dec, data, "data", tolerant, &mut scratch.text, &mut scratch.ws)
+        open_field(
+            &self.dec,
+            data,
+            "data",
+            tolerant,
+            &mut scratch.text,
+            &mut scratch.ws,
+        )
     }
 
     /// Step 3: check the `hmac` wire field against `HMAC(REK, j64)` from step 2.
     pub fn verify(&self, mac: &[u8], tolerant: bool, scratch: &mut Scratch) -> Result<()> {
         let Scratch { text, aux, ws } = scratch;
-        verify_mac(mac_for(self.key.as_bytes()), text, mac, "hmac", tolerant, aux, ws)
+        verify_mac(
+            mac_for(self.key.as_bytes()),
+            text,
+            mac,
+            "hmac",
+            tolerant,
+            aux,
+            ws,
+        )
     }
 
     /// Step 4: the JSON bytes inside j64 from step 2.
@@ -383,7 +572,13 @@ impl RecordKey {
 }
 
 /// `data` + `rek` (+ `hmac`) → JSON bytes, verifying the HMAC when present.
-pub fn decrypt_response(key: &Key, data: &[u8], rek: &[u8], hmac: Option<&[u8]>, tolerant: bool) -> Result<Vec<u8>> {
+pub fn decrypt_response(
+    key: &Key,
+    data: &[u8],
+    rek: &[u8],
+    hmac: Option<&[u8]>,
+    tolerant: bool,
+) -> Result<Vec<u8>> {
     ResponseOpener::new(key).open(data, rek, hmac, tolerant, &mut Scratch::new())
 }
 
@@ -391,8 +586,17 @@ pub fn decrypt_response(key: &Key, data: &[u8], rek: &[u8], hmac: Option<&[u8]>,
 pub fn encrypt_response(key: &Key, rek: &Key, payload: &[u8]) -> Result<ResponseEnvelope> {
     check_payload(payload, "payload")?;
     let mut buf = Vec::new();
-    let (data, hmac) = seal_j64(&Encryptor::new(rek), &mac_for(rek.as_bytes()), payload, &mut buf);
+    let (data, hmac) = seal_j64(
+        &Encryptor::new(rek),
+        &mac_for(rek.as_bytes()),
+        payload,
+        &mut buf,
+    );
     let rek_wire = seal_field(&Encryptor::new(key), rek.as_bytes(), &mut buf);
     debug_assert_eq!(rek.as_bytes().len(), KEY_LEN);
-    Ok(ResponseEnvelope { data, rek: rek_wire, hmac })
+    Ok(ResponseEnvelope {
+        data,
+        rek: rek_wire,
+        hmac,
+    })
 }

@@ -8,7 +8,7 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use crate::{MAX_WIRE_CHARS, KEY_LEN};
+use crate::{KEY_LEN, MAX_WIRE_CHARS};
 
 /// Which class of failure; maps one-to-one onto the `gspauth.errors` classes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -76,7 +76,9 @@ impl Reason {
             Reason::KeyLength { .. } => ErrorKind::InvalidKey,
             Reason::TooLarge { .. } | Reason::TooLong | Reason::Empty => ErrorKind::InvalidInput,
             Reason::Base64 { .. } | Reason::InnerBase64 => ErrorKind::InvalidBase64,
-            Reason::BlockLength { .. } | Reason::BadPadding | Reason::KeySize { .. } => ErrorKind::Decryption,
+            Reason::BlockLength { .. } | Reason::BadPadding | Reason::KeySize { .. } => {
+                ErrorKind::Decryption
+            }
             Reason::HmacMismatch => ErrorKind::Integrity,
         }
     }
@@ -93,7 +95,11 @@ pub struct Error {
 impl Error {
     /// A new error about `field`, outside any batch.
     pub fn new(reason: Reason, field: impl Into<Cow<'static, str>>) -> Self {
-        Error { reason, field: field.into(), index: None }
+        Error {
+            reason,
+            field: field.into(),
+            index: None,
+        }
     }
 
     /// The same error, located at record `index` of a batch.
@@ -157,7 +163,11 @@ impl fmt::Display for Error {
             Reason::KeySize { got, session } => write!(
                 f,
                 "{field} decrypted to {got} bytes, expected a 32-byte key ({})",
-                if *session { "wrong session key?" } else { "wrong key?" }
+                if *session {
+                    "wrong session key?"
+                } else {
+                    "wrong key?"
+                }
             ),
             Reason::HmacMismatch => write!(
                 f,

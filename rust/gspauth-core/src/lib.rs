@@ -23,13 +23,17 @@ mod envelope;
 mod error;
 mod key;
 
-pub use batch::{decrypt_response_many, encrypt_request_many, Parallelism, ResponseParts, AUTO_PARALLEL_MIN_BYTES};
+pub use batch::{
+    decrypt_response_many, decrypt_response_many_into, encrypt_request_many,
+    encrypt_request_many_into, Parallelism, ResponseParts, AUTO_PARALLEL_MIN_BYTES,
+};
 pub use ecb::{padded_len, Decryptor, Encryptor};
 pub use envelope::{
     aes_decrypt, aes_encrypt, check_payload, check_wire, decode_wire, decrypt_field, decrypt_key,
     decrypt_request, decrypt_response, encrypt_field, encrypt_request, encrypt_request_evc,
-    encrypt_response, hmac_sha256, inner_json, RecordKey, RequestEnvelope, RequestSealer,
-    ResponseEnvelope, ResponseOpener, Scratch,
+    encrypt_response, hmac_sha256, inner_json, json_len_bound, request_data_len, sealed_len,
+    RecordKey, RequestEnvelope, RequestSealer, ResponseEnvelope, ResponseOpener, Scratch,
+    HMAC_B64_LEN,
 };
 pub use error::{Error, ErrorKind, Reason, Result};
 pub use key::Key;

@@ -11,7 +11,9 @@ use gspauth_core::{
 use serde_json::Value;
 
 fn load(name: &str) -> Value {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/vectors/data").join(name);
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/vectors/data")
+        .join(name);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     serde_json::from_str(&text).unwrap()
 }
@@ -19,7 +21,10 @@ fn load(name: &str) -> Value {
 fn hex(s: &Value) -> Vec<u8> {
     let s = s.as_str().expect("hex string");
     assert!(s.len() % 2 == 0);
-    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
 }
 
 fn text(v: &Value) -> &[u8] {
@@ -90,14 +95,26 @@ fn gspauth_kat() {
             let id = &t["tcId"];
             match group["type"].as_str().unwrap() {
                 "KeyEncoding" => {
-                    assert_eq!(gspauth_core::b64::encode(&hex(&t["key"])).as_bytes(), text(&t["b64"]), "{id}");
+                    assert_eq!(
+                        gspauth_core::b64::encode(&hex(&t["key"])).as_bytes(),
+                        text(&t["b64"]),
+                        "{id}"
+                    );
                 }
                 "Field" => {
                     let k = key(&t["key"]);
                     let pt = hex(&t["plaintext"]);
                     let field = t["field"].as_str().unwrap();
-                    assert_eq!(encrypt_field(&k, &pt).unwrap().as_bytes(), text(&t["wire"]), "{id}");
-                    assert_eq!(decrypt_field(&k, text(&t["wire"]), field, false).unwrap(), pt, "{id}");
+                    assert_eq!(
+                        encrypt_field(&k, &pt).unwrap().as_bytes(),
+                        text(&t["wire"]),
+                        "{id}"
+                    );
+                    assert_eq!(
+                        decrypt_field(&k, text(&t["wire"]), field, false).unwrap(),
+                        pt,
+                        "{id}"
+                    );
                     if t["isKey"].as_bool().unwrap() {
                         let got = decrypt_key(&k, text(&t["wire"]), field, false).unwrap();
                         assert_eq!(got.as_bytes().as_slice(), &pt[..], "{id}");
@@ -108,7 +125,8 @@ fn gspauth_kat() {
                     let env = encrypt_request(&k, text(&t["json"])).unwrap();
                     assert_eq!(env.data.as_bytes(), text(&t["data"]), "{id}");
                     assert_eq!(env.hmac.as_bytes(), text(&t["hmac"]), "{id}");
-                    let back = decrypt_request(&k, text(&t["data"]), Some(text(&t["hmac"])), false).unwrap();
+                    let back = decrypt_request(&k, text(&t["data"]), Some(text(&t["hmac"])), false)
+                        .unwrap();
                     assert_eq!(back, text(&t["json"]), "{id}");
                 }
                 "Evc" => {
@@ -124,8 +142,14 @@ fn gspauth_kat() {
                     assert_eq!(env.data.as_bytes(), text(&t["data"]), "{id}");
                     assert_eq!(env.rek.as_bytes(), text(&t["rek"]), "{id}");
                     assert_eq!(env.hmac.as_bytes(), text(&t["hmac"]), "{id}");
-                    let back =
-                        decrypt_response(&k, text(&t["data"]), text(&t["rek"]), Some(text(&t["hmac"])), false).unwrap();
+                    let back = decrypt_response(
+                        &k,
+                        text(&t["data"]),
+                        text(&t["rek"]),
+                        Some(text(&t["hmac"])),
+                        false,
+                    )
+                    .unwrap();
                     assert_eq!(back, text(&t["json"]), "{id}");
                 }
                 "Decrypt" => {
@@ -134,11 +158,23 @@ fn gspauth_kat() {
                     let tolerant = a["tolerant"].as_bool().unwrap();
                     let mac = a["hmac"].as_str().map(str::as_bytes);
                     let got = match t["function"].as_str().unwrap() {
-                        "decrypt_response" => decrypt_response(&k, text(&a["data"]), text(&a["rek"]), mac, tolerant),
+                        "decrypt_response" => {
+                            decrypt_response(&k, text(&a["data"]), text(&a["rek"]), mac, tolerant)
+                        }
                         "decrypt_request" => decrypt_request(&k, text(&a["data"]), mac, tolerant),
-                        "decrypt_field" => decrypt_field(&k, text(&a["text"]), a["field"].as_str().unwrap(), tolerant),
-                        "decrypt_key" => decrypt_key(&k, text(&a["text"]), a["field"].as_str().unwrap(), tolerant)
-                            .map(|k| k.as_bytes().to_vec()),
+                        "decrypt_field" => decrypt_field(
+                            &k,
+                            text(&a["text"]),
+                            a["field"].as_str().unwrap(),
+                            tolerant,
+                        ),
+                        "decrypt_key" => decrypt_key(
+                            &k,
+                            text(&a["text"]),
+                            a["field"].as_str().unwrap(),
+                            tolerant,
+                        )
+                        .map(|k| k.as_bytes().to_vec()),
                         other => panic!("unknown function {other}"),
                     };
                     match t["result"].as_str().unwrap() {
