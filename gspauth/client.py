@@ -54,13 +54,10 @@ from gspauth.errors import (
     ApiAccessDenied,
     ConfigurationError,
     GSPError,
-    InvalidOtp,
     OtpRequired,
     RetryableError,
-    ServerError,
     SessionExpired,
     SessionInvalid,
-    SessionLimitExceeded,
 )
 from gspauth.session import DEFAULT_MARGIN, Session, SessionKey, utcnow
 from gspauth.types import Api, Credentials, SessionEvent
@@ -709,7 +706,7 @@ class _BaseClient:
 
             try:
                 reply = yield from self._flow_send(make, action)
-            except SessionExpired as exc:
+            except SessionExpired:
                 if recovered:
                     raise
                 recovered = True

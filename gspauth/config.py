@@ -115,8 +115,10 @@ def load_config(path: Path | None = None) -> dict[str, Any]:
     try:
         with open(path, "rb") as fh:
             data = tomllib.load(fh)
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigurationError(f"cannot read {path}: {exc}") from None
+    except OSError as exc:
+        raise ConfigurationError(f"cannot read gspauth config {path}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigurationError(f"gspauth config {path} is not valid TOML: {exc}") from None
     if os.name == "posix" and path.stat().st_mode & (stat.S_IRGRP | stat.S_IROTH) and _has_literal_secret(data):
         raise ConfigurationError(
             f"{path} holds a secret and is readable by other users; run `chmod 600 {path}` "

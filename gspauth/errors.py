@@ -35,6 +35,13 @@
           RateLimited                    HTTP 429, GEN5005
           RequestInProgress              RETINPROGRESS, RTN_24
       OtpRequired                        a fresh OTP consent is needed to go on
+      LockTimeout (TimeoutError)         waited too long for a session's single-flight lock
+      StoreCorrupted                     a stored session row failed authentication
+      LedgerTampered                     the consent ledger's hash chain is broken
+
+    ConfigurationError also has:
+        InvalidParameter (ValueError)    malformed txn, ret_period, ip-usr, PAN, OTP …
+        StoreKeyMismatch                 the store key is not the one the store was written with
 
 Crypto errors carry ``field`` (which wire field failed: ``"data"``, ``"rek"``,
 ``"hmac"``, ``"sek"`` …) and ``index`` (position in a batch, else ``None``).
@@ -58,6 +65,9 @@ __all__ = [
     "GSPLayerError",
     "IntegrityError",
     "InvalidOtp",
+    "InvalidParameter",
+    "LedgerTampered",
+    "LockTimeout",
     "InvalidUser",
     "NotAuthorized",
     "OtpRequired",
@@ -69,6 +79,8 @@ __all__ = [
     "SessionExpired",
     "SessionInvalid",
     "SessionLimitExceeded",
+    "StoreCorrupted",
+    "StoreKeyMismatch",
     "InvalidBase64",
     "InvalidGSTIN",
     "InvalidInput",
@@ -257,3 +269,30 @@ class OtpRequired(GSPAuthError):
         super().__init__(message)
         self.gstin = gstin
         self.reason = reason
+
+
+class InvalidParameter(ConfigurationError, ValueError):
+    """A request parameter (``txn``, ``ret_period``, ``ip-usr``, PAN, OTP …) is malformed.
+
+    Raised before anything is sent. ``field`` names the parameter.
+    """
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class LockTimeout(GSPAuthError, TimeoutError):
+    """Waited longer than ``timeout`` for a session lock (another auth/refresh is stuck?)."""
+
+
+class StoreKeyMismatch(ConfigurationError):
+    """The store key in use is not the one the store file was written with."""
+
+
+class StoreCorrupted(GSPAuthError):
+    """A stored row failed authentication: it was edited, moved to another key, or damaged."""
+
+
+class LedgerTampered(GSPAuthError):
+    """The ledger's hash chain is broken: a row was edited, removed or inserted out of band."""

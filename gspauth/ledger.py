@@ -31,7 +31,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from gspauth.errors import ConfigurationError, GSPAuthError
+from gspauth.errors import ConfigurationError, LedgerTampered
 from gspauth.hookspecs import hookimpl
 from gspauth.types import SessionEvent
 
@@ -71,8 +71,6 @@ _SCHEMA = (
 _COLUMNS = ("kind", "gsp", "environment", "gstin", "username", "at", "txn", "ip_usr", "outcome", "detail", "expires_at")
 
 
-class LedgerTampered(GSPAuthError):
-    """The ledger's hash chain is broken: a row was edited, removed or inserted out of band."""
 
 
 def default_ledger_path() -> Path:

@@ -31,7 +31,6 @@ import importlib.metadata
 import logging
 import os
 import re
-import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -231,30 +230,19 @@ def host_env_var(gsp: str, environment: Environment) -> str:
 
 
 def _default_config_path() -> Path | None:
-    explicit = os.environ.get("GSPAUTH_CONFIG")
-    if explicit:
-        return Path(explicit)
-    base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
-    path = Path(base) / "gspauth" / "config.toml"
-    return path if path.is_file() else None
+    # One config file for the whole project: gspauth.config decides where it lives.
+    from gspauth.config import config_path
+
+    path = config_path()
+    return path if path.is_file() or "GSPAUTH_CONFIG" in os.environ else None
 
 
 def _read_config_hosts(path: Path) -> dict[tuple[str, str], str]:
-    if sys.version_info >= (3, 11):
-        import tomllib
-    else:  # pragma: no cover - Python 3.10
-        try:
-            import tomli as tomllib
-        except ImportError:
-            raise ConfigurationError(f"reading {path} needs Python 3.11+ or the 'tomli' package") from None
-    try:
-        with open(path, "rb") as fh:
-            doc = tomllib.load(fh)
-    except OSError as exc:
-        raise ConfigurationError(f"cannot read gspauth config {path}: {exc.strerror}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigurationError(f"gspauth config {path} is not valid TOML: {exc}") from None
-    hosts = doc.get("hosts", {})
+    from gspauth.config import load_config
+
+    if not path.exists():
+        raise ConfigurationError(f"gspauth config {path} does not exist (GSPAUTH_CONFIG points at it)")
+    hosts = load_config(path).get("hosts", {})
     if not isinstance(hosts, dict):
         raise ConfigurationError(f"{path}: [hosts] must be a table of [hosts.<gsp>] tables")
     out: dict[tuple[str, str], str] = {}
@@ -298,7 +286,7 @@ class Hooks:
        a GSP-specific entry wins);
     2. environment variable ``GSPAUTH_<G>_<E>_HOST`` (:func:`host_env_var`), e.g.
        ``GSPAUTH_CLEARTAX_SANDBOX_HOST=http://127.0.0.1:8000/cleartax``;
-    3. the TOML config file ``$GSPAUTH_CONFIG`` (default ``$XDG_CONFIG_HOME/gspauth/config.toml``,
+    3. the TOML config file ``$GSPAUTH_CONFIG`` (default ``$GSPAUTH_HOME/config.toml``, see :mod:`gspauth.config`,
        read once here, if it exists)::
 
            [hosts.cleartax]

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from gspauth import codes, crypto
-from gspauth.errors import ConfigurationError, GSPError, RequestRejected, ServerError
+from gspauth.errors import GSPError, InvalidParameter, RequestRejected, ServerError
 from gspauth.gstin import state_code_of, validate_gstin, validate_state_code
 
 __all__ = [
@@ -90,15 +90,6 @@ _IPV4 = re.compile(r"(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])(\.(25[0-5]|2[0-
 _COMPACT = (",", ":")
 
 
-class InvalidParameter(ConfigurationError, ValueError):
-    """A request parameter (``txn``, ``ret_period``, ``ip-usr``, PAN, OTP …) is malformed.
-
-    Raised before anything is sent. ``field`` names the parameter.
-    """
-
-    def __init__(self, message: str, field: str | None = None) -> None:
-        super().__init__(message)
-        self.field = field
 
 
 class CredentialsLike(Protocol):

@@ -69,7 +69,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, TypeVar, runtime_checkable
 
-from gspauth.errors import ConfigurationError, GSPAuthError
+from gspauth.errors import ConfigurationError, LockTimeout, StoreCorrupted, StoreKeyMismatch
 from gspauth.session import Session, SessionKey, utcnow
 
 if TYPE_CHECKING:
@@ -115,16 +115,10 @@ _HOW_TO_SET_KEY = (
 )
 
 
-class LockTimeout(GSPAuthError, TimeoutError):
-    """Waited longer than ``timeout`` for a session lock (another auth/refresh is stuck?)."""
 
 
-class StoreKeyMismatch(ConfigurationError):
-    """The store key in use is not the one the store file was written with."""
 
 
-class StoreCorrupted(GSPAuthError):
-    """A stored row failed authentication: it was edited, moved to another key, or damaged."""
 
 
 # --------------------------------------------------------------------------------------------

@@ -74,7 +74,7 @@ def _serve(args: argparse.Namespace) -> int:
         f"  admin: {url}/_emulator/   OTP outbox: {url}/_emulator/outbox/otp?gstin=GSTIN",
         f"  sample taxpayers: {', '.join(f'{t.gstin} ({t.username})' for t in defaults.SAMPLE_TAXPAYERS)}"
         if config.register_sample_taxpayers else "  no sample taxpayers",
-        f"  credentials: see gspauth.emulator.defaults (ClearTax X-CT-Auth-Token, Vayana ASP, GSTN clientid)",
+        "  credentials: see gspauth.emulator.defaults (ClearTax X-CT-Auth-Token, Vayana ASP, GSTN clientid)",
     ]
     print("\n".join(lines), flush=True)
     stop = threading.Event()

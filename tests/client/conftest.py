@@ -1,3 +1,3 @@
 """Fixtures for tests/client (defined in client_support.py, which the tests also import)."""
 
-from client_support import all_logs, emulator_config, env, gsp  # noqa: F401
+from tests.client.client_support import all_logs, emulator_config, env, gsp  # noqa: F401

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from client_support import Env, filing_worker
+from tests.client.client_support import Env, filing_worker
 from gspauth import synthetic
 from gspauth.emulator import defaults
 from gspauth.filing import BatchFiler, ChunkResult, chunk_key

@@ -19,7 +19,7 @@ from gspauth.errors import (
 from gspauth.store import MemoryStore
 from gspauth.types import Api
 
-from client_support import Env
+from tests.client.client_support import Env
 
 PERIOD = "072017"
 
@@ -401,7 +401,7 @@ def test_gsp_layer_refusal_is_typed(env: Env, gsp_id: str) -> None:
     """The GSP's own error shape goes through the plugin's map_error, not GSTN's table."""
     import dataclasses
 
-    from client_support import credentials_for
+    from tests.client.client_support import credentials_for
     from gspauth.errors import ClientCredentialsError, GSPLayerError
 
     good = credentials_for(gsp_id)

@@ -7,7 +7,7 @@ import multiprocessing
 import os
 import queue
 
-from client_support import Env, refresh_worker
+from tests.client.client_support import Env, refresh_worker
 from gspauth.store import SQLiteStore
 from gspauth.types import Api
 

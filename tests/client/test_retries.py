@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from client_support import FAST_RETRY, Env, TxnRecorder
+from tests.client.client_support import FAST_RETRY, Env, TxnRecorder
 from gspauth import synthetic
 from gspauth.client import RetryPolicy
 from gspauth.errors import RateLimited, ServerError

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from client_support import Env, SecretLog, credentials_for
+from tests.client.client_support import Env, SecretLog, credentials_for
 from gspauth import synthetic
 from gspauth.errors import OtpRequired
 from gspauth.types import Api
