@@ -393,7 +393,7 @@ def _print_report(report: dict[str, Any], out: IO[str]) -> None:
                   f"logout {t.get('logout', 0) * 1000:.0f} ms", file=out)
         if "verify" in r["notes"]:
             v, how = r["notes"]["verify"], r["notes"]["read_back"]
-            print(f"  verified {v['identical']}/{r['invoices']} invoices byte-identical via {how['path']} "
+            print(f"  verified {v['identical']}/{r['invoices']} invoices identical (canonical JSON, every field) via {how['path']} "
                   f"({how['files']} files); missing {v['missing']}, extra {v['extra']}, different {v['different']}",
                   file=out)
         if "error" in r["notes"]:

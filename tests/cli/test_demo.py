@@ -26,7 +26,7 @@ def test_demo_subprocess_passes_and_reports(tmp_path: Any, subprocess_env: Any) 
                   "refreshed without OTP", "logged out"):
         assert out.count(f"[PASS] {check}\n") == 2, check
     assert "[FAIL]" not in out
-    assert "verified 100/100 invoices byte-identical" in out
+    assert "verified 100/100 invoices identical (canonical JSON, every field)" in out
     assert "OTPREQUEST 2, AUTHTOKEN 2, RETSAVE 6" in out and "REFRESHTOKEN 2, LOGOUT 2" in out
     assert "\r" not in out + done.stderr  # not a TTY: no progress-bar redraws
     assert not (tmp_path / "untouched-home").exists()
