@@ -10,7 +10,8 @@ use rayon::prelude::*;
 use std::cell::RefCell;
 
 use crate::envelope::{
-    json_len_bound, sealed_len, RequestEnvelope, RequestSealer, ResponseOpener, Scratch,
+    json_len_bound, sealed_len, RequestEnvelope, RequestSealer, ResponseInput, ResponseOpener,
+    Scratch,
 };
 use crate::error::{Error, Result};
 use crate::key::Key;
@@ -19,21 +20,24 @@ use crate::key::Key;
 const KEEP_SCRATCH_BYTES: usize = 1 << 20;
 
 thread_local! {
-    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::new());
+    static SCRATCH: RefCell<(Scratch, Scratch)> = RefCell::new((Scratch::new(), Scratch::new()));
 }
 
-/// Run `f` with this thread's reusable scratch buffers (a fresh set if they are
+/// Run `f` with this thread's two reusable scratch sets (fresh ones if they are
 /// in use further up the stack); oversized buffers are released afterwards.
-fn with_scratch<T>(f: impl FnOnce(&mut Scratch) -> T) -> T {
+fn with_scratch<T>(f: impl FnOnce(&mut Scratch, &mut Scratch) -> T) -> T {
     SCRATCH.with(|cell| match cell.try_borrow_mut() {
-        Ok(mut s) => {
-            let out = f(&mut s);
-            if s.capacity() > KEEP_SCRATCH_BYTES {
-                *s = Scratch::new();
+        Ok(mut guard) => {
+            let (a, b) = &mut *guard;
+            let out = f(a, b);
+            for s in [a, b] {
+                if s.capacity() > KEEP_SCRATCH_BYTES {
+                    *s = Scratch::new();
+                }
             }
             out
         }
-        Err(_) => f(&mut Scratch::new()),
+        Err(_) => f(&mut Scratch::new(), &mut Scratch::new()),
     })
 }
 
@@ -196,31 +200,49 @@ fn run<T: Sync, O: Send>(
     }
 }
 
-/// Apply `f` to every `(item, slot)` pair, serially or on a pool; on failure return
-/// the error of the lowest failing index, with that index set.
-fn run_slots<T: Sync, S: Send>(
+/// Run `pair` over consecutive pairs of `(item, slot)` (and `one` over a last
+/// odd record), serially or on a pool; on failure return the error of the
+/// lowest failing index, with that index set. Records go in pairs so that
+/// their HMACs share the two SHA-NI lanes.
+fn run_pairs<T: Sync, S: Send>(
     items: &[T],
-    slots: Vec<S>,
+    slots: &mut [S],
     par: Parallelism,
     bytes: usize,
-    f: impl Fn(&T, S, &mut Scratch) -> Result<()> + Sync,
+    pair: impl Fn((&T, &mut S), (&T, &mut S), &mut Scratch, &mut Scratch) -> (Result<()>, Result<()>)
+        + Sync,
+    one: impl Fn(&T, &mut S, &mut Scratch) -> Result<()> + Sync,
 ) -> Result<()> {
-    let parallel = |items: &[T], slots: Vec<S>| -> Result<()> {
+    let work = |c: usize, its: &[T], ss: &mut [S]| -> Option<(usize, Error)> {
+        with_scratch(|sa, sb| match (its, ss) {
+            ([x, y], [sx, sy]) => {
+                let (rx, ry) = pair((x, sx), (y, sy), sa, sb);
+                match (rx, ry) {
+                    (Err(e), _) => Some((2 * c, e)),
+                    (Ok(()), Err(e)) => Some((2 * c + 1, e)),
+                    _ => None,
+                }
+            }
+            ([x], [sx]) => one(x, sx, sa).err().map(|e| (2 * c, e)),
+            _ => None, // items and slots are chunked alike
+        })
+    };
+    let parallel = |items: &[T], slots: &mut [S]| -> Result<()> {
         let first_err = AtomicUsize::new(usize::MAX);
         let found: Mutex<Option<(usize, Error)>> = Mutex::new(None);
         items
-            .par_iter()
-            .zip(slots)
+            .par_chunks(2)
+            .zip(slots.par_chunks_mut(2))
             .enumerate()
-            .with_min_len(4)
-            .for_each(|(i, (item, slot))| {
-                if i > first_err.load(Ordering::Relaxed) {
+            .with_min_len(2)
+            .for_each(|(c, (its, ss))| {
+                if 2 * c > first_err.load(Ordering::Relaxed) {
                     return; // a lower record already failed
                 }
-                if let Err(e) = with_scratch(|s| f(item, slot, s)) {
+                if let Some((i, e)) = work(c, its, ss) {
                     first_err.fetch_min(i, Ordering::Relaxed);
                     let mut g = found.lock().unwrap_or_else(|p| p.into_inner());
-                    if g.as_ref().map_or(true, |(j, _)| i < *j) {
+                    if g.as_ref().is_none_or(|(j, _)| i < *j) {
                         *g = Some((i, e));
                     }
                 }
@@ -231,22 +253,21 @@ fn run_slots<T: Sync, S: Send>(
         }
     };
     match plan(par, items.len(), bytes) {
-        Plan::Here => with_scratch(|s| {
-            for (i, (item, slot)) in items.iter().zip(slots).enumerate() {
-                f(item, slot, s).map_err(|e| e.at(i))?;
+        Plan::Here => {
+            for (c, (its, ss)) in items.chunks(2).zip(slots.chunks_mut(2)).enumerate() {
+                if let Some((i, e)) = work(c, its, ss) {
+                    return Err(e.at(i));
+                }
             }
             Ok(())
-        }),
+        }
         Plan::Global => parallel(items, slots),
         Plan::Pool(p) => p.install(|| parallel(items, slots)),
     }
 }
 
 /// Cut `arena[..sum(lens)]` into consecutive slots of the given lengths.
-fn split_slots(
-    mut arena: &mut [u8],
-    lens: impl Iterator<Item = usize>,
-) -> Vec<&mut [u8]> {
+fn split_slots(mut arena: &mut [u8], lens: impl Iterator<Item = usize>) -> Vec<&mut [u8]> {
     let mut slots = Vec::with_capacity(lens.size_hint().0);
     for len in lens {
         let n = len.min(arena.len());
@@ -279,13 +300,21 @@ pub fn encrypt_request_many_into<P: AsRef<[u8]> + Sync>(
     if arena.len() < total {
         arena.resize(total, 0);
     }
-    let slots = split_slots(
+    let mut slots = split_slots(
         &mut arena[..total],
         payloads.iter().map(|p| sealed_len(p.as_ref().len())),
     );
-    run_slots(payloads, slots, par, bytes, |p, slot, s| {
-        sealer.seal_into(p.as_ref(), slot, s)
-    })
+    run_pairs(
+        payloads,
+        &mut slots,
+        par,
+        bytes,
+        |(pa, oa), (pb, ob), sa, sb| {
+            let r = sealer.seal_pair_into((pa.as_ref(), oa), (pb.as_ref(), ob), sa, sb);
+            (r, Ok(()))
+        },
+        |p, slot, s| sealer.seal_into(p.as_ref(), slot, s),
+    )
 }
 
 /// Batch opening without per-record allocation: record `i`'s JSON is written at
@@ -315,11 +344,35 @@ pub fn decrypt_response_many_into<R: ResponseParts + Sync>(
         &mut arena[..total],
         items.iter().map(|r| json_len_bound(r.data().len())),
     );
-    let pairs: Vec<(&mut [u8], &mut usize)> = slots.into_iter().zip(lens.iter_mut()).collect();
-    run_slots(items, pairs, par, bytes, |r, (slot, len), s| {
-        *len = opener.open_into(r.data(), r.rek(), r.hmac(), tolerant, s, slot)?;
-        Ok(())
-    })
+    let mut outs: Vec<(&mut [u8], &mut usize)> = slots.into_iter().zip(lens.iter_mut()).collect();
+    run_pairs(
+        items,
+        &mut outs,
+        par,
+        bytes,
+        |(ra, (oa, la)), (rb, (ob, lb)), sa, sb| {
+            let (x, y) = opener.open_pair_into(
+                input(ra),
+                input(rb),
+                tolerant,
+                (sa, sb),
+                (&mut **oa, &mut **ob),
+            );
+            (x.map(|n| **la = n), y.map(|n| **lb = n))
+        },
+        |r, (slot, len), s| {
+            **len = opener.open_into(r.data(), r.rek(), r.hmac(), tolerant, s, slot)?;
+            Ok(())
+        },
+    )
+}
+
+fn input<R: ResponseParts>(r: &R) -> ResponseInput<'_> {
+    ResponseInput {
+        data: r.data(),
+        rek: r.rek(),
+        hmac: r.hmac(),
+    }
 }
 
 /// Batch [`crate::encrypt_request`]: many JSON payloads under one key.

@@ -15,6 +15,7 @@ use crate::b64;
 use crate::ecb::{padded_len, Decryptor, Encryptor};
 use crate::error::{Error, Reason, Result};
 use crate::key::Key;
+use crate::sha::{self, HmacKey};
 use crate::{KEY_LEN, MAX_PAYLOAD_BYTES, MAX_WIRE_CHARS};
 
 type HmacSha256 = hmac::Hmac<Sha256>;
@@ -169,6 +170,16 @@ fn verify_mac(
     }
 }
 
+/// Constant-time comparison of a received (decoded) tag with the computed one.
+fn check_tag(received: &[u8], computed: &[u8; 32]) -> Result<()> {
+    // ct_eq on slices of different lengths is false without looking at content
+    if bool::from(received.ct_eq(computed.as_slice())) {
+        Ok(())
+    } else {
+        Err(Error::new(Reason::HmacMismatch, "hmac"))
+    }
+}
+
 /// The JSON bytes inside a decrypted Base64 text (`{field} decrypted to text that
 /// is not valid Base64` otherwise).
 pub fn inner_json(j64: &[u8], field: &str) -> Result<Vec<u8>> {
@@ -279,7 +290,7 @@ pub fn decrypt_key(key: &Key, text: &[u8], field: &str, tolerant: bool) -> Resul
 #[derive(Clone)]
 pub struct RequestSealer {
     enc: Encryptor,
-    mac: HmacSha256,
+    mac: HmacKey,
 }
 
 impl std::fmt::Debug for RequestSealer {
@@ -293,7 +304,7 @@ impl RequestSealer {
     pub fn new(key: &Key) -> Self {
         RequestSealer {
             enc: Encryptor::new(key),
-            mac: mac_for(key.as_bytes()),
+            mac: HmacKey::new(key.as_bytes()),
         }
     }
 
@@ -312,13 +323,13 @@ impl RequestSealer {
         if sid.is_empty() {
             return Err(Error::new(Reason::Empty, "sid"));
         }
-        self.seal_with(payload, &mac_for(sid), scratch)
+        self.seal_with(payload, &HmacKey::new(sid), scratch)
     }
 
     fn seal_with(
         &self,
         payload: &[u8],
-        mac: &HmacSha256,
+        mac: &HmacKey,
         scratch: &mut Scratch,
     ) -> Result<RequestEnvelope> {
         Self::check(payload)?;
@@ -341,26 +352,67 @@ impl RequestSealer {
     /// beyond `scratch` growing to the largest record.
     pub fn seal_into(&self, payload: &[u8], out: &mut [u8], scratch: &mut Scratch) -> Result<()> {
         Self::check(payload)?;
-        let m = b64::encoded_len(payload.len());
-        let p = padded_len(m);
-        if out.len() != sealed_len(payload.len()) {
-            return Err(Error::new(Reason::TooLarge { limit: out.len() }, "payload"));
-        }
-        let buf = &mut scratch.text;
-        if buf.len() < p {
-            buf.resize(p, 0);
-        }
-        let block = &mut buf[..p];
-        b64::encode_into(payload, &mut block[..m]);
-        let mut h = self.mac.clone();
-        h.update(&block[..m]);
-        let tag = h.finalize().into_bytes();
-        self.enc.encrypt_padded_in_place(block, m);
-        let (data, mac) = out.split_at_mut(b64::encoded_len(p));
-        b64::encode_into(block, data);
-        b64::encode_into(&tag, mac);
+        check_slot(payload, out)?;
+        let (m, p) = prepare_j64(payload, &mut scratch.text);
+        let tag = sha::hmac(&self.mac, &scratch.text[..m]);
+        self.finish_into(&mut scratch.text[..p], m, &tag, out);
         Ok(())
     }
+
+    /// [`seal_into`](Self::seal_into) for two records at once: their HMACs are
+    /// computed together (two SHA-NI lanes). `scratch_b` is a second buffer set.
+    pub fn seal_pair_into(
+        &self,
+        (payload_a, out_a): (&[u8], &mut [u8]),
+        (payload_b, out_b): (&[u8], &mut [u8]),
+        scratch_a: &mut Scratch,
+        scratch_b: &mut Scratch,
+    ) -> Result<()> {
+        Self::check(payload_a)?;
+        Self::check(payload_b)?;
+        check_slot(payload_a, out_a)?;
+        check_slot(payload_b, out_b)?;
+        let (ma, pa) = prepare_j64(payload_a, &mut scratch_a.text);
+        let (mb, pb) = prepare_j64(payload_b, &mut scratch_b.text);
+        let (ta, tb) = sha::hmac_two(
+            &self.mac,
+            &scratch_a.text[..ma],
+            &self.mac,
+            &scratch_b.text[..mb],
+        );
+        self.finish_into(&mut scratch_a.text[..pa], ma, &ta, out_a);
+        self.finish_into(&mut scratch_b.text[..pb], mb, &tb, out_b);
+        Ok(())
+    }
+
+    /// Pad and encrypt j64 (the first `m` bytes of `block`), then write
+    /// `B64(ciphertext)` and `B64(tag)` into `out`.
+    fn finish_into(&self, block: &mut [u8], m: usize, tag: &[u8; 32], out: &mut [u8]) {
+        self.enc.encrypt_padded_in_place(block, m);
+        let (data, mac) = out.split_at_mut(b64::encoded_len(block.len()));
+        b64::encode_into(block, data);
+        b64::encode_into(tag, mac);
+    }
+}
+
+/// A slot of the wrong length is a caller bug; it is reported, never written past.
+fn check_slot(payload: &[u8], out: &[u8]) -> Result<()> {
+    if out.len() != sealed_len(payload.len()) {
+        return Err(Error::new(Reason::TooLarge { limit: out.len() }, "payload"));
+    }
+    Ok(())
+}
+
+/// Write `j64 = B64(payload)` at the start of `buf` (grown as needed, never
+/// shrunk); returns j64's length and its PKCS#7-padded length.
+fn prepare_j64(payload: &[u8], buf: &mut Vec<u8>) -> (usize, usize) {
+    let m = b64::encoded_len(payload.len());
+    let p = padded_len(m);
+    if buf.len() < p {
+        buf.resize(p, 0);
+    }
+    b64::encode_into(payload, &mut buf[..m]);
+    (m, p)
 }
 
 /// Length of the Base64 `hmac` (or `sign`) field.
@@ -380,22 +432,10 @@ pub const fn sealed_len(payload_len: usize) -> usize {
 
 /// `j64 = B64(payload)`; returns `(B64(AES(enc, j64)), B64(HMAC(mac, j64)))`.
 /// One pass writes j64 into `buf`, MACs it, pads and encrypts it in place.
-fn seal_j64(
-    enc: &Encryptor,
-    mac: &HmacSha256,
-    payload: &[u8],
-    buf: &mut Vec<u8>,
-) -> (String, String) {
-    let m = b64::encoded_len(payload.len());
-    let p = padded_len(m);
-    if buf.len() < p {
-        buf.resize(p, 0);
-    }
+fn seal_j64(enc: &Encryptor, mac: &HmacKey, payload: &[u8], buf: &mut Vec<u8>) -> (String, String) {
+    let (m, p) = prepare_j64(payload, buf);
     let block = &mut buf[..p];
-    b64::encode_into(payload, &mut block[..m]);
-    let mut h = mac.clone();
-    h.update(&block[..m]);
-    let tag = h.finalize().into_bytes();
+    let tag = sha::hmac(mac, &block[..m]);
     enc.encrypt_padded_in_place(block, m);
     (b64::encode(block), b64::encode(&tag))
 }
@@ -458,7 +498,7 @@ impl std::fmt::Debug for ResponseOpener {
 
 /// A record's response key REK, ready to open that record's `data`.
 pub struct RecordKey {
-    key: Key,
+    mac: HmacKey,
     dec: Decryptor,
 }
 
@@ -497,7 +537,7 @@ impl ResponseOpener {
         })?;
         Ok(RecordKey {
             dec: Decryptor::new(&key),
-            key,
+            mac: HmacKey::new(key.as_bytes()),
         })
     }
 
@@ -536,6 +576,69 @@ impl ResponseOpener {
         }
         b64::decode_into(&scratch.text, out).map_err(|_| Error::new(Reason::InnerBase64, "data"))
     }
+
+    /// [`open_into`](Self::open_into) for two records at once: when both carry an
+    /// `hmac`, the two HMACs are computed together (two SHA-NI lanes). Each
+    /// record's result is independent of the other's.
+    pub fn open_pair_into(
+        &self,
+        a: ResponseInput<'_>,
+        b: ResponseInput<'_>,
+        tolerant: bool,
+        (scratch_a, scratch_b): (&mut Scratch, &mut Scratch),
+        (out_a, out_b): (&mut [u8], &mut [u8]),
+    ) -> (Result<usize>, Result<usize>) {
+        // rek, data and the received tag of each record; then both HMACs at once
+        let step = |r: &ResponseInput<'_>, s: &mut Scratch| -> Result<(RecordKey, bool)> {
+            let rk = self.open_rek(r.rek, tolerant, s)?;
+            rk.open_data(r.data, tolerant, s)?;
+            if let Some(mac) = r.hmac {
+                decode_wire(mac, "hmac", tolerant, &mut s.aux, &mut s.ws)?;
+            }
+            Ok((rk, r.hmac.is_some()))
+        };
+        let ra = step(&a, scratch_a);
+        let rb = step(&b, scratch_b);
+        let (ta, tb) = match (&ra, &rb) {
+            (Ok((ka, true)), Ok((kb, true))) => {
+                let (x, y) = sha::hmac_two(&ka.mac, &scratch_a.text, &kb.mac, &scratch_b.text);
+                (Some(x), Some(y))
+            }
+            _ => (
+                ra.as_ref()
+                    .ok()
+                    .filter(|(_, m)| *m)
+                    .map(|(k, _)| sha::hmac(&k.mac, &scratch_a.text)),
+                rb.as_ref()
+                    .ok()
+                    .filter(|(_, m)| *m)
+                    .map(|(k, _)| sha::hmac(&k.mac, &scratch_b.text)),
+            ),
+        };
+        let finish =
+            |r: Result<(RecordKey, bool)>, tag: Option<[u8; 32]>, s: &Scratch, out: &mut [u8]| {
+                r?;
+                if let Some(t) = tag {
+                    check_tag(&s.aux, &t)?;
+                }
+                b64::decode_into(&s.text, out).map_err(|_| Error::new(Reason::InnerBase64, "data"))
+            };
+        (
+            finish(ra, ta, scratch_a, out_a),
+            finish(rb, tb, scratch_b, out_b),
+        )
+    }
+}
+
+/// One response record's wire fields, as UTF-8 text.
+#[derive(Clone, Copy)]
+pub struct ResponseInput<'a> {
+    /// The `data` field.
+    pub data: &'a [u8],
+    /// The `rek` field.
+    pub rek: &'a [u8],
+    /// The `hmac` field, when present.
+    pub hmac: Option<&'a [u8]>,
 }
 
 impl RecordKey {
@@ -553,16 +656,8 @@ impl RecordKey {
 
     /// Step 3: check the `hmac` wire field against `HMAC(REK, j64)` from step 2.
     pub fn verify(&self, mac: &[u8], tolerant: bool, scratch: &mut Scratch) -> Result<()> {
-        let Scratch { text, aux, ws } = scratch;
-        verify_mac(
-            mac_for(self.key.as_bytes()),
-            text,
-            mac,
-            "hmac",
-            tolerant,
-            aux,
-            ws,
-        )
+        decode_wire(mac, "hmac", tolerant, &mut scratch.aux, &mut scratch.ws)?;
+        check_tag(&scratch.aux, &sha::hmac(&self.mac, &scratch.text))
     }
 
     /// Step 4: the JSON bytes inside j64 from step 2.
@@ -588,7 +683,7 @@ pub fn encrypt_response(key: &Key, rek: &Key, payload: &[u8]) -> Result<Response
     let mut buf = Vec::new();
     let (data, hmac) = seal_j64(
         &Encryptor::new(rek),
-        &mac_for(rek.as_bytes()),
+        &HmacKey::new(rek.as_bytes()),
         payload,
         &mut buf,
     );
