@@ -34,6 +34,7 @@ import json
 import os
 import platform
 import random
+import resource
 import statistics
 import subprocess
 import sys
@@ -131,9 +132,12 @@ def _native_info(native: ModuleType | None, error: str | None) -> dict[str, Any]
         info["sha256"] = hashlib.sha256(data).hexdigest()
         info["bytes"] = len(data)
         info["mtime"] = _dt.datetime.fromtimestamp(os.path.getmtime(path), _dt.timezone.utc).isoformat()
-        # A debug build keeps its DWARF sections; `maturin develop --release` strips nothing by
-        # default, so report both signals rather than guessing.
-        info["has_debug_info"] = b".debug_info" in data
+        # Which cargo profile produced it: maturin copies target/<profile>/lib_native.so.
+        info["build_profile"] = "unknown"
+        for profile in ("release", "debug"):
+            built = ROOT / "target" / profile / "lib_native.so"
+            if built.exists() and hashlib.sha256(built.read_bytes()).hexdigest() == info["sha256"]:
+                info["build_profile"] = profile
     info["rust_last_commit"] = _git("log", "-1", "--format=%h %s", "--", "rust/")
     info["rust_dirty"] = bool(_git("status", "--porcelain", "--", "rust/"))
     return info
@@ -239,6 +243,8 @@ class Row:
     correct: bool
     error: str | None = None
     runs_s: list[float] = field(default_factory=list)
+    #: per run: share of the machine's CPU used by other processes (see LoadMeter)
+    foreign_load: list[float | None] = field(default_factory=list)
     cpu_s_of_best: float | None = None
     best_s: float | None = None
     median_s: float | None = None
@@ -259,17 +265,74 @@ def _first_mismatch(got: Sequence[Any], want: Sequence[Any]) -> str:
     return "outputs differ"  # pragma: no cover - equal element-wise means equal lists
 
 
-def _timed(fn: Callable[[], Any]) -> tuple[float, float]:
+class LoadMeter:
+    """CPU used by *other* processes while we run: the noise indicator.
+
+    ``(Δ busy CPU of the whole machine − Δ our own CPU) / (Δ wall × cores)``, from
+    ``/proc/stat`` and ``getrusage``; 0.0 is a quiet machine, 0.5 means other
+    processes kept one of two cores busy. ``None`` where ``/proc/stat`` is missing.
+    Jiffy resolution (10 ms) makes single short runs coarse; averages are fine.
+    """
+
+    _HZ = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+    def __init__(self) -> None:
+        self._start = self._sample()
+
+    @staticmethod
+    def _busy() -> float | None:
+        try:
+            with open("/proc/stat", "rb") as f:
+                fields = f.readline().split()
+        except OSError:
+            return None
+        user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in fields[1:9])
+        return (user + nice + system + irq + softirq + steal) / LoadMeter._HZ
+
+    @classmethod
+    def _sample(cls) -> tuple[float, float | None, float]:
+        ru = resource.getrusage(resource.RUSAGE_SELF)
+        return time.perf_counter(), cls._busy(), ru.ru_utime + ru.ru_stime
+
+    def foreign(self) -> float | None:
+        """Foreign load since construction (or the last call), 0.0–1.0."""
+        (w0, b0, s0), (w1, b1, s1) = self._start, self._sample()
+        self._start = (w1, b1, s1)
+        if b0 is None or b1 is None or w1 <= w0:
+            return None
+        cores = os.cpu_count() or 1
+        return min(1.0, max(0.0, ((b1 - b0) - (s1 - s0)) / ((w1 - w0) * cores)))
+
+
+def wait_for_quiet(threshold: float, timeout: float, progress: Callable[[str], None]) -> float | None:
+    """Sleep until other processes use less than ``threshold`` of the CPUs (2 s windows)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        meter = LoadMeter()
+        time.sleep(2.0)
+        load = meter.foreign()
+        if load is None or load < threshold:
+            progress(f"machine quiet enough (foreign load {load})")
+            return load
+        if time.monotonic() > deadline:
+            progress(f"still busy after {timeout:.0f}s (foreign load {load:.2f}); running anyway")
+            return load
+        progress(f"waiting for a quiet machine: foreign load {load:.2f} ≥ {threshold}")
+
+
+def _timed(fn: Callable[[], Any]) -> tuple[float, float, float | None]:
     gc.collect()
     gc.disable()
     try:
+        meter = LoadMeter()
         c0, t0 = time.process_time(), time.perf_counter()
         out = fn()
         t1, c1 = time.perf_counter(), time.process_time()
+        foreign = meter.foreign()
     finally:
         gc.enable()
     del out
-    return t1 - t0, c1 - c0
+    return t1 - t0, c1 - c0, foreign
 
 
 def run_direction(
@@ -312,8 +375,9 @@ def run_direction(
     for r in range(repeat):
         order = names[r % len(names) :] + names[: r % len(names)] if names else []
         for name in order:
-            wall, cpu_s = _timed(calls[name])
+            wall, cpu_s, foreign = _timed(calls[name])
             rows[name].runs_s.append(wall)
+            rows[name].foreign_load.append(foreign)
             cpu[name].append(cpu_s)
         progress(f"  {direction} n={n}: round {r + 1}/{repeat} done")
     for name in names:
@@ -337,6 +401,11 @@ def run_direction(
             row.target_vs_python = target
             row.target_met = row.vs_python is not None and row.vs_python >= target
     return list(rows.values())
+
+
+def _median_foreign(rows: Sequence[Row]) -> float | None:
+    loads = [x for r in rows for x in r.foreign_load if x is not None]
+    return statistics.median(loads) if loads else None
 
 
 def response_items(key: bytes, payloads: Sequence[bytes], seed: int) -> list[tuple[str, str, str | None]]:
@@ -420,6 +489,10 @@ def measure_latency(native: ModuleType | None, quick: bool, progress: Callable[[
 # --- report --------------------------------------------------------------------
 
 
+def _pct(x: float | None) -> str:
+    return "?" if x is None else f"{x:.0%}"
+
+
 def _fmt(x: float | None, spec: str) -> str:
     return "—" if x is None else format(x, spec)
 
@@ -432,12 +505,15 @@ def render(result: dict[str, Any]) -> str:
         f"gspauth envelope benchmark · {env['timestamp']} · {env['host']}",
         f"CPU {cpu['model']} · {env['cores_available']} cores available · "
         f"AES-NI {'yes' if cpu.get('aes_ni') else 'no'} · SHA-NI {'yes' if cpu.get('sha_ni') else 'no'} · "
-        f"load avg {result['load']['before'][0]:.2f} → {result['load']['after'][0]:.2f}",
+        f"load avg {result['load']['before'][0]:.2f} → {result['load']['after'][0]:.2f} · "
+        f"other processes used {_pct(result['load']['foreign_during_run'])} of the CPUs during the run "
+        f"(median over timed runs {_pct(result['load']['foreign_median_timed_runs'])})",
         f"Python {env['python']} · cryptography {env['cryptography']} ({env['openssl']}) · "
         f"active backend {env['active_backend']}",
         "native: "
         + (
-            f"{Path(nat['file']).name} sha256 {nat.get('sha256', '?')[:12]} · built {nat.get('mtime', '?')} · "
+            f"{Path(nat['file']).name} ({nat.get('build_profile', '?')} build) sha256 {nat.get('sha256', '?')[:12]} · "
+            f"built {nat.get('mtime', '?')} · "
             f"rust at {nat.get('rust_last_commit')}{' + uncommitted changes' if nat.get('rust_dirty') else ''}"
             if nat["available"]
             else f"NOT AVAILABLE ({nat['error']})"
@@ -493,6 +569,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=0, help="extra untimed runs after the correctness run")
     parser.add_argument("--seed", type=int, default=20170701, help="synthetic data seed (default 20170701)")
     parser.add_argument("--threads", type=int, help="thread count of the 'all cores' row (default: cores available)")
+    parser.add_argument("--impls", nargs="+", metavar="ROW", help="run only these rows (e.g. python-batch rust-batch-1t)")
     parser.add_argument("--no-latency", action="store_true", help="skip the single-call latency measurement")
     parser.add_argument(
         "--require-native",
@@ -501,6 +578,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="fail if gspauth._native is not importable (default when GSPAUTH_REQUIRE_NATIVE=1)",
     )
     parser.add_argument("--json", type=Path, help="where to write the results (default benchmarks/results/envelope-<UTC time>.json)")
+    parser.add_argument(
+        "--wait-quiet",
+        type=float,
+        metavar="SECONDS",
+        help="before starting, wait up to SECONDS for other processes to use < 10%% of the CPUs",
+    )
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     args = parser.parse_args(argv)
     if args.sizes is None:
@@ -525,10 +608,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"gspauth._native is required but not importable: {native_error}", file=sys.stderr)
             return 2
         progress(f"WARNING: gspauth._native not importable ({native_error}); Rust rows are left out")
+    quiet_at_start = None
+    if args.wait_quiet:
+        quiet_at_start = wait_for_quiet(0.10, args.wait_quiet, progress)
     load_before = os.getloadavg()
+    whole_run = LoadMeter()
     env = environment(native, native_error)
     all_threads = args.threads or env["cores_available"]
     impls = implementations(native, all_threads)
+    if args.impls:
+        unknown = set(args.impls) - {i.name for i in impls}
+        if unknown:
+            print(f"unknown or unavailable rows: {', '.join(sorted(unknown))}", file=sys.stderr)
+            return 2
+        impls = [i for i in impls if i.name in args.impls]
     key = random.Random(f"ek:{args.seed}").randbytes(32)
 
     throughput: list[Row] = []
@@ -569,9 +662,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             "seed": args.seed,
             "quick": args.quick,
             "all_threads": all_threads,
+            "impls": [i.name for i in impls],
             "gc_disabled_while_timing": True,
         },
-        "load": {"before": list(load_before), "after": list(os.getloadavg())},
+        "load": {
+            "before": list(load_before),
+            "after": list(os.getloadavg()),
+            "foreign_at_start": quiet_at_start,
+            "foreign_during_run": whole_run.foreign(),
+            "foreign_median_timed_runs": _median_foreign(throughput),
+        },
         "generation_s": generation_s,
         "json_bytes": json_bytes,
         "throughput": [asdict(r) for r in throughput],
