@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -10,14 +11,9 @@ from gspauth.templates import PLUGIN_FILES, names_for, render_plugin
 
 from collections.abc import Callable
 
-# Modules with native state (cryptography hash registry, uvicorn) must be imported once, here, before
-# pytester runs in-process: its sys.modules snapshot would otherwise drop and re-import them.
-import cryptography.hazmat.primitives.hashes  # noqa: E402,F401
-import cryptography.x509  # noqa: E402,F401
-import gspauth.client  # noqa: E402,F401
-import gspauth.emulator.server  # noqa: E402,F401
-import gspauth.testing  # noqa: E402,F401
-
+# The kit runs in a separate pytest process (runpytest_subprocess): an in-process run
+# restores sys.modules afterwards, and modules it imported lazily (httpcore's transports)
+# would be imported twice, so their exception classes stop matching httpx's mapping.
 pytest_plugins = ["pytester"]
 
 HERE = Path(__file__).parent
@@ -44,22 +40,30 @@ class TestLazy(ProviderConformance):
 
 
 @pytest.fixture
-def broken_site(pytester: pytest.Pytester, write_dist: Callable[..., Path]) -> Path:
+def broken_site(pytester: pytest.Pytester, write_dist: Callable[..., Path], monkeypatch: pytest.MonkeyPatch) -> Path:
     site = pytester.path / "site"
     site.mkdir()
     write_dist(site, "gspauth-broken", {"broken": "gspauth_broken"},
                {"gspauth_broken": (HERE / "broken" / "gspauth_broken.py").read_text()})
-    pytester.syspathinsert(site)
+    _on_pythonpath(monkeypatch, site)
     return site
+
+
+def _on_pythonpath(monkeypatch: pytest.MonkeyPatch, path: Path) -> None:
+    """Stand-in for ``pip install``: ``path`` is on the subprocess's import path."""
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(path), os.environ.get("PYTHONPATH", "")])))
+
+
+def _run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
+    return pytester.runpytest_subprocess("-p", "no:cacheprovider", "-q", "-rA", *args, timeout=240)
 
 
 def test_broken_plugin_fails_the_kit_with_readable_messages(pytester: pytest.Pytester, broken_site: Path) -> None:
     pytester.makepyfile(test_broken=BROKEN_TEST)
-    result = pytester.runpytest("-p", "no:cacheprovider", "-q")
+    result = _run(pytester)
     result.assert_outcomes(passed=3, failed=7)
-    outcomes = {r.nodeid.rsplit("::", 1)[1]: r.outcome for r in result.reprec.getreports("pytest_runtest_logreport")  # type: ignore[attr-defined]
-                if r.when == "call"}
-    assert {name for name, outcome in outcomes.items() if outcome == "passed"} == {
+    passed = {line.rsplit("::", 1)[1].strip() for line in result.outlines if line.startswith("PASSED ")}
+    assert passed == {
         "test_discovered_under_entry_name", "test_gsp_info_is_well_formed", "test_endpoint_urls_are_well_formed"}
     result.stdout.fnmatch_lines_random([
         "*these URLs ignore the override (use the `host` argument of gspauth_endpoint_url)*",
@@ -75,14 +79,14 @@ def test_broken_plugin_fails_the_kit_with_readable_messages(pytester: pytest.Pyt
 
 def test_missing_credentials_fixture_is_explained(pytester: pytest.Pytester, broken_site: Path) -> None:
     pytester.makepyfile(test_lazy=MISSING_FIXTURE_TEST)
-    result = pytester.runpytest("-p", "no:cacheprovider", "-q", "-k", "pure")
+    result = _run(pytester, "-k", "pure")
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*NotImplementedError: override in your test class*"])
 
 
 def test_uninstalled_plugin_is_explained(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_missing=BROKEN_TEST.replace('"broken"', '"nowhere"'))
-    result = pytester.runpytest("-p", "no:cacheprovider", "-q", "-k", "discovered")
+    result = _run(pytester, "-k", "discovered")
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*no entry point named 'nowhere' in group 'gspauth'*pip install -e .*"])
 
@@ -106,11 +110,13 @@ def test_template_refuses_bad_names_and_non_empty_targets(tmp_path: Path) -> Non
         render_plugin("acme", tmp_path)
 
 
-def test_generated_plugin_passes_its_own_tests(pytester: pytest.Pytester, write_dist: Callable[..., Path]) -> None:
+def test_generated_plugin_passes_its_own_tests(
+    pytester: pytest.Pytester, write_dist: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
     root = render_plugin("acme-gsp", pytester.path)
     names = names_for("acme-gsp")
     # Stand-in for `pip install -e .`: the src dir on sys.path plus the entry-point metadata.
     write_dist(root / "src", names["dist"], {names["gsp"]: names["module"]})
-    pytester.syspathinsert(root / "src")
-    result = pytester.runpytest(str(root / "tests"), "-p", "no:cacheprovider", "-q")
+    _on_pythonpath(monkeypatch, root / "src")
+    result = _run(pytester, str(root / "tests"))
     result.assert_outcomes(passed=12)
