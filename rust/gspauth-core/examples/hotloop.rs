@@ -1,24 +1,27 @@
-//! Runs one operation in a loop for `perf record` / callgrind:
-//! `cargo run --release -p gspauth-core --example hotloop -- seal|open [records] [rounds]`.
+//! Runs one batch operation in a loop, for `perf record` / callgrind and for
+//! checking thread scaling:
+//! `cargo run --release -p gspauth-core --example hotloop -- seal|open [threads] [records] [rounds]`.
 
 use std::hint::black_box;
 use std::time::Instant;
 
 use gspauth_core::{
-    decrypt_response_many, encrypt_request_many, encrypt_response, Key, Parallelism,
+    decrypt_response_many_into, encrypt_request_many_into, encrypt_response, Key, Parallelism,
+    RequestSealer, ResponseOpener,
 };
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let what = args.get(1).map_or("seal", String::as_str);
-    let n: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(10_000);
-    let rounds: usize = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(20);
+    let threads: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(1);
+    let n: usize = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(10_000);
+    let rounds: usize = args.get(4).and_then(|s| s.parse().ok()).unwrap_or(20);
     let ek = Key::from_slice(&[0x20; 32]).unwrap();
     let rek = Key::from_slice(&[0x40; 32]).unwrap();
     let payloads: Vec<Vec<u8>> = (0..n)
         .map(|i| {
             let mut v = format!("{{\"rec\":{i},\"items\":[").into_bytes();
-            while v.len() < 2000 {
+            while v.len() < 2100 {
                 v.extend_from_slice(b"{\"txval\":12345.67,\"rt\":18,\"iamt\":2222.22},");
             }
             v.extend_from_slice(b"{}]}");
@@ -26,14 +29,20 @@ fn main() {
         })
         .collect();
     let par = Parallelism {
-        threads: 1,
+        threads,
         min_parallel_bytes: 0,
     };
-    let t = Instant::now();
-    if what == "seal" {
+    let mut arena = Vec::new();
+    let t = if what == "seal" {
+        let sealer = RequestSealer::new(&ek);
+        let t = Instant::now();
         for _ in 0..rounds {
-            black_box(encrypt_request_many(&ek, &payloads, par).unwrap());
+            for chunk in payloads.chunks(1024) {
+                encrypt_request_many_into(&sealer, chunk, par, &mut arena).unwrap();
+                black_box(&arena);
+            }
         }
+        t.elapsed()
     } else {
         let items: Vec<(String, String, Option<String>)> = payloads
             .iter()
@@ -42,18 +51,21 @@ fn main() {
                 (e.data, e.rek, Some(e.hmac))
             })
             .collect();
+        let opener = ResponseOpener::new(&ek);
+        let mut lens = Vec::new();
         let t = Instant::now();
         for _ in 0..rounds {
-            black_box(decrypt_response_many(&ek, &items, false, par).unwrap());
+            for chunk in items.chunks(1024) {
+                decrypt_response_many_into(&opener, chunk, false, par, &mut arena, &mut lens)
+                    .unwrap();
+                black_box(&arena);
+            }
         }
-        eprintln!(
-            "{:.2} us/record",
-            t.elapsed().as_secs_f64() / (n * rounds) as f64 * 1e6
-        );
-        return;
-    }
+        t.elapsed()
+    };
     eprintln!(
-        "{:.2} us/record",
-        t.elapsed().as_secs_f64() / (n * rounds) as f64 * 1e6
+        "{what} threads={threads}: {:.2} us/record wall, {:.0} records/s",
+        t.as_secs_f64() / (n * rounds) as f64 * 1e6,
+        (n * rounds) as f64 / t.as_secs_f64()
     );
 }

@@ -42,7 +42,7 @@ fn with_scratch<T>(f: impl FnOnce(&mut Scratch, &mut Scratch) -> T) -> T {
 }
 
 /// With `threads == 0`, a batch whose input holds fewer bytes than this runs on
-/// the calling thread; larger ones use the rayon global pool.
+/// the calling thread; larger ones use a pool with one thread per CPU.
 ///
 /// Measured on the 2-core development machine (`cargo run --release --example
 /// crossover`): ~2 KiB records cost ≈2 µs each to seal or open; spreading over the
@@ -95,7 +95,6 @@ impl Parallelism {
 
 enum Plan {
     Here,
-    Global,
     Pool(Arc<rayon::ThreadPool>),
 }
 
@@ -129,16 +128,28 @@ fn plan(par: Parallelism, records: usize, bytes: usize) -> Plan {
     if records < 2 || par.threads == 1 {
         return Plan::Here;
     }
-    if par.threads == 0 {
-        if bytes < par.min_parallel_bytes || rayon::current_num_threads() < 2 {
+    let threads = if par.threads == 0 {
+        if bytes < par.min_parallel_bytes {
             return Plan::Here;
         }
-        return Plan::Global;
+        machine_threads()
+    } else {
+        par.threads.min(machine_threads().max(2))
+    };
+    if threads < 2 {
+        return Plan::Here;
     }
-    let n = par.threads.min(machine_threads().max(2));
-    match pool(n) {
-        Some(p) => Plan::Pool(p),
-        None => Plan::Here, // could not start threads: still correct, just serial
+    // could not start threads: still correct, just serial
+    pool(threads).map_or(Plan::Here, Plan::Pool)
+}
+
+/// The thread pool a batch of `records` records holding `bytes` input bytes
+/// uses under `par`, or `None` when it runs on the calling thread. Pools are
+/// built once per thread count and kept.
+pub fn pool_for(par: Parallelism, records: usize, bytes: usize) -> Option<Arc<rayon::ThreadPool>> {
+    match plan(par, records, bytes) {
+        Plan::Here => None,
+        Plan::Pool(p) => Some(p),
     }
 }
 
@@ -195,7 +206,6 @@ fn run<T: Sync, O: Send>(
             }
             Ok(out)
         }
-        Plan::Global => parallel(items),
         Plan::Pool(p) => p.install(|| parallel(items)),
     }
 }
@@ -261,7 +271,6 @@ fn run_pairs<T: Sync, S: Send>(
             }
             Ok(())
         }
-        Plan::Global => parallel(items, slots),
         Plan::Pool(p) => p.install(|| parallel(items, slots)),
     }
 }

@@ -27,7 +27,7 @@ mod sha;
 
 pub use batch::{
     decrypt_response_many, decrypt_response_many_into, encrypt_request_many,
-    encrypt_request_many_into, Parallelism, ResponseParts, AUTO_PARALLEL_MIN_BYTES,
+    encrypt_request_many_into, pool_for, Parallelism, ResponseParts, AUTO_PARALLEL_MIN_BYTES,
 };
 pub use ecb::{padded_len, Decryptor, Encryptor};
 pub use envelope::{
