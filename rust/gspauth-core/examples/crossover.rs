@@ -73,37 +73,32 @@ fn main() {
             n as f64 / t
         );
     }
-    println!("crossover (seal, µs per batch):");
+    // The pool's fixed cost: fork/join of a batch whose records cost almost nothing.
+    let tiny: Vec<Vec<u8>> = vec![b"{}".to_vec(); 8];
+    let sealer = gspauth_core::RequestSealer::new(&ek);
+    let mut arena = Vec::new();
+    let mut run = |batch: &[Vec<u8>], threads: usize, reps: usize| {
+        best(reps, || {
+            let par = Parallelism {
+                threads,
+                min_parallel_bytes: 0,
+            };
+            gspauth_core::encrypt_request_many_into(&sealer, batch, par, &mut arena).unwrap();
+        })
+    };
+    let (fork, here) = (run(&tiny, 2, 2000), run(&tiny, 1, 2000));
+    println!(
+        "pool fork/join overhead: {:.1} us (8 tiny records: 2 threads {:.1} us, 1 thread {:.1} us)",
+        (fork - here) * 1e6,
+        fork * 1e6,
+        here * 1e6
+    );
+    println!("crossover (seal into arena, us per batch, best of 200):");
     for records in [2usize, 4, 8, 12, 16, 24, 32, 64] {
         let batch = &payloads[..records];
-        let one = best(200, || {
-            black_box(
-                encrypt_request_many(
-                    &ek,
-                    batch,
-                    Parallelism {
-                        threads: 1,
-                        min_parallel_bytes: 0,
-                    },
-                )
-                .unwrap(),
-            );
-        });
-        let two = best(200, || {
-            black_box(
-                encrypt_request_many(
-                    &ek,
-                    batch,
-                    Parallelism {
-                        threads: 0,
-                        min_parallel_bytes: 0,
-                    },
-                )
-                .unwrap(),
-            );
-        });
+        let (one, two) = (run(batch, 1, 200), run(batch, 2, 200));
         println!(
-            "  {records:3} records ({:6} B): 1 thread {:7.1}  pool {:7.1}",
+            "  {records:3} records ({:6} B): 1 thread {:7.1}  2 threads {:7.1}",
             records * 2048,
             one * 1e6,
             two * 1e6

@@ -61,7 +61,7 @@ fn split_last_group(src: &[u8]) -> Result<(&[u8], [u8; 3], usize), DecodeError> 
     if src.is_empty() {
         return Ok((src, [0; 3], 0));
     }
-    if src.len() % 4 != 0 {
+    if !src.len().is_multiple_of(4) {
         return Err(DecodeError);
     }
     let (body, last) = src.split_at(src.len() - 4);

@@ -44,11 +44,15 @@ fn with_scratch<T>(f: impl FnOnce(&mut Scratch, &mut Scratch) -> T) -> T {
 /// With `threads == 0`, a batch whose input holds fewer bytes than this runs on
 /// the calling thread; larger ones use a pool with one thread per CPU.
 ///
-/// Measured on the 2-core development machine (`cargo run --release --example
-/// crossover`): ~2 KiB records cost ≈2 µs each to seal or open; spreading over the
-/// pool costs roughly 10–20 µs of wake-up and join, so below ~16 KiB of input
-/// (about 8 records) a second thread does not pay; above ~32 KiB it wins clearly.
-pub const AUTO_PARALLEL_MIN_BYTES: usize = 24 * 1024;
+/// How it was chosen (2-core development machine, `cargo run --release -p
+/// gspauth-core --example crossover`): sealing a ~2 KiB record costs ~1.7 µs of
+/// CPU; the pool's fork/join costs 6.5 µs at best (8 near-empty records: 7.4 µs
+/// on 2 threads vs 0.9 µs on 1), and waking an idle core adds ~10 µs more. Two
+/// threads pay off once half the work saves more than that overhead, i.e. above
+/// roughly 8–24 such records (16–48 KiB); 32 KiB sits in the middle. The shared
+/// machine was too loaded while this was tuned (load 3–4 on 2 cores) to see the
+/// crossover directly in wall time: there the second thread rarely got a core.
+pub const AUTO_PARALLEL_MIN_BYTES: usize = 32 * 1024;
 
 /// One record of a response batch: the `data`, `rek` and optional `hmac` wire
 /// fields as UTF-8 text.
@@ -413,4 +417,180 @@ pub fn decrypt_response_many<R: ResponseParts + Sync>(
         |r| r.data().len(),
         |r, s| opener.open(r.data(), r.rek(), r.hmac(), tolerant, s),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::envelope::{encrypt_request, request_data_len, HMAC_B64_LEN};
+    use crate::error::ErrorKind;
+    use crate::{decrypt_response, encrypt_response};
+
+    fn key(b: u8) -> Key {
+        Key::from([b; 32])
+    }
+
+    fn payloads(n: usize) -> Vec<Vec<u8>> {
+        (0..n)
+            .map(|i| format!("{{\"n\":{i},\"pad\":\"{}\"}}", "x".repeat(i * 37 % 500)).into_bytes())
+            .collect()
+    }
+
+    fn pars() -> Vec<Parallelism> {
+        [1, 0, 2, 64]
+            .iter()
+            .map(|&threads| Parallelism {
+                threads,
+                min_parallel_bytes: 0,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn sealing_into_the_arena_equals_single_calls() {
+        let k = key(1);
+        let sealer = RequestSealer::new(&k);
+        for n in [0, 1, 2, 3, 7, 40] {
+            let ps = payloads(n);
+            for par in pars() {
+                let mut arena = vec![0xAA; 5]; // reused, bigger or smaller than needed
+                encrypt_request_many_into(&sealer, &ps, par, &mut arena).unwrap();
+                let mut pos = 0;
+                for p in &ps {
+                    let want = encrypt_request(&k, p).unwrap();
+                    let d = request_data_len(p.len());
+                    assert_eq!(&arena[pos..pos + d], want.data.as_bytes());
+                    assert_eq!(
+                        &arena[pos + d..pos + d + HMAC_B64_LEN],
+                        want.hmac.as_bytes()
+                    );
+                    pos += d + HMAC_B64_LEN;
+                }
+                let v = encrypt_request_many(&k, &ps, par).unwrap();
+                assert_eq!(v.len(), n);
+            }
+        }
+    }
+
+    #[test]
+    fn invalid_payloads_report_the_lowest_index() {
+        let sealer = RequestSealer::new(&key(1));
+        let mut ps = payloads(9);
+        ps[6] = Vec::new();
+        ps[4] = Vec::new();
+        for par in pars() {
+            let err = encrypt_request_many_into(&sealer, &ps, par, &mut Vec::new()).unwrap_err();
+            assert_eq!(
+                (err.kind(), err.index()),
+                (ErrorKind::InvalidInput, Some(4))
+            );
+            assert_eq!(err.to_string(), "record 4: payload is empty");
+            let err = encrypt_request_many(&key(1), &ps, par).unwrap_err();
+            assert_eq!(err.index(), Some(4));
+        }
+    }
+
+    fn responses(n: usize) -> Vec<(String, String, Option<String>)> {
+        payloads(n)
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let e = encrypt_response(&key(1), &key(i as u8), p).unwrap();
+                // every third record without hmac: pairs mix one- and two-lane HMACs
+                (e.data, e.rek, if i % 3 == 2 { None } else { Some(e.hmac) })
+            })
+            .collect()
+    }
+
+    fn open_all(
+        items: &[(String, String, Option<String>)],
+        par: Parallelism,
+    ) -> Result<Vec<Vec<u8>>> {
+        let opener = ResponseOpener::new(&key(1));
+        let (mut arena, mut lens) = (Vec::new(), Vec::new());
+        decrypt_response_many_into(&opener, items, false, par, &mut arena, &mut lens)?;
+        let mut pos = 0;
+        let mut out = Vec::new();
+        for (item, len) in items.iter().zip(&lens) {
+            out.push(arena[pos..pos + len].to_vec());
+            pos += json_len_bound(item.0.len());
+        }
+        Ok(out)
+    }
+
+    #[test]
+    fn opening_into_the_arena_round_trips() {
+        for n in [0, 1, 2, 3, 5, 40] {
+            let items = responses(n);
+            for par in pars() {
+                assert_eq!(open_all(&items, par).unwrap(), payloads(n), "n={n} {par:?}");
+                assert_eq!(
+                    decrypt_response_many(&key(1), &items, false, par).unwrap(),
+                    payloads(n)
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn failures_in_either_lane_report_the_lowest_index() {
+        // index 5 is lane b of a pair, 4 lane a; 9 a lone last record
+        for bad in [
+            vec![5],
+            vec![4],
+            vec![4, 5],
+            vec![5, 30],
+            vec![9],
+            vec![33, 12],
+        ] {
+            let mut items = responses(if bad.contains(&9) { 10 } else { 40 });
+            for &i in &bad {
+                let mac = items[i].2.clone().unwrap_or_else(|| "A".repeat(44));
+                let flipped = if mac.starts_with('A') {
+                    mac.replacen('A', "B", 1)
+                } else {
+                    format!("A{}", &mac[1..])
+                };
+                items[i].2 = Some(flipped);
+            }
+            let low = *bad.iter().min().unwrap();
+            for par in pars() {
+                let err = open_all(&items, par).unwrap_err();
+                assert_eq!(
+                    (err.kind(), err.index()),
+                    (ErrorKind::Integrity, Some(low)),
+                    "{bad:?} {par:?}"
+                );
+                assert!(err
+                    .to_string()
+                    .starts_with(&format!("record {low}: hmac does not match")));
+                let err = decrypt_response_many(&key(1), &items, false, par).unwrap_err();
+                assert_eq!(err.index(), Some(low));
+                let (d, r, m) = &items[low];
+                let single = decrypt_response(
+                    &key(1),
+                    d.as_bytes(),
+                    r.as_bytes(),
+                    m.as_deref().map(str::as_bytes),
+                    false,
+                )
+                .unwrap_err();
+                assert_eq!(single.kind(), ErrorKind::Integrity);
+                assert_eq!(single.index(), None);
+            }
+        }
+    }
+
+    #[test]
+    fn thread_counts_are_capped_and_pools_reused() {
+        assert!(pool_for(Parallelism::new(1), 1000, 1 << 30).is_none());
+        assert!(pool_for(Parallelism::new(0), 1, 1 << 30).is_none());
+        assert!(pool_for(Parallelism::new(0), 1000, 10).is_none());
+        if machine_threads() >= 2 {
+            let a = pool_for(Parallelism::new(64), 1000, 0).unwrap();
+            let b = pool_for(Parallelism::new(64), 1000, 0).unwrap();
+            assert!(Arc::ptr_eq(&a, &b));
+            assert!(a.current_num_threads() <= machine_threads().max(2));
+        }
+    }
 }

@@ -83,7 +83,7 @@ impl Decryptor {
         if buf.is_empty() {
             return Err(Error::new(Reason::Empty, field()));
         }
-        if buf.len() % BLOCK_LEN != 0 {
+        if !buf.len().is_multiple_of(BLOCK_LEN) {
             return Err(Error::new(Reason::BlockLength { len: buf.len() }, field()));
         }
         let len = buf.len();

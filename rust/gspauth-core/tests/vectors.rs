@@ -20,7 +20,7 @@ fn load(name: &str) -> Value {
 
 fn hex(s: &Value) -> Vec<u8> {
     let s = s.as_str().expect("hex string");
-    assert!(s.len() % 2 == 0);
+    assert!(s.len().is_multiple_of(2));
     (0..s.len())
         .step_by(2)
         .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())

@@ -148,6 +148,15 @@ fn shift(err: core::Error, offset: usize) -> core::Error {
     }
 }
 
+/// `arena[pos..pos + len]`; out of range would be a bug, reported rather than panicking.
+fn slot(arena: &[u8], pos: usize, len: usize) -> PyResult<&[u8]> {
+    pos.checked_add(len)
+        .and_then(|end| arena.get(pos..end))
+        .ok_or_else(|| {
+            PyRuntimeError::new_err("gspauth._native internal error: output slot out of range")
+        })
+}
+
 /// Base64 output as `&str` (always ASCII; checked rather than assumed).
 fn ascii(raw: &[u8]) -> PyResult<&str> {
     std::str::from_utf8(raw)
@@ -247,6 +256,8 @@ fn wire_or_fail(obj: &Bound<'_, PyAny>, field: &str) -> Result<Wire, Fail> {
     wire_of(obj)?.ok_or_else(|| Fail::Type(format!("{field} must be str, not {}", type_name(obj))))
 }
 
+/// `threads`: 0 = automatic (a pool above `gspauth_core::AUTO_PARALLEL_MIN_BYTES`
+/// of input, measured and documented there), 1 = calling thread, N = at most N.
 fn threads_of(obj: &Bound<'_, PyAny>) -> PyResult<usize> {
     let n: i64 = obj.extract()?;
     usize::try_from(n).map_err(|_| PyValueError::new_err("threads must be >= 0 (0 = automatic)"))
@@ -480,8 +491,8 @@ fn encrypt_request_many(
         let mut pos = 0;
         for p in chunk(&held, k) {
             let n = core::request_data_len(p.len());
-            let data = ascii(&buf.arena[pos..pos + n])?;
-            let mac = ascii(&buf.arena[pos + n..pos + n + core::HMAC_B64_LEN])?;
+            let data = ascii(slot(&buf.arena, pos, n)?)?;
+            let mac = ascii(slot(&buf.arena, pos + n, core::HMAC_B64_LEN)?)?;
             pos += n + core::HMAC_B64_LEN;
             list.append(PyTuple::new(
                 py,
@@ -717,7 +728,7 @@ fn decrypt_response_many(
         let list = list.bind(py);
         let mut pos = 0;
         for (rec, len) in chunk(&held, k).iter().zip(&buf.lens) {
-            list.append(PyBytes::new(py, &buf.arena[pos..pos + len]))?;
+            list.append(PyBytes::new(py, slot(&buf.arena, pos, *len)?))?;
             pos += core::json_len_bound(rec.data().len());
         }
         Ok(())
