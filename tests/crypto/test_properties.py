@@ -119,6 +119,10 @@ CORRUPTIONS = st.sampled_from(
 
 def _corrupt(kind: str, key: bytes, env: tuple[str, str, str], n: int) -> tuple[bytes, str, str, str]:
     data, rek, mac = env
+
+    def cut(text: str) -> str:
+        return text[: -(1 + n % len(text))] if text else text
+
     if kind == "flip-data":
         data = flip_bit(data, n)
     elif kind == "flip-rek":
@@ -126,18 +130,18 @@ def _corrupt(kind: str, key: bytes, env: tuple[str, str, str], n: int) -> tuple[
     elif kind == "flip-hmac":
         mac = flip_bit(mac, n)
     elif kind == "truncate-data":
-        data = data[: -(1 + n % len(data))]
+        data = cut(data)
     elif kind == "truncate-rek":
-        rek = rek[: -(1 + n % len(rek))]
+        rek = cut(rek)
     elif kind == "truncate-hmac":
-        mac = mac[: -(1 + n % len(mac))]
+        mac = cut(mac)
     elif kind == "bad-char":
-        i = n % len(data)
+        i = n % max(len(data), 1)
         data = data[:i] + "*" + data[i + 1 :]
     elif kind == "url-safe":
         data = data.replace("+", "-").replace("/", "_")
     elif kind == "whitespace":
-        i = n % len(data)
+        i = n % max(len(data), 1)
         data = data[:i] + "\r\n" + data[i:]
     elif kind == "wrong-key":
         key = bytes(b ^ 0x5A for b in key)
