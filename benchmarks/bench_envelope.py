@@ -519,7 +519,8 @@ def render(result: dict[str, Any]) -> str:
             else f"NOT AVAILABLE ({nat['error']})"
         ),
         f"seed {result['config']['seed']} · best of {result['config']['repeat']} interleaved runs "
-        f"(+ correctness run) · GC off while timing",
+        f"(+ correctness run) · GC off while timing"
+        + (" · glibc heap retained (--malloc-retain)" if result["config"]["malloc_retain"] else ""),
         "",
     ]
     header = (
@@ -561,6 +562,21 @@ def render(result: dict[str, Any]) -> str:
 # --- main ----------------------------------------------------------------------
 
 
+def _malloc_retain() -> None:
+    """glibc: never trim the heap, never mmap small blocks (so freed output memory is reused)."""
+    import ctypes
+
+    libc = ctypes.CDLL(None)
+    m_trim_threshold, m_top_pad, m_mmap_threshold = -1, -2, -3
+    ok = (
+        libc.mallopt(m_trim_threshold, 2**31 - 1)
+        and libc.mallopt(m_top_pad, 256 * 2**20)
+        and libc.mallopt(m_mmap_threshold, 32 * 2**20)
+    )
+    if not ok:
+        raise SystemExit("--malloc-retain: mallopt failed (not glibc?)")
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", help=f"batch sizes (default {' '.join(map(str, DEFAULT_SIZES))})")
@@ -584,6 +600,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         metavar="SECONDS",
         help="before starting, wait up to SECONDS for other processes to use < 10%% of the CPUs",
     )
+    parser.add_argument(
+        "--malloc-retain",
+        action="store_true",
+        help="diagnostic: tell glibc malloc to keep freed memory (no trimming), so outputs reuse "
+        "already-faulted pages; shows how much of a row is page faults for fresh output memory",
+    )
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     args = parser.parse_args(argv)
     if args.sizes is None:
@@ -602,6 +624,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not args.quiet:
             print(msg, file=sys.stderr, flush=True)
 
+    if args.malloc_retain:
+        _malloc_retain()
     native, native_error = _native_module()
     if native is None:
         if args.require_native:
@@ -664,6 +688,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "all_threads": all_threads,
             "impls": [i.name for i in impls],
             "gc_disabled_while_timing": True,
+            "malloc_retain": args.malloc_retain,
         },
         "load": {
             "before": list(load_before),

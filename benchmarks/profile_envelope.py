@@ -8,6 +8,15 @@
         .venv/bin/python benchmarks/profile_envelope.py decrypt rust-batch-1t --size 2000 --loops 1
     callgrind_annotate /tmp/cg.out | head -60
 
+To profile only the timed calls (not input generation, not freeing the outputs),
+start perf disabled and let this script switch it on around each call::
+
+    mkfifo /tmp/perf.ctl /tmp/perf.ack
+    perf record -D -1 --control fifo:/tmp/perf.ctl,/tmp/perf.ack -e cpu-clock -F 4999 -g \
+        -o /tmp/perf.data -- .venv/bin/python benchmarks/profile_envelope.py \
+        encrypt rust-batch-all --size 10000 --loops 50 --perf-ctl /tmp/perf.ctl,/tmp/perf.ack
+    perf report -i /tmp/perf.data --sort comm,dso,symbol --stdio -g none | head -60
+
 The virtual machine exposes no hardware counters, so ``perf`` needs the software
 ``cpu-clock`` event. Data and keys are those of ``bench_envelope.py`` (same seed);
 the inputs are built before the ``--marker`` line is printed, so profiles of short
@@ -17,6 +26,7 @@ runs can be cut there.
 from __future__ import annotations
 
 import argparse
+import gc
 import random
 import sys
 import time
@@ -34,6 +44,7 @@ def main() -> int:
     parser.add_argument("--loops", type=int, default=10)
     parser.add_argument("--seed", type=int, default=20170701)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--perf-ctl", metavar="CTL,ACK", help="perf --control fifos: enable perf only around each call")
     args = parser.parse_args()
 
     native, error = bench._native_module()
@@ -55,10 +66,27 @@ def main() -> int:
         print("wrong output; not profiling", file=sys.stderr)
         return 1
     print("--marker: inputs ready, profiling loop starts", file=sys.stderr, flush=True)
-    t0 = time.perf_counter()
-    for _ in range(args.loops):
-        fn(key, inputs)  # type: ignore[arg-type]
-    dt = (time.perf_counter() - t0) / args.loops
+    ctl = ack = None
+    if args.perf_ctl:
+        ctl_path, ack_path = args.perf_ctl.split(",")
+        ctl, ack = open(ctl_path, "wb", buffering=0), open(ack_path, "rb", buffering=0)
+
+    def perf(command: bytes) -> None:
+        if ctl is not None and ack is not None:
+            ctl.write(command + b"\n")
+            ack.readline()  # perf answers "ack" once the event state has changed
+
+    gc.disable()  # as the benchmark times it
+    total = 0.0
+    for _ in range(max(1, args.loops)):
+        perf(b"enable")
+        t0 = time.perf_counter()
+        out = fn(key, inputs)  # type: ignore[arg-type]
+        total += time.perf_counter() - t0
+        perf(b"disable")
+        del out
+    gc.enable()
+    dt = total / max(1, args.loops)
     print(f"{args.direction} {args.impl} n={args.size}: {dt * 1e3:.1f} ms/loop, {args.size / dt:,.0f} records/s")
     return 0
 
