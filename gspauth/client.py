@@ -89,19 +89,24 @@ class RetryPolicy:
 
     :param attempts: total tries per call (1 = no retry).
     :param backoff: first delay in seconds; doubles each retry.
-    :param cap: largest delay in seconds (also caps a server's ``Retry-After``).
+    :param cap: largest backoff delay in seconds.
     :param jitter: random fraction added/subtracted (0.5 → ±50 %), to spread retries.
+    :param max_retry_after: a server's ``Retry-After`` (HTTP 429/503) is honoured in full up
+        to this many seconds; asked to wait longer, the client gives up at once and raises
+        the :class:`~gspauth.errors.RateLimited` / :class:`~gspauth.errors.ServerError`
+        with ``retry_after`` set, so the caller can reschedule instead of burning attempts.
     """
 
     attempts: int = 4
     backoff: float = 0.5
     cap: float = 10.0
     jitter: float = 0.5
+    max_retry_after: float = 120.0
 
     def delay(self, retry: int, retry_after: float | None = None) -> float:
-        """Seconds to wait before retry number ``retry`` (1-based)."""
+        """Seconds to wait before retry number ``retry`` (1-based); a ``retry_after`` wins as it is."""
         if retry_after is not None and retry_after >= 0:
-            return min(retry_after, self.cap)
+            return float(retry_after)
         base = min(self.cap, self.backoff * (2 ** (retry - 1)))
         spread = base * self.jitter
         return float(max(0.0, min(self.cap, base + random.uniform(-spread, spread))))
@@ -307,12 +312,11 @@ class _BaseClient:
                 query["ret_period"] = ret_period
             query["action"] = action
         else:
-            body = (
-                protocol.wrap_payload(session.sek, action, payload)
+            content = (
+                protocol.wrap_payload_content(session.sek, action, payload)
                 if payload is not None
-                else {"action": action}
+                else protocol.encode_payload({"action": action})
             )
-            content = protocol.encode_payload(body)
         for k, v in (params or {}).items():
             query[str(k)] = str(v)
         request = httpx.Request(
@@ -403,9 +407,10 @@ class _BaseClient:
                     reason = exc.error_code or f"HTTP {exc.status_code}"
                 else:
                     reason = type(exc).__name__
-                if attempt >= policy.attempts:
+                retry_after = getattr(exc, "retry_after", None)
+                if attempt >= policy.attempts or (retry_after is not None and retry_after > policy.max_retry_after):
                     raise
-                delay = policy.delay(attempt, getattr(exc, "retry_after", None))
+                delay = policy.delay(attempt, retry_after)
                 log.warning(
                     "%s txn=%s failed transiently (%s); retry %d/%d in %.2fs with the same txn",
                     what, request.headers.get("txn"), reason, attempt, policy.attempts - 1, delay,

@@ -15,6 +15,8 @@ __all__ = ["CODES", "ErrorCode", "error_for", "lookup"]
 
 @dataclass(frozen=True)
 class ErrorCode:
+    """One known error code: GSTN's message, the exception it becomes, and what to do about it."""
+
     code: str
     message: str
     exception: type[errors.GSPError]
@@ -93,6 +95,12 @@ _TABLE: tuple[ErrorCode, ...] = (
        "request a new EVC OTP and file again"),
     _E("RT-R1R3BAV-1007", "auth-token or username is invalid", errors.SessionInvalid,
        "the auth token does not belong to this username; log in again"),
+    # Seen from GSPs in the wild (user-pain-points §7): upstream outages, retried with the same txn.
+    _E("GSPERR300", "GSTN is down (GSPGSTDOWN)", errors.ServerError,
+       "GSTN is unreachable from the GSP; the client retries with backoff, else retry later with the same "
+       "transaction (filing journals re-send in-doubt chunks with their original txn)"),
+    _E("GEN4004", "GSP service error", errors.ServerError,
+       "a GSP-side outage; retry later with the same transaction and check your GSP's status page"),
     _E("RETINPROGRESS", "Request is in progress, please try after some time", errors.RequestInProgress,
        "GSTN queued the request; poll RETSTATUS later"),
     _E("RTN_24", "Request is in progress, please try after some time", errors.RequestInProgress,
@@ -104,6 +112,7 @@ CODES: dict[str, ErrorCode] = {e.code: e for e in _TABLE}
 
 
 def lookup(code: str | None) -> ErrorCode | None:
+    """The table entry for ``code`` (``None`` for an unknown or missing code)."""
     return CODES.get(code) if code else None
 
 

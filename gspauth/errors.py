@@ -36,6 +36,7 @@
           RequestInProgress              RETINPROGRESS, RTN_24
       OtpRequired                        a fresh OTP consent is needed to go on
       LockTimeout (TimeoutError)         waited too long for a session's single-flight lock
+      JournalBusy                        another filer is using the same filing journal
       StoreCorrupted                     a stored session row failed authentication
       LedgerTampered                     the consent ledger's hash chain is broken
 
@@ -66,6 +67,7 @@ __all__ = [
     "IntegrityError",
     "InvalidOtp",
     "InvalidParameter",
+    "JournalBusy",
     "LedgerTampered",
     "LockTimeout",
     "InvalidUser",
@@ -284,6 +286,10 @@ class InvalidParameter(ConfigurationError, ValueError):
 
 class LockTimeout(GSPAuthError, TimeoutError):
     """Waited longer than ``timeout`` for a session lock (another auth/refresh is stuck?)."""
+
+
+class JournalBusy(GSPAuthError):
+    """Another :class:`~gspauth.filing.BatchFiler` (this or another process) is filing with this journal."""
 
 
 class StoreKeyMismatch(ConfigurationError):

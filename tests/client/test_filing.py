@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import multiprocessing
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,9 @@ import pytest
 from tests.client.client_support import Env, filing_worker
 from gspauth import synthetic
 from gspauth.emulator import defaults
-from gspauth.filing import BatchFiler, ChunkResult, chunk_key
+from gspauth.errors import JournalBusy
+from gspauth.filing import BatchFiler, ChunkResult, chunk_content, chunk_key
+from gspauth.otp import FileOtp
 from gspauth.protocol import encode_payload
 from gspauth.store import MemoryStore, SQLiteStore
 
@@ -177,3 +180,84 @@ def test_client_bound_to_other_gstin(env: Env, tmp_path: Path) -> None:
 def filer_rows_error(journal: Path) -> str:
     with BatchFiler(lambda gstin: None, journal) as filer:
         return str(filer.journal_rows()[0]["error"])
+
+
+def test_same_chunk_rebuilt_in_another_order_keeps_its_key() -> None:
+    """A chunk rebuilt after a restart (say, from a database, keys in another order) keeps its txn."""
+    gstin = defaults.sample_taxpayer(0).gstin
+    a = chunks_for(gstin, 1)[0]
+    shuffled = dict(reversed(list(a.items())))
+    assert encode_payload(a) != encode_payload(shuffled)
+    assert chunk_content(a) == chunk_content(shuffled)
+    key = chunk_key(gstin, PERIOD, chunk_content(a))
+    assert key == chunk_key(gstin, PERIOD, chunk_content(shuffled))
+    assert key != chunk_key(gstin, PERIOD, chunk_content(a | {"fp": "082017"}))
+
+
+def test_second_filer_on_the_same_journal_is_refused(env: Env, tmp_path: Path) -> None:
+    client = env.client("cleartax")
+    env.login(client)
+    journal = tmp_path / "shared.journal"
+    refused: list[BaseException] = []
+
+    def progress(result: ChunkResult) -> None:
+        if not refused:  # a second worker starts on the same journal while the first is filing
+            with BatchFiler(client, journal) as other:
+                with pytest.raises(JournalBusy) as info:
+                    other.file(chunks_for(client.gstin, 2))
+                refused.append(info.value)
+
+    with BatchFiler(client, journal, progress=progress) as filer:
+        summary = filer.file(chunks_for(client.gstin, 2))
+    assert summary.acked == 2 and refused and "in use by another filer" in str(refused[0])
+    assert env.actions()["RETSAVE"] == 2
+    with BatchFiler(client, journal) as filer:  # released when the first run ended
+        assert filer.file(chunks_for(client.gstin, 2)).skipped == 2
+    assert oct(journal.stat().st_mode & 0o777) == "0o600"
+
+
+def test_gstin_waiting_for_its_otp_does_not_block_the_others(env: Env, tmp_path: Path) -> None:
+    """With workers, B waits for its OTP file while A files; B resumes in the same run when it arrives."""
+    tp_a, tp_b = defaults.sample_taxpayer(0), defaults.sample_taxpayer(1)
+    otp_dir = tmp_path / "otp"
+    clients = {
+        tp_a.gstin: env.client("cleartax", taxpayer=tp_a),
+        tp_b.gstin: env.client("cleartax", taxpayer=tp_b, otp_provider=FileOtp(otp_dir, wait=30, poll=0.02)),
+    }
+    env.login(clients[tp_a.gstin])
+    a_chunks, b_chunks = chunks_for(tp_a.gstin, 4), chunks_for(tp_b.gstin, 3)
+    mixed = [b_chunks[0], *a_chunks, *b_chunks[1:]]
+    order: list[str] = []
+
+    def progress(result: ChunkResult) -> None:
+        order.append(result.gstin)
+        if order == [tp_a.gstin] * 4:  # all of A filed while B waited: now the OTP arrives
+            otp_file, needed = FileOtp(otp_dir).paths(tp_b.gstin)
+            assert needed.exists()
+            tmp = otp_file.with_suffix(".tmp")
+            tmp.touch(mode=0o600)
+            tmp.write_text(env.latest_otp(tp_b.gstin))
+            tmp.rename(otp_file)
+
+    started = time.monotonic()
+    with BatchFiler(clients.__getitem__, tmp_path / "w.journal", workers=2, progress=progress) as filer:
+        summary = filer.file(mixed)
+    assert summary.acked == 7 and summary.complete, summary.report()
+    assert order == [tp_a.gstin] * 4 + [tp_b.gstin] * 3
+    assert time.monotonic() - started < 25  # B resumed on the OTP, not on the 30 s timeout
+    assert env.actions()["AUTHTOKEN"] == 2 and env.events()["retsave_stored"] == 7
+
+
+def test_summary_report_is_actionable(env: Env, tmp_path: Path) -> None:
+    tp_a, tp_b = defaults.sample_taxpayer(0), defaults.sample_taxpayer(1)
+    clients = {tp.gstin: env.client("cleartax", taxpayer=tp) for tp in (tp_a, tp_b)}
+    env.login(clients[tp_a.gstin])
+    bad = chunks_for(tp_a.gstin, 1)[0] | {"fp": "082017"}
+    with BatchFiler(clients.__getitem__, tmp_path / "r.journal", workers=3) as filer:
+        summary = filer.file([bad, *chunks_for(tp_b.gstin, 2)], ret_period=PERIOD)
+    text = summary.report()
+    assert summary.failed == 1 and summary.parked == 2
+    assert f"1 failed (AUTH4039): {tp_a.gstin} #0" in text and "hint:" in text
+    assert f"2 needs OTP (no-session): {tp_b.gstin} #0, {tp_b.gstin} #1" in text
+    assert f"gspauth login --gstin {tp_b.gstin}" in text
+    assert {f.state for f in summary.failures} == {"failed", "needs-otp"}

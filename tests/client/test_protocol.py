@@ -6,17 +6,25 @@ import json
 
 import pytest
 
-from gspauth import crypto, protocol
+from gspauth import codes, crypto, protocol
 from gspauth.errors import (
     ApiAccessDenied,
+    AppKeyRejected,
     ClientCredentialsError,
     GSPError,
     IntegrityError,
     InvalidGSTIN,
+    InvalidOtp,
     InvalidStateCode,
+    InvalidUser,
+    NotAuthorized,
+    RateLimited,
     RequestInProgress,
+    RequestRejected,
     ServerError,
+    SessionExpired,
     SessionInvalid,
+    SessionLimitExceeded,
 )
 
 AK = bytes(range(32))
@@ -166,3 +174,51 @@ def test_gsp_level_mapping_wins() -> None:
     with pytest.raises(GSPError, match="GSP001"):
         protocol.parse_reply(401, b"{}", map_error=lambda: marker)
     assert protocol.parse_reply(200, b'{"status_cd":"1"}', map_error=lambda: None) == {"status_cd": "1"}
+
+
+# Every error code of spec §6 (the GSTN/GSP error table) with the exception it must become.
+SPEC_CODES = {
+    "AUT4031": ClientCredentialsError, "AUT4032": ClientCredentialsError, "AUT4033": ClientCredentialsError,
+    "AUT4034": ClientCredentialsError, "AUTH403": SessionLimitExceeded, "AUTH4032": InvalidUser,
+    "AUTH4033": SessionInvalid, "AUTH4034": InvalidOtp, "AUTH4036": AppKeyRejected, "AUTH4037": ApiAccessDenied,
+    "AUTH4038": SessionExpired, "AUTH4039": RequestRejected, "AUTH4040": RequestRejected,
+    "AUTH4041": RequestRejected, "AUTH158": NotAuthorized, "TEC4001": ServerError, "TEC4002": AppKeyRejected,
+    "TEC4003": AppKeyRejected, "GEN5001": RequestRejected, "GEN5007": RequestRejected, "GEN5008": ServerError,
+    "SWEB9002": InvalidUser, "SWEB9033": InvalidUser, "SWEB9035": InvalidUser, "RET11402": NotAuthorized,
+    "RET11409": InvalidUser, "RET2B1010": NotAuthorized, "RET13506": InvalidOtp,
+    "RT-R1R3BAV-1007": SessionInvalid, "RETINPROGRESS": RequestInProgress, "RTN_24": RequestInProgress,
+    # beyond §6: seen from GSPs (user-pain-points §7, §9)
+    "GSPERR300": ServerError, "GEN4004": ServerError, "GEN5005": RateLimited,
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("code", sorted(SPEC_CODES))
+def test_every_spec_code_is_typed_with_a_hint(code: str) -> None:
+    status = codes.CODES[code].http_status
+    body = json.dumps({"status_cd": "0", "error": {"error_cd": code, "message": "from the server"}}).encode()
+    with pytest.raises(GSPError) as info:
+        protocol.parse_reply(status, body, gsp="vayana")
+    err = info.value
+    assert type(err) is SPEC_CODES[code]
+    assert (err.error_code, err.message, err.gsp) == (code, "from the server", "vayana")
+    assert err.hint and len(err.hint) > 20 and err.hint in str(err)
+    # without a message from the server, the table's own message is used
+    bare = codes.error_for(code)
+    assert bare.message == codes.CODES[code].message and bare.hint == err.hint
+
+
+def test_code_specific_hints() -> None:
+    assert "Manage API Access" in str(codes.error_for("AUTH4037"))
+    assert "certificate" in str(codes.error_for("TEC4002"))
+    assert "first two digits of the GSTIN" in str(codes.error_for("AUTH4041"))
+    assert "session store" in str(codes.error_for("AUTH403"))
+
+
+def test_body_bytes_built_directly_equal_the_json_encoding() -> None:
+    payload = {"gstin": "27AAPCD0007K1ZO", "fp": PERIOD_SAMPLE, "b2b": [{"ctin": "x", "inv": [{"val": 1.5}]}]}
+    content = protocol.wrap_payload_content(EK, "RETSAVE", payload)
+    assert json.loads(content) == protocol.wrap_payload(EK, "RETSAVE", payload)
+    assert content == protocol.encode_payload(protocol.wrap_payload(EK, "RETSAVE", payload))
+
+
+PERIOD_SAMPLE = "072017"

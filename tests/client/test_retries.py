@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import httpx
@@ -27,7 +28,8 @@ def test_retry_policy_backoff_is_capped_and_jittered() -> None:
     assert all(0.5 <= d <= 5.0 for d in delays)
     assert delays[-1] <= 5.0 and max(policy.delay(5) for _ in range(20)) <= 5.0
     assert len({policy.delay(2) for _ in range(20)}) > 1  # jitter spreads retries
-    assert policy.delay(1, retry_after=3.0) == 3.0 and policy.delay(1, retry_after=60) == 5.0
+    # a server's Retry-After is honoured as it is, not cut to the backoff cap
+    assert policy.delay(1, retry_after=3.0) == 3.0 and policy.delay(1, retry_after=60) == 60.0
 
 
 @pytest.mark.parametrize("fault", ["5xx", "drop"])
@@ -103,13 +105,33 @@ def test_gives_up_after_the_cap(env: Env) -> None:
     http.close()
 
 
-def test_429_respects_retry_after(env: Env) -> None:
-    client = env.client("cleartax", retry=RetryPolicy(attempts=2, backoff=0.001, cap=0.01))
+def test_429_waits_the_full_retry_after(env: Env) -> None:
+    recorder = TxnRecorder()
+    http = httpx.Client(event_hooks={"request": [recorder]}, timeout=10)
+    client = env.client("cleartax", http_client=http, retry=RetryPolicy(attempts=2, backoff=0.001, cap=0.01))
+    env.login(client)
+    env.emu.set_faults(rate_429=1.0, retry_after_seconds=1)
+    started = time.monotonic()
+    with pytest.raises(RateLimited) as info:
+        client.get(Api.RETURNS, "gstr1", action="B2B", ret_period=PERIOD)
+    assert time.monotonic() - started >= 1.0  # waited Retry-After, not the 0.01 s backoff cap
+    assert info.value.retry_after == 1.0
+    assert len([t for a, t in recorder.sent if a == "B2B"]) == 2
+    http.close()
+
+
+def test_429_with_a_long_retry_after_gives_up_at_once(env: Env) -> None:
+    recorder = TxnRecorder()
+    http = httpx.Client(event_hooks={"request": [recorder]}, timeout=10)
+    client = env.client("cleartax", http_client=http,
+                        retry=RetryPolicy(attempts=5, backoff=0.001, cap=0.01, max_retry_after=2.0))
     env.login(client)
     env.emu.set_faults(rate_429=1.0, retry_after_seconds=7)
     with pytest.raises(RateLimited) as info:
         client.get(Api.RETURNS, "gstr1", action="B2B", ret_period=PERIOD)
-    assert info.value.retry_after == 7.0  # read from the header; the wait itself is capped
+    assert info.value.retry_after == 7.0 and info.value.hint  # the caller can reschedule
+    assert len([t for a, t in recorder.sent if a == "B2B"]) == 1  # no attempt burnt inside the window
+    http.close()
 
 
 def test_async_retries_dropped_connections(env: Env) -> None:
