@@ -91,7 +91,7 @@ def _check_store_key() -> Check:
     try:
         source = store_key_source()
     except Exception as exc:  # noqa: BLE001 - a malformed key is reported, not raised
-        return Check("store key", "fail", str(exc))
+        return Check("store key", "fail", str(exc), "fix or unset the store key setting named above")
     if source is None:
         return Check(
             "store key", "warn", "no key: sessions cannot be saved",
@@ -128,7 +128,8 @@ def _check_store(profile: Any) -> list[Check]:
         try:
             store._cipher()  # noqa: SLF001 - verifies the key-check value, decrypts nothing
         except StoreKeyMismatch as exc:
-            out.append(Check("store key match", "fail", str(exc)))
+            out.append(Check("store key match", "fail", str(exc),
+                             "set GSPAUTH_STORE_KEY to the key this store was written with"))
         else:
             out.append(Check("store key match", "ok", "the key opens this store"))
     store.close()
@@ -218,7 +219,7 @@ def _check_endpoint(profile: Any, hooks: Any) -> list[Check]:
             hooks = Hooks(hooks.pm, hosts={(profile.gsp, profile.environment): profile.host}, config=False)
         url = hooks.endpoint_url(profile.gsp, Api.AUTH, profile.environment)
     except Exception as exc:  # noqa: BLE001
-        return [Check("endpoint", "fail", str(exc))]
+        return [Check("endpoint", "fail", str(exc), "check --gsp, --environment and --host")]
     start = time.monotonic()
     try:
         r = httpx.get(url, timeout=5.0)
@@ -226,7 +227,12 @@ def _check_endpoint(profile: Any, hooks: Any) -> list[Check]:
         return [Check("endpoint", "fail", f"{url} unreachable: {type(exc).__name__}",
                       "check network/proxy settings, the GSP host (--host) and that the GSP is up")]
     ms = (time.monotonic() - start) * 1000
-    out = [Check("endpoint", "ok", f"{url} reachable (HTTP {r.status_code}, {ms:.0f} ms)")]
+    if r.status_code >= 500:
+        out = [Check("endpoint", "warn", f"{url} answers HTTP {r.status_code} ({ms:.0f} ms)",
+                     "the GSP or GSTN behind it is failing (outage?): calls will be retried with backoff; "
+                     "check the GSP's status page and try again later")]
+    else:
+        out = [Check("endpoint", "ok", f"{url} reachable (HTTP {r.status_code}, {ms:.0f} ms; credentials not sent)")]
     date = r.headers.get("date")
     if date:
         try:
@@ -242,7 +248,8 @@ def _check_endpoint(profile: Any, hooks: Any) -> list[Check]:
                 "within minutes, and token expiry is computed locally",
             ))
     else:
-        out.append(Check("clock skew", "warn", "server sent no Date header; skew not measured"))
+        out.append(Check("clock skew", "warn", "server sent no Date header; skew not measured",
+                         "make sure the clock is NTP-synchronised (`timedatectl` / `chronyc tracking`)"))
     return out
 
 
@@ -255,7 +262,8 @@ def run_checks(args: argparse.Namespace) -> list[Check]:
         pm = get_plugin_manager()
         plugin_check, hooks = _check_plugins(pm)
     except Exception as exc:  # noqa: BLE001
-        plugin_check, hooks = Check("plugins", "fail", f"{type(exc).__name__}: {exc}"), None
+        plugin_check, hooks = Check("plugins", "fail", f"{type(exc).__name__}: {exc}",
+                                    "uninstall or fix the plugin named above"), None
     checks.append(plugin_check)
     try:
         profile = profile_from_args(args)
@@ -265,8 +273,16 @@ def run_checks(args: argparse.Namespace) -> list[Check]:
     from gspauth.config import config_path
 
     cfg = config_path()
-    checks.append(Check("config", "ok", f"{cfg}" + (f", profile {profile.name}" if profile.name else "") if cfg.exists()
-                        else f"no config file ({cfg}); using flags and environment"))
+    if cfg.exists():
+        checks.append(Check("config", "ok", f"{cfg}" + (f", profile {profile.name}" if profile.name else "")))
+    elif profile.gsp:
+        checks.append(Check("config", "ok", f"no config file ({cfg}); using flags and environment"))
+    else:
+        checks.append(Check(
+            "config", "warn", f"nothing configured: no {cfg}, no --gsp/GSPAUTH_GSP",
+            f"create {cfg} with a [profiles.NAME] table (gsp, gstin, username, certificate; secrets as *_env) — "
+            "see `python -m pydoc gspauth.config` — or pass --gsp --gstin --username --certificate",
+        ))
     if profile.gsp and hooks is not None:
         try:
             info = hooks.gsp(profile.gsp)
@@ -276,12 +292,15 @@ def run_checks(args: argparse.Namespace) -> list[Check]:
             else:
                 checks.append(Check("gsp", "ok", f"{profile.gsp} ({info.name}), environment {profile.environment}"))
         except Exception as exc:  # noqa: BLE001
-            checks.append(Check("gsp", "fail", str(exc)))
+            checks.append(Check("gsp", "fail", str(exc),
+                                "install the GSP's plugin or pick an installed GSP id (`gspauth plugins`)"))
     checks.append(_check_store_key())
     try:
         checks += _check_store(profile)
     except Exception as exc:  # noqa: BLE001
-        checks.append(Check("session store", "fail", f"{type(exc).__name__}: {exc}"))
+        checks.append(Check("session store", "fail", f"{type(exc).__name__}: {exc}",
+                            "check the --store path and its permissions; a damaged store can be moved aside "
+                            "(every taxpayer then needs a new OTP)"))
     checks += _check_gstin(profile)
     root = None
     if profile.host and not args.offline:

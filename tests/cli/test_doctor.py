@@ -76,3 +76,31 @@ def test_doctor_expired_certificate_fails(cli: Any, tmp_path: Any) -> None:
     r = cli("doctor", "--json", "--offline", "--certificate", str(path))
     c = checks(r)
     assert c["gstn certificate"]["status"] == "fail" and "TEC4002" in c["gstn certificate"]["hint"]
+
+
+def assert_hints(r: Any) -> dict[str, dict[str, Any]]:
+    c = checks(r)
+    unhelpful = [n for n, v in c.items() if v["status"] != "ok" and not (v.get("hint") or "").strip()]
+    assert not unhelpful, f"checks without a hint: {unhelpful}"
+    return c
+
+
+def test_doctor_in_a_fresh_home_says_what_to_set_up(cli: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("GSPAUTH_STORE_KEY")
+    r = cli("doctor", "--json")
+    c = assert_hints(r)
+    assert r.code == 0  # nothing is broken, only missing
+    assert c["config"]["status"] == "warn" and "[profiles." in c["config"]["hint"]
+    for name in ("gstin", "gstn certificate", "endpoint"):
+        assert c[name]["status"] == "warn", name
+    text = cli("doctor")
+    assert "[WARN] config" in text.out and "hint: create" in text.out
+
+
+def test_every_problem_comes_with_a_hint(cli: Any, emu: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GSPAUTH_STATE_CD", "29")
+    assert_hints(cli("doctor", "--json", "--gsp", "nosuchgsp", "--gstin", "27AAAAA0000A1Z5",
+                     "--host", "http://127.0.0.1:9/x", "--certificate", "/nonexistent.pem"))
+    monkeypatch.delenv("GSPAUTH_STATE_CD")
+    assert_hints(cli("doctor", "--json", "--gsp", "cleartax", "--gstin", TP.gstin, "--username", TP.username,
+                     "--host", f"{emu.url}/cleartax", "--certificate", str(emu.certificate)))

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import json
+import logging
 import os
 import stat
 import threading
@@ -48,13 +50,39 @@ def deliver_otp_when_needed(emu: Any, otp_dir: Path, gstin: str) -> threading.Th
     return t
 
 
-def test_full_session_lifecycle(cli: Any, emu: Any, tmp_path: Path, cli_env: Path) -> None:
+def secret_forms(value: bytes | str) -> set[str]:
+    raw = value.encode() if isinstance(value, str) else value
+    return {raw.decode("latin-1"), base64.b64encode(raw).decode(), raw.hex(), raw.hex().upper()}
+
+
+def test_full_session_lifecycle(cli: Any, emu: Any, tmp_path: Path, cli_env: Path,
+                                caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)  # every logger, at DEBUG: scanned for secrets at the end
+    seen: list[str] = []
+    run = cli
+
+    def cli(*argv: str) -> Any:  # noqa: F811 - the same runner, remembering what it printed
+        r = run(*argv)
+        seen.extend((r.out, r.err))
+        return r
+
+    def session_secrets(key_id: str) -> set[str]:
+        from gspauth.session import SessionKey
+        from gspauth.store import SQLiteStore
+
+        with SQLiteStore(cli_env / "sessions.db") as store:
+            s = store.load(SessionKey.from_id(key_id))
+        assert s is not None
+        return {s.auth_token} | secret_forms(s.sek) | secret_forms(s.app_key)
+
     otp_dir = tmp_path / "otp"
     helper = deliver_otp_when_needed(emu, otp_dir, TP.gstin)
     r = cli("login", *target(emu), "--otp-dir", str(otp_dir), "--wait", "20", "--no-prompt")
     helper.join(5)
     assert r.code == 0, r.err
     key_id = f"cleartax/sandbox/{TP.gstin}/{TP.username}"
+    secrets = session_secrets(key_id) | {str(emu.otp(TP.gstin)), defaults.CLEARTAX_AUTH_TOKEN,
+                                         os.environ["GSPAUTH_STORE_KEY"]}
     assert f"Logged in: {key_id}" in r.out and "refreshable" in r.out
     assert not (otp_dir / f"{TP.gstin}.needed").exists()
     store = cli_env / "sessions.db"
@@ -73,8 +101,13 @@ def test_full_session_lifecycle(cli: Any, emu: Any, tmp_path: Path, cli_env: Pat
     r = cli("session", "refresh", key_id, "--host", f"{emu.url}/cleartax", "--certificate", str(emu.certificate))
     assert r.code == 0, r.err
     assert "Refreshed" in r.out and "refreshes: 1" in r.out
+    secrets |= session_secrets(key_id)
     r = cli("session", "show", key_id, "--json")
     assert json.loads(r.out)["refresh_count"] == 1
+    assert cli("session", "show", key_id).code == 0
+    r = cli("doctor", *target(emu), "--json")
+    assert json.loads(r.out)["checks"]
+    stored_bytes = b"".join(p.read_bytes() for p in cli_env.glob("sessions.db*") if p.is_file())
 
     r = cli("session", "logout", *target(emu))
     assert r.code == 0 and f"Logged out {key_id}" in r.out
@@ -87,10 +120,15 @@ def test_full_session_lifecycle(cli: Any, emu: Any, tmp_path: Path, cli_env: Pat
     assert all(e["gstin"] == TP.gstin and e["gsp"] == "cleartax" for e in json.loads(r.out))
     r = cli("consent", "log", "--kind", "consent", "--verify")
     assert r.code == 0 and "consent" in r.out and "hash chain verified" in r.out
-    # no secret anywhere in what the commands printed or stored in the ledger
+    # no secret anywhere: printed output, DEBUG logs, the store and ledger files
     ledger_bytes = b"".join(p.read_bytes() for p in cli_env.glob("ledger.db*"))
     assert b"otp-requested" in ledger_bytes
-    assert defaults.CLEARTAX_AUTH_TOKEN.encode() not in ledger_bytes
+    logs = [rec.getMessage() for rec in caplog.records] + [rec.exc_text or "" for rec in caplog.records]
+    text = "\n".join(seen + logs)
+    files = (stored_bytes + ledger_bytes).decode("latin-1")
+    assert len(secrets) > 10 and len(logs) > 5
+    leaked = sorted(name for name in secrets if len(name) >= 6 and (name in text or name in files))
+    assert not leaked, f"{len(leaked)} secret value(s) leaked into CLI output, logs or files"
 
 
 def test_login_parks_without_an_otp_source(cli: Any, emu: Any) -> None:
