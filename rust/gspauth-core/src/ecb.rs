@@ -1,8 +1,11 @@
 //! AES-256-ECB with PKCS#7 padding, on whole buffers, using the multi-block
-//! (8-way pipelined with AES-NI) paths of the `aes` crate.
+//! paths of the `aes` crate (VAES-512/256 or AES-NI, detected at run time).
+//!
+//! `aes` 0.9 rather than 0.8: on the development machine (AMD EPYC with VAES)
+//! encrypting 2880 bytes takes 249 ns instead of 411 ns, and an AES-256 key
+//! schedule 32 ns instead of 105 ns (one per response record for its REK).
 
-use aes::cipher::inout::InOutBuf;
-use aes::cipher::{BlockDecrypt, BlockEncrypt, KeyInit};
+use aes::cipher::{Array, BlockCipherDecrypt, BlockCipherEncrypt, KeyInit};
 use aes::{Aes256Dec, Aes256Enc};
 
 use crate::error::{Error, Reason, Result};
@@ -22,7 +25,7 @@ pub struct Encryptor(Aes256Enc);
 impl Encryptor {
     /// Expand `key` (the key schedule is the only per-key cost).
     pub fn new(key: &Key) -> Self {
-        Encryptor(Aes256Enc::new(key.as_bytes().into()))
+        Encryptor(Aes256Enc::new(&Array::from(*key.as_bytes())))
     }
 
     /// PKCS#7-pad the first `msg_len` bytes of `buf` in place and encrypt it.
@@ -38,9 +41,9 @@ impl Encryptor {
 
     /// Encrypt whole blocks in place (`buf.len()` a multiple of 16).
     pub fn encrypt_blocks_in_place(&self, buf: &mut [u8]) {
-        let (blocks, tail) = InOutBuf::from(buf).into_chunks();
+        let (blocks, tail) = Array::slice_as_chunks_mut(buf);
         debug_assert!(tail.is_empty());
-        self.0.encrypt_blocks_inout(blocks);
+        self.0.encrypt_blocks(blocks);
     }
 
     /// `AES-ECB-PKCS7(key, plaintext)` into a new buffer.
@@ -65,7 +68,7 @@ pub struct Decryptor(Aes256Dec);
 impl Decryptor {
     /// Expand `key`.
     pub fn new(key: &Key) -> Self {
-        Decryptor(Aes256Dec::new(key.as_bytes().into()))
+        Decryptor(Aes256Dec::new(&Array::from(*key.as_bytes())))
     }
 
     /// Decrypt `buf` in place and check the PKCS#7 padding; returns the plaintext
@@ -87,8 +90,8 @@ impl Decryptor {
             return Err(Error::new(Reason::BlockLength { len: buf.len() }, field()));
         }
         let len = buf.len();
-        let (blocks, _) = InOutBuf::from(&mut *buf).into_chunks();
-        self.0.decrypt_blocks_inout(blocks);
+        let (blocks, _) = Array::slice_as_chunks_mut(&mut *buf);
+        self.0.decrypt_blocks(blocks);
         // buf is non-empty and a multiple of 16, so the last 16 bytes exist
         let mut last = [0u8; BLOCK_LEN];
         last.copy_from_slice(&buf[len - BLOCK_LEN..]);
