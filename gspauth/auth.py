@@ -14,18 +14,18 @@ header (generated and set when missing, so signature and header always agree).
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import logging
+import os
 import threading
 import uuid
-from collections.abc import Callable, Generator, Mapping
-from typing import Any
+from collections.abc import Callable, Generator
 
 import httpx
 
-from gspauth.errors import GSPLayerError
+from gspauth.errors import GSPError, GSPLayerError, PluginContractError
 from gspauth.plugins import Hooks, redact_headers
-from gspauth.types import Api, Credentials, Environment, GSPSession, SigningContext
+from gspauth.replies import json_object
+from gspauth.types import Api, Credentials, Environment, GSPSession, SigningContext, redact_url
 
 __all__ = ["EXTENSION", "GSPAuth", "redact_headers", "request_context"]
 
@@ -39,15 +39,12 @@ def _utcnow() -> _dt.datetime:
     return _dt.datetime.now(_dt.timezone.utc)
 
 
-def _body_json(request: httpx.Request) -> Mapping[str, Any] | None:
-    content = request.content
-    if not content or not content.lstrip().startswith(b"{"):
-        return None
-    try:
-        parsed = json.loads(content)
-    except ValueError:
-        return None
-    return parsed if isinstance(parsed, dict) else None
+def _new_txn() -> str:
+    return uuid.uuid4().hex
+
+
+def _new_nonce() -> bytes:
+    return os.urandom(32)
 
 
 def request_context(
@@ -60,20 +57,24 @@ def request_context(
     username: str | None = None,
     gsp_session: GSPSession | None = None,
     txn_factory: Callable[[], str] | None = None,
+    nonce: bytes | None = None,
 ) -> SigningContext:
-    """Build the :class:`SigningContext` for ``request`` (sets a ``txn`` header when missing)."""
+    """Build the :class:`SigningContext` for ``request`` (sets a ``txn`` header when missing).
+
+    :param nonce: the per-request random bytes (default: 32 fresh ones from ``os.urandom``).
+    """
     ext = request.extensions.get(EXTENSION) or {}
     body = None
     action = ext.get("action") or request.url.params.get("action")
     if not action:
-        body = _body_json(request)
+        body = json_object(request.content)
         if body is not None and isinstance(body.get("action"), str):
             action = body["action"]
     gstin = ext.get("gstin") or request.headers.get("gstin") or request.url.params.get("gstin") or gstin
     username = ext.get("username") or request.headers.get("username") or username
     txn = request.headers.get("txn")
     if not txn:
-        txn = (txn_factory or (lambda: uuid.uuid4().hex))()
+        txn = (txn_factory or _new_txn)()
         request.headers["txn"] = txn
     api = ext.get("api")
     return SigningContext(
@@ -86,6 +87,7 @@ def request_context(
         api=Api(api) if api is not None else None,
         username=username or None,
         gsp_session=gsp_session,
+        nonce=nonce if nonce is not None else _new_nonce(),
     )
 
 
@@ -99,7 +101,9 @@ class GSPAuth(httpx.Auth):
     :param gstin: default GSTIN when a request does not say (header/query/extension).
     :param username: default GST portal username.
     :param clock: returns an aware ``datetime``; tests freeze it.
-    :param txn_factory: makes ``txn`` values for requests that lack one.
+    :param txn_factory: makes ``txn`` values for requests that lack one (and for GSP logins).
+    :param nonce_factory: makes each request's 32-byte :attr:`SigningContext.nonce`; tests
+        fix it, production leaves the default (``os.urandom``).
 
     Usage::
 
@@ -120,6 +124,7 @@ class GSPAuth(httpx.Auth):
         username: str | None = None,
         clock: Callable[[], _dt.datetime] = _utcnow,
         txn_factory: Callable[[], str] | None = None,
+        nonce_factory: Callable[[], bytes] = _new_nonce,
         session_margin: _dt.timedelta = _dt.timedelta(seconds=60),
     ) -> None:
         self.info = hooks.gsp(gsp)
@@ -132,6 +137,7 @@ class GSPAuth(httpx.Auth):
         self.username = username
         self._clock = clock
         self._txn_factory = txn_factory
+        self._nonce_factory = nonce_factory
         self._margin = session_margin
         self._lock = threading.Lock()
         self._gsp_session: GSPSession | None = None
@@ -154,20 +160,40 @@ class GSPAuth(httpx.Auth):
         with self._lock:
             self._gsp_session = None
 
+    def end_gsp_session(self) -> httpx.Request | None:
+        """Forget the GSP-level session and return the plugin's request that ends it at the GSP
+        (``gspauth_gsp_session_logout``), or ``None`` if there is no session or no such request.
+
+        The caller sends the request (through the same client) and may ignore its reply.
+        """
+        with self._lock:
+            session, self._gsp_session = self._gsp_session, None
+        if session is None:
+            return None
+        return self._hooks.gsp_session_logout(self.gsp, self.environment, self._credentials, session)
+
     def _login_flow(self, now: _dt.datetime, stale: GSPSession | None) -> Generator[httpx.Request, httpx.Response, GSPSession]:
         login = None
+        txn = (self._txn_factory or _new_txn)()
         if stale is not None:
-            login = self._hooks.gsp_session_refresh(self.gsp, self.environment, self._credentials, stale, now)
+            login = self._hooks.gsp_session_refresh(self.gsp, self.environment, self._credentials, stale, now, txn)
         if login is None:
-            login = self._hooks.gsp_session_login(self.gsp, self.environment, self._credentials, now)
+            login = self._hooks.gsp_session_login(self.gsp, self.environment, self._credentials, now, txn)
         response = yield login.request
         error = self._hooks.map_error(self.gsp, response)
         if error is not None:
             raise error
-        session = login.parse(response)
+        try:
+            session = login.parse(response)
+        except GSPError:
+            raise
+        except Exception as exc:
+            # Only the type: the message of a parser's exception may quote the reply (a token).
+            raise PluginContractError(
+                f"GSP {self.gsp!r}: the login reply (HTTP {response.status_code}) could not be parsed "
+                f"({type(exc).__name__}); parse() must return a GSPSession or raise a gspauth GSPError"
+            ) from None
         if not isinstance(session, GSPSession):
-            from gspauth.errors import PluginContractError
-
             raise PluginContractError(f"GSP {self.gsp!r}: login parse() returned {type(session).__name__}, "
                                       "expected GSPSession")
         with self._lock:
@@ -182,11 +208,11 @@ class GSPAuth(httpx.Auth):
             request.headers.update(dict(session.headers))
         context = request_context(request, gsp=self.gsp, environment=self.environment, now=now,
                                   gstin=self.gstin, username=self.username, gsp_session=session,
-                                  txn_factory=self._txn_factory)
+                                  txn_factory=self._txn_factory, nonce=self._nonce_factory())
         headers = self._hooks.sign_headers(self.gsp, request, context, self._credentials)
         request.headers.update(headers)
         if logger.isEnabledFor(logging.DEBUG):
-            logger.debug("signed %s %s for %s: %s", request.method, request.url, self.gsp,
+            logger.debug("signed %s %s for %s: %s", request.method, redact_url(request.url), self.gsp,
                          redact_headers(headers))
 
     def sign(self, request: httpx.Request) -> httpx.Request:

@@ -77,7 +77,9 @@ def gspauth_register_gsps(register: Callable[[GSPInfo], None]) -> None:
 
 
 @hookspec(firstresult=True)
-def gspauth_endpoint_url(gsp: str, api: Api, environment: Environment, version: str, host: str) -> str | None:
+def gspauth_endpoint_url(
+    gsp: str, api: Api, environment: Environment, version: str, host: str, action: str | None
+) -> str | None:
     """Return the absolute URL of ``api`` at ``version`` for ``gsp`` in ``environment``.
 
     :param gsp: GSP id; return ``None`` if you did not register it.
@@ -88,6 +90,9 @@ def gspauth_endpoint_url(gsp: str, api: Api, environment: Environment, version: 
     :param host: the host base URL to use, *after* the user's overrides (configuration may
         point it at an emulator or at a GSP's new host). Build on it; never hard-code hosts
         here, or overrides stop working.
+    :param action: the GSTN action the URL is for (``"OTPREQUEST"``, ``"B2B"`` …) when the
+        caller knows it, else ``None``. Pass-through GSPs ignore it; GSPs with one route per
+        action (Masters India's ``/authentication/otprequest``) map it.
     :return: ``host`` + your prefix + path, e.g. ``{host}/gsp/api/taxpayerapi/v1.0/authenticate``.
 
     Stops at first non-None result.
@@ -104,9 +109,10 @@ def gspauth_sign_headers(
 
     Must be pure: no network, disk, sleep, system clock, randomness or global state. It runs
     inside ``httpx.Auth.auth_flow`` for sync and async clients alike; the same inputs must give
-    the same headers. Take the time from ``context.now`` and the transaction id from
-    ``context.txn``. The request body is already read (``request.content``). Do not mutate
-    ``request``: return headers and the core sets them.
+    the same headers. Take the time from ``context.now``, the transaction id from
+    ``context.txn`` and any randomness (a per-request key) from ``context.nonce``. The
+    request body is already read (``request.content``). Do not mutate ``request``: return
+    headers and the core sets them (after the GSP session's headers, so yours win).
 
     :param gsp: GSP id; return ``None`` if you did not register it.
     :param request: the request, with the GSTN headers (``txn``, ``state-cd`` …) already set.
@@ -143,7 +149,7 @@ def gspauth_map_error(gsp: str, response: httpx.Response) -> GSPError | None:
 
 @hookspec(firstresult=True)
 def gspauth_gsp_session_login(
-    gsp: str, environment: Environment, host: str, credentials: Credentials, now: datetime.datetime
+    gsp: str, environment: Environment, host: str, credentials: Credentials, now: datetime.datetime, txn: str
 ) -> GSPSessionLogin | None:
     """Describe the GSP-level login, for GSPs registered with ``gsp_session=True``.
 
@@ -158,7 +164,14 @@ def gspauth_gsp_session_login(
     401) the core logs in again once.
 
     :param host: the host base after overrides.
+    :param credentials: the ASP's credentials (``asp_id``, ``asp_password``,
+        ``private_key_pem`` … as your plugin documents).
     :param now: the core's clock (aware), for signed timestamps.
+    :param txn: a fresh transaction id for the login request's ``txn`` header, if it has one.
+
+    Like :func:`gspauth_sign_headers`, building the request and ``parse`` must be pure; the
+    core does the sending, caching and expiry. ``parse`` may close over ``credentials``
+    (e.g. to decrypt a key the GSP returns encrypted to the ASP's public key).
 
     Stops at first non-None result.
 
@@ -174,11 +187,13 @@ def gspauth_gsp_session_refresh(
     credentials: Credentials,
     session: GSPSession,
     now: datetime.datetime,
+    txn: str,
 ) -> GSPSessionLogin | None:
     """Describe how to extend a GSP-level ``session`` before it expires (e.g. JWT refresh).
 
     Optional: return ``None`` and the core performs a fresh
-    :func:`gspauth_gsp_session_login` instead.
+    :func:`gspauth_gsp_session_login` instead. Arguments as for the login hook, plus the
+    expiring ``session``.
 
     Stops at first non-None result.
 
@@ -192,7 +207,8 @@ def gspauth_gsp_session_logout(
 ) -> httpx.Request | None:
     """Return the request that ends a GSP-level ``session``, or ``None`` if the GSP has none.
 
-    The core sends it on ``Client.close()`` / logout and ignores its reply.
+    Pure, like the login hook. :meth:`gspauth.auth.GSPAuth.end_gsp_session` asks for it and
+    forgets the cached session; the caller sends the request and ignores its reply.
 
     Stops at first non-None result.
 

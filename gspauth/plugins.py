@@ -51,6 +51,8 @@ from gspauth.types import (
     SessionEvent,
     SigningContext,
     check_base_url,
+    is_sensitive_header,
+    redact_url,
 )
 
 if TYPE_CHECKING:
@@ -68,6 +70,7 @@ __all__ = [
     "list_plugins",
     "redact",
     "redact_headers",
+    "redact_url",
 ]
 
 logger = logging.getLogger("gspauth.plugins")
@@ -76,9 +79,8 @@ logger = logging.getLogger("gspauth.plugins")
 DEFAULT_PLUGINS: tuple[str, ...] = ("gspauth.direct",)
 
 _TRUE = frozenset({"1", "true", "yes", "on"})
-# Header names whose values are secret, or telling enough to treat as such.
-_SENSITIVE_WORDS = ("secret", "token", "password", "passwd", "key", "signature", "authorization",
-                    "sek", "session", "otp", "cookie", "asp-secret")
+# Hooks whose result is itself a secret (an OTP): traced as [secure].
+_SECRET_RESULTS = frozenset({"gspauth_provide_otp"})
 
 
 def _flag(name: str) -> bool:
@@ -87,13 +89,6 @@ def _flag(name: str) -> bool:
 
 def _names(name: str) -> list[str]:
     return [n.strip() for n in os.environ.get(name, "").split(",") if n.strip()]
-
-
-def is_sensitive_header(name: str) -> bool:
-    """``True`` for headers whose values must never be logged (``auth-token``, ``client-secret``,
-    ``X-CT-Auth-Token``, ``X-Asp-Auth-Signature``, ``appkey``, ``Authorization`` …)."""
-    lowered = name.lower()
-    return any(word in lowered for word in _SENSITIVE_WORDS)
 
 
 def redact_headers(headers: Mapping[str, str] | Iterable[tuple[str, str]]) -> dict[str, str]:
@@ -109,14 +104,16 @@ def redact(value: Any) -> str:
     if value is None or isinstance(value, (bool, int, float)):
         return repr(value)
     if isinstance(value, httpx.Request):
-        return f"<Request {value.method} {value.url} headers={redact_headers(value.headers.multi_items())}>"
+        return (f"<Request {value.method} {redact_url(value.url)} "
+                f"headers={redact_headers(value.headers.multi_items())}>")
     if isinstance(value, httpx.Response):
-        return f"<Response [{value.status_code}] for {value.request.method} {value.request.url}>"
+        return f"<Response [{value.status_code}] for {value.request.method} {redact_url(value.request.url)}>"
     if isinstance(value, Mapping):
         return repr(redact_headers({str(k): str(v) for k, v in value.items()}))
     if isinstance(value, (Credentials, GSPInfo, SigningContext, SessionEvent, GSPSession, GSPSessionLogin, Api)):
         return repr(value)  # their reprs are redacted by construction
     if isinstance(value, str):
+        value = redact_url(value) if value.startswith(("http://", "https://")) else value
         return repr(value) if len(value) <= 120 else repr(value[:117] + "...")
     if callable(value):
         return f"<callable {getattr(value, '__qualname__', type(value).__name__)}>"
@@ -136,8 +133,10 @@ def _trace_hooks(pm: pluggy.PluginManager) -> None:
         if logger.isEnabledFor(logging.DEBUG):
             if outcome.exception is not None:
                 logger.debug("%s raised %s", hook_name, type(outcome.exception).__name__)
-            else:
-                logger.debug("%s returned %s", hook_name, redact(outcome.get_result()))
+                return
+            result = outcome.get_result()
+            shown = SECURE if hook_name in _SECRET_RESULTS and result is not None else redact(result)
+            logger.debug("%s returned %s", hook_name, shown)
 
     pm.add_hookcall_monitoring(before, after)
 
@@ -148,9 +147,11 @@ def get_plugin_manager(*, autoload: bool | None = None) -> pluggy.PluginManager:
     :param autoload: load entry points from group ``gspauth``. ``None`` (default): yes unless
         ``GSPAUTH_DISABLE_PLUGIN_AUTOLOAD`` is set. Tests pass ``False`` and register plugins
         themselves (``pm.register(module)``).
-    :raises PluginError: ``GSPAUTH_PLUGINS`` names an entry point that is not installed.
-    :raises PluginContractError: a plugin implements an unknown hook (``check_pending``) or
-        registers an invalid or duplicate GSP.
+    :raises PluginError: ``GSPAUTH_PLUGINS`` names an entry point that is not installed, or a
+        plugin fails to import (the message names it).
+    :raises PluginContractError: a plugin implements an unknown hook or hook argument, two
+        distributions install the same entry name, or a plugin registers an invalid or
+        duplicate GSP.
     """
     pm = pluggy.PluginManager(hookspecs.PROJECT)
     pm.add_hookspecs(hookspecs)
@@ -160,33 +161,86 @@ def get_plugin_manager(*, autoload: bool | None = None) -> pluggy.PluginManager:
         autoload = not _flag("GSPAUTH_DISABLE_PLUGIN_AUTOLOAD")
     if autoload:
         selected = _names("GSPAUTH_PLUGINS")
+        available = _entry_point_names()
         if selected:
-            available = {ep.name for ep in importlib.metadata.entry_points(group=hookspecs.PROJECT)}
             missing = [n for n in selected if n not in available]
             if missing:
                 raise PluginError(
                     f"GSPAUTH_PLUGINS names {', '.join(missing)}, which is not installed; "
                     f"installed entry points: {', '.join(sorted(available)) or '(none)'}"
                 )
-            for name in selected:
-                if not pm.is_blocked(name):
-                    pm.load_setuptools_entrypoints(hookspecs.PROJECT, name=name)
         else:
-            pm.load_setuptools_entrypoints(hookspecs.PROJECT)
+            selected = sorted(available)
+        for name in selected:
+            if not pm.is_blocked(name):
+                load_entry_point(pm, name)
     for module in DEFAULT_PLUGINS:
         if not pm.is_blocked(module) and pm.get_plugin(module) is None:
             pm.register(importlib.import_module(module), name=module)
-    try:
-        pm.check_pending()
-    except pluggy.PluginValidationError as exc:
-        raise PluginContractError(
-            f"plugin {exc.plugin!r} implements a hook gspauth does not define: {exc} "
-            "(misspelt name? hooks are listed in docs/hooks.md)"
-        ) from None
+    check_hooks(pm)
     if _flag("GSPAUTH_TRACE_HOOKS"):
         _trace_hooks(pm)
     collect_gsps(pm)  # a duplicate or invalid GSP fails now, at load
     return pm
+
+
+def _entry_point_names() -> set[str]:
+    """Installed entry-point names in group ``gspauth``; two distributions claiming one name fail."""
+    targets: dict[str, set[str]] = {}
+    for ep in importlib.metadata.entry_points(group=hookspecs.PROJECT):
+        targets.setdefault(ep.name, set()).add(ep.value)
+    clashes = {name: sorted(values) for name, values in targets.items() if len(values) > 1}
+    if clashes:
+        name, values = sorted(clashes.items())[0]
+        raise PluginContractError(
+            f"entry point {name!r} in group {hookspecs.PROJECT!r} is installed twice, pointing at "
+            f"{' and '.join(values)}; uninstall one of the distributions"
+        )
+    return set(targets)
+
+
+def _one_line(exc: BaseException) -> str:
+    return "; ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+
+
+def _plugin_label(pm: pluggy.PluginManager, plugin: object) -> str:
+    name = pm.get_name(plugin) if plugin is not None else None
+    return repr(name) if name else repr(plugin)
+
+
+def load_entry_point(pm: pluggy.PluginManager, name: str) -> None:
+    """Load the entry point ``name`` of group ``gspauth`` into ``pm``, failing readably.
+
+    :raises PluginContractError: its hooks do not match gspauth's (a misspelt hook or argument name).
+    :raises PluginError: importing it failed.
+    """
+    try:
+        pm.load_setuptools_entrypoints(hookspecs.PROJECT, name=name)
+    except pluggy.PluginValidationError as exc:
+        raise PluginContractError(
+            f"plugin {name!r} does not match gspauth's hooks: {_one_line(exc)} "
+            "(misspelt hook or argument name? the exact names are in docs/hooks.md)"
+        ) from None
+    except Exception as exc:
+        raise PluginError(
+            f"plugin {name!r} (entry point in group {hookspecs.PROJECT!r}) failed to import: "
+            f"{type(exc).__name__}: {exc}. Fix or uninstall its distribution, or set "
+            f"GSPAUTH_BLOCKED_PLUGINS={name}"
+        ) from exc
+
+
+def check_hooks(pm: pluggy.PluginManager) -> None:
+    """Fail if a registered plugin implements a hook gspauth does not define (pluggy ``check_pending``).
+
+    :raises PluginContractError: naming the plugin and the unknown hook.
+    """
+    try:
+        pm.check_pending()
+    except pluggy.PluginValidationError as exc:
+        raise PluginContractError(
+            f"plugin {_plugin_label(pm, exc.plugin)} implements a hook gspauth does not define: {_one_line(exc)} "
+            "(misspelt name? hooks are listed in docs/hooks.md)"
+        ) from None
 
 
 def collect_gsps(pm: pluggy.PluginManager) -> dict[str, tuple[GSPInfo, str]]:
@@ -382,10 +436,11 @@ class Hooks:
         return self.gsp(gsp).environments[environment]
 
     def endpoint_url(self, gsp: str, api: Api, environment: Environment, version: str | None = None,
-                     path: str = "") -> str:
+                     path: str = "", *, action: str | None = None) -> str:
         """The absolute URL of ``api`` (``version`` defaults to ``api.default_version``), plus ``path``.
 
         :param path: appended after a ``/`` (e.g. ``"gstr1"`` under :attr:`Api.RETURNS`).
+        :param action: the GSTN action, when known (passed to the plugin).
         :raises ProviderNotFound: unknown GSP.
         :raises PluginContractError: the plugin returned no URL or a malformed one.
         """
@@ -394,7 +449,7 @@ class Hooks:
         api.path(version)  # validates the version
         host = self.host(gsp, environment)
         url = self.pm.hook.gspauth_endpoint_url(gsp=gsp, api=api, environment=environment, version=version,
-                                                host=host)
+                                                host=host, action=action)
         plugin = self._registry[gsp][1]
         if url is None:
             raise PluginContractError(f"plugin {plugin!r} registered GSP {gsp!r} but returned no URL for "
@@ -461,11 +516,11 @@ class Hooks:
         return result
 
     def gsp_session_login(self, gsp: str, environment: Environment, credentials: Credentials,
-                          now: datetime.datetime) -> GSPSessionLogin:
+                          now: datetime.datetime, txn: str) -> GSPSessionLogin:
         """The GSP-level login to perform (for GSPs with ``gsp_session=True``)."""
         host = self.host(gsp, environment)
         result = self.pm.hook.gspauth_gsp_session_login(gsp=gsp, environment=environment, host=host,
-                                                        credentials=credentials, now=now)
+                                                        credentials=credentials, now=now, txn=txn)
         login = self._login_result(gsp, "gspauth_gsp_session_login", result)
         if login is None:
             raise PluginContractError(f"GSP {gsp!r} is registered with gsp_session=True but plugin "
@@ -473,11 +528,12 @@ class Hooks:
         return login
 
     def gsp_session_refresh(self, gsp: str, environment: Environment, credentials: Credentials,
-                            session: GSPSession, now: datetime.datetime) -> GSPSessionLogin | None:
+                            session: GSPSession, now: datetime.datetime, txn: str) -> GSPSessionLogin | None:
         """The GSP-level refresh, or ``None`` (then log in afresh)."""
         host = self.host(gsp, environment)
         result = self.pm.hook.gspauth_gsp_session_refresh(gsp=gsp, environment=environment, host=host,
-                                                          credentials=credentials, session=session, now=now)
+                                                          credentials=credentials, session=session, now=now,
+                                                          txn=txn)
         return self._login_result(gsp, "gspauth_gsp_session_refresh", result)
 
     def gsp_session_logout(self, gsp: str, environment: Environment, credentials: Credentials,
@@ -548,6 +604,8 @@ class PluginInfo:
                     "crypto_mode": g.crypto_mode,
                     "gsp_session": g.gsp_session,
                     "capabilities": sorted(g.capabilities),
+                    "description": g.description,
+                    "docs_url": g.docs_url,
                 }
                 for g in self.gsps
             ],

@@ -36,6 +36,8 @@ __all__ = [
     "SigningContext",
     "check_base_url",
     "is_loopback_host",
+    "is_sensitive_header",
+    "redact_url",
 ]
 
 #: What every secret prints as.
@@ -50,6 +52,10 @@ PRODUCTION: Environment = "production"
 #: ``"passthrough"``: the client does GSTN crypto and the GSP forwards bytes (ClearTax, Vayana /gus,
 #: IRIS, TaxPro). ``"gsp_decrypts"``: the GSP does the GSTN crypto itself (MastersIndia, TaxPro "dec").
 CryptoMode = Literal["passthrough", "gsp_decrypts"]
+
+# Header and query-parameter names whose values are secret, or telling enough to treat as such.
+_SENSITIVE_WORDS = ("secret", "token", "password", "passwd", "key", "signature", "authorization",
+                    "sek", "session", "otp", "cookie", "rek")
 
 _VERSION_RE = re.compile(r"v\d+\.\d+\Z")
 _GSP_ID_RE = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?\Z")
@@ -122,6 +128,28 @@ def is_loopback_host(hostname: str | None) -> bool:
         return ipaddress.ip_address(hostname.strip("[]")).is_loopback
     except ValueError:
         return False
+
+
+def is_sensitive_header(name: str) -> bool:
+    """``True`` for header (or query parameter) names whose values must never be logged:
+    ``auth-token``, ``client-secret``, ``X-CT-Auth-Token``, ``X-Asp-Auth-Signature``, ``appkey``,
+    ``Authorization``, ``session-id``, ``asp-secret``, ``password``, ``otp`` …"""
+    lowered = name.lower()
+    return any(word in lowered for word in _SENSITIVE_WORDS)
+
+
+def redact_url(url: object) -> str:
+    """``url`` as text with the values of sensitive query parameters shown as ``[secure]``
+    (TaxPro's "dec" mode puts ``password`` and ``OTP`` in the query)."""
+    text = str(url)
+    base, sep, query = text.partition("?")
+    if not sep:
+        return text
+    parts = []
+    for pair in query.split("&"):
+        name, eq, _ = pair.partition("=")
+        parts.append(f"{name}={SECURE}" if eq and is_sensitive_header(name) else pair)
+    return base + "?" + "&".join(parts)
 
 
 def check_base_url(url: str, *, what: str = "host") -> str:
@@ -334,7 +362,7 @@ class GSPSessionLogin:
     parse: Callable[[httpx.Response], GSPSession]
 
     def __repr__(self) -> str:
-        return f"GSPSessionLogin(request=<{self.request.method} {self.request.url}>)"
+        return f"GSPSessionLogin(request=<{self.request.method} {redact_url(self.request.url)}>)"
 
 
 @dataclass(frozen=True)
@@ -351,6 +379,12 @@ class SigningContext:
     :param api: which API family the URL belongs to, when the core knows it.
     :param username: GST portal username, when known.
     :param gsp_session: the current GSP-level session, for GSPs that have one.
+    :param nonce: 32 fresh random bytes per request from the core (``os.urandom``), for GSPs
+        that encrypt something under a per-request key (Vayana EAS's REK). Plugins must take
+        randomness from here, never from ``os.urandom``/``secrets``: then signing stays
+        repeatable under test, where the core fixes it. Hidden in ``repr``.
+
+    .. versionadded:: 0.1
     """
 
     gsp: str
@@ -362,10 +396,13 @@ class SigningContext:
     api: Api | None = None
     username: str | None = None
     gsp_session: GSPSession | None = None
+    nonce: bytes = field(default=bytes(32), repr=False)
 
     def __post_init__(self) -> None:
         if self.now.tzinfo is None or self.now.utcoffset() is None:
             raise ValueError("SigningContext.now must be a timezone-aware datetime")
+        if not isinstance(self.nonce, bytes) or len(self.nonce) != 32:
+            raise ValueError("SigningContext.nonce must be 32 bytes")
 
 
 #: The kinds of :class:`SessionEvent`.

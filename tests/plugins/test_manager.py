@@ -236,3 +236,46 @@ def test_map_error_contract() -> None:
     response = httpx.Response(500, request=httpx.Request("GET", "https://s.example"))
     with pytest.raises(PluginContractError, match="expected a gspauth.errors.GSPError"):
         sloppy(error="oops").map_error("sloppy", response)
+
+
+def test_trace_redacts_query_secrets_and_supplied_otps(monkeypatch: pytest.MonkeyPatch,
+                                                       caplog: pytest.LogCaptureFixture) -> None:
+    class Mailbox:
+        @hookimpl
+        def gspauth_provide_otp(self) -> str:
+            return "918273"
+
+    monkeypatch.setenv("GSPAUTH_TRACE_HOOKS", "1")
+    caplog.set_level(logging.DEBUG, logger="gspauth.plugins")
+    pm = get_plugin_manager(autoload=False)
+    pm.register(Mailbox())
+    hooks = Hooks(pm, config=False)
+    assert hooks.provide_otp("gstn-direct", "sandbox", "27AAAPZ1234C1ZV", "u") == "918273"
+    # TaxPro's "dec" mode sends the ASP password and the OTP in the query string
+    request = httpx.Request("GET", "https://gstapi.example/taxpayerapi/dec/v1.0/authenticate",
+                            params={"action": "AUTHTOKEN", "aspid": "A1", "password": "pw-in-query-77", "OTP": "918273"})
+    context = SigningContext(gsp="gstn-direct", environment="sandbox", action="AUTHTOKEN", gstin=None, txn="t", now=NOW)
+    hooks.sign_headers("gstn-direct", request, context, Credentials(client_id="c", client_secret="cs-secret-1"))
+    text = "\n".join(r.getMessage() for r in caplog.records)
+    assert "gspauth_provide_otp returned [secure]" in text and "aspid=A1" in text and "password=[secure]" in text
+    for secret in ("918273", "pw-in-query-77", "cs-secret-1"):
+        assert secret not in text
+
+
+def test_two_distributions_with_one_entry_name_fail(fake_dist: Callable[..., Path]) -> None:
+    fake_dist("gspauth-vayana-fork", {"vayana": "vayana_fork"}, {"vayana_fork": DUP})
+    with pytest.raises(PluginContractError, match=r"entry point 'vayana'.*installed twice.*gspauth_vayana and vayana_fork"):
+        get_plugin_manager()
+
+
+def test_plugin_that_fails_to_import_is_named(fake_dist: Callable[..., Path]) -> None:
+    fake_dist("gspauth-crashy", {"crashy": "crashy_mod"}, {"crashy_mod": "raise RuntimeError('boom at import')\n"})
+    with pytest.raises(PluginError, match=r"plugin 'crashy'.*failed to import: RuntimeError: boom.*GSPAUTH_BLOCKED_PLUGINS=crashy"):
+        get_plugin_manager()
+
+
+def test_misspelt_hook_argument_fails_at_load(fake_dist: Callable[..., Path]) -> None:
+    source = TYPO.replace("gspauth_sign_header(gsp)", "gspauth_sign_headers(gsp, credential)")
+    fake_dist("gspauth-argtypo", {"argtypo": "argtypo_mod"}, {"argtypo_mod": source})
+    with pytest.raises(PluginContractError, match=r"plugin 'argtypo' does not match gspauth's hooks:.*credential"):
+        get_plugin_manager()

@@ -18,14 +18,13 @@ Point a host elsewhere (an emulator, a new ClearTax host) by configuration, e.g.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping
-from typing import Any
 
 import httpx
 
-from gspauth.errors import ConfigurationError, GSPError, GSPLayerError, ServerError
+from gspauth.errors import ConfigurationError, GSPError, GSPLayerError
 from gspauth.hookspecs import hookimpl
+from gspauth.replies import gsp_outage, is_gstn_reply, json_object
 from gspauth.types import Api, Credentials, Environment, GSPInfo, SigningContext
 
 __all__ = ["GSP", "INFO", "__version__"]
@@ -80,14 +79,8 @@ def gspauth_endpoint_url(gsp: str, api: Api, environment: Environment, version: 
 
 
 def _body_app_key(request: httpx.Request) -> str | None:
-    content = request.content
-    if not content or b"app_key" not in content:
-        return None
-    try:
-        body = json.loads(content)
-    except ValueError:
-        return None
-    value = body.get("app_key") if isinstance(body, dict) else None
+    body = json_object(request.content) if b"app_key" in request.content else None
+    value = body.get("app_key") if body is not None else None
     return value if isinstance(value, str) else None
 
 
@@ -113,25 +106,15 @@ def gspauth_sign_headers(
     return headers
 
 
-def _json(response: httpx.Response) -> Any:
-    try:
-        return json.loads(response.content)
-    except ValueError:
-        return None
-
-
 @hookimpl
 def gspauth_map_error(gsp: str, response: httpx.Response) -> GSPError | None:
     if gsp != GSP:
         return None
-    body = _json(response)
-    if isinstance(body, dict) and isinstance(body.get("error_code"), str) and "status_cd" not in body:
+    body = json_object(response.content)
+    if body is not None and not is_gstn_reply(body) and isinstance(body.get("error_code"), str):
         code = body["error_code"]
         meaning, hint = _ERRORS.get(code, (None, "see ClearTax's GSP documentation for this code"))
         message = body.get("error_message") if isinstance(body.get("error_message"), str) else None
         return GSPLayerError(message or meaning or "ClearTax refused the request", error_code=code,
                              status_code=response.status_code, hint=hint, gsp=GSP)
-    if response.status_code >= 500 and not (isinstance(body, dict) and "status_cd" in body):
-        return ServerError(f"ClearTax answered HTTP {response.status_code}", status_code=response.status_code,
-                           hint="ClearTax or GSTN is unavailable; retry later", gsp=GSP)
-    return None
+    return gsp_outage(GSP, "ClearTax", response)

@@ -23,16 +23,15 @@ from __future__ import annotations
 import base64
 import datetime as _dt
 import functools
-import json
 from collections.abc import Callable, Mapping
-from typing import Any
 
 import httpx
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from gspauth.errors import ClientCredentialsError, ConfigurationError, GSPError, GSPLayerError, ServerError
+from gspauth.errors import ClientCredentialsError, ConfigurationError, GSPError, GSPLayerError
 from gspauth.hookspecs import hookimpl
+from gspauth.replies import gsp_outage, is_gstn_reply, json_object
 from gspauth.types import Api, Credentials, GSPInfo, SigningContext
 
 __all__ = ["GSP", "INFO", "IST", "__version__", "asp_auth_token", "sign_token"]
@@ -150,26 +149,16 @@ def gspauth_sign_headers(gsp: str, context: SigningContext, credentials: Credent
     }
 
 
-def _json(response: httpx.Response) -> Any:
-    try:
-        return json.loads(response.content)
-    except ValueError:
-        return None
-
-
 @hookimpl
 def gspauth_map_error(gsp: str, response: httpx.Response) -> GSPError | None:
     if gsp != GSP:
         return None
-    body = _json(response)
-    error = body.get("error") if isinstance(body, dict) and "status_cd" not in body else None
+    body = json_object(response.content)
+    error = body.get("error") if body is not None and not is_gstn_reply(body) else None
     if isinstance(error, dict) and isinstance(error.get("code"), str):
         code = error["code"]
         cls, hint = _ERRORS.get(code, (GSPLayerError, "see Vayana's GSP documentation for this code"))
         message = error.get("message") if isinstance(error.get("message"), str) else None
         return cls(message or "Vayana refused the request", error_code=code, status_code=response.status_code,
                    hint=hint, gsp=GSP)
-    if response.status_code >= 500 and not (isinstance(body, dict) and "status_cd" in body):
-        return ServerError(f"Vayana answered HTTP {response.status_code}", status_code=response.status_code,
-                           hint="Vayana or GSTN is unavailable; retry later", gsp=GSP)
-    return None
+    return gsp_outage(GSP, "Vayana", response)
