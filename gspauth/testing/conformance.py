@@ -39,9 +39,9 @@ import pluggy
 import pytest
 
 from gspauth.auth import GSPAuth
-from gspauth.errors import GSPAuthError, GSPError, PluginError
+from gspauth.errors import ConfigurationError, GSPAuthError, PluginError
 from gspauth.hookspecs import PROJECT
-from gspauth.plugins import Hooks, collect_gsps, get_plugin_manager, is_sensitive_header
+from gspauth.plugins import Hooks, check_hooks, collect_gsps, get_plugin_manager, is_sensitive_header, load_entry_point
 from gspauth.types import Api, Credentials, GSPInfo, GSPSession, SigningContext, is_loopback_host
 
 __all__ = ["ProviderConformance"]
@@ -50,6 +50,7 @@ _ENV_SWITCHES = ("GSPAUTH_PLUGINS", "GSPAUTH_BLOCKED_PLUGINS", "GSPAUTH_DISABLE_
                  "GSPAUTH_TRACE_HOOKS", "GSPAUTH_CONFIG")
 _FROZEN_NOW = _dt.datetime(2024, 7, 15, 6, 30, 5, tzinfo=_dt.timezone.utc)
 _TXN = "GSPAUTHCONF0000001"
+_NONCE = bytes(range(32))
 _RET_PERIOD = "072024"
 
 
@@ -80,13 +81,47 @@ def _forbid_io(monkeypatch: pytest.MonkeyPatch, what: str) -> Iterator[None]:
         yield
 
 
+class _KitTransport(httpx.BaseTransport):
+    """What stands between the client and the emulator in the round trip: the test class's
+    :meth:`ProviderConformance.gsp_layer` first, then, for the ``generic`` mount, a plain
+    pass-through GSP (strip the plugin's prefix, send the emulator's GSTN client credentials)."""
+
+    def __init__(self, layer: Any, generic_root: str | None, prefix: str) -> None:
+        self._layer = layer
+        self._generic_root = generic_root
+        self._prefix = prefix
+        self._inner = httpx.HTTPTransport()
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        request.read()
+        answer = self._layer(request)
+        if answer is not None:
+            return answer  # type: ignore[no-any-return]
+        if self._generic_root is not None:
+            from gspauth.emulator import defaults
+
+            mounted = self._generic_root + self._prefix
+            if self._prefix and request.url.path.startswith(mounted + "/"):
+                request.url = request.url.copy_with(path=self._generic_root + request.url.path[len(mounted):])
+            request.headers["clientid"] = defaults.GSTN_CLIENT_ID
+            request.headers["client-secret"] = defaults.GSTN_CLIENT_SECRET
+        return self._inner.handle_request(request)
+
+    def close(self) -> None:
+        self._inner.close()
+
+
 class ProviderConformance:
     """Base class of a GSP plugin's conformance tests. Subclass it as ``Test<YourGSP>``.
 
     **Required:** the class attribute :attr:`gsp` and the fixture ``credentials``.
 
     **Optional fixtures:** ``emulator_credentials`` (what the gspauth emulator accepts for your
-    GSP; default: ``credentials``), ``gstin``.
+    GSP; default: ``credentials``), ``gstin``, ``gsp_session`` (GSPs with their own login: a
+    sample :class:`GSPSession` such as your login's ``parse`` returns).
+
+    **Optional method:** :meth:`gsp_layer` models your GSP's own layer in front of the
+    emulator (answer your GSP login, check your headers).
 
     **Flags** (override as class attributes) describe what your GSP does; the defaults fit a
     pass-through GSP that signs every request and supports refresh.
@@ -108,8 +143,9 @@ class ProviderConformance:
     supports_refresh: ClassVar[bool] = True
     #: Run the OTP → ... → LOGOUT round trip against the gspauth emulator.
     round_trip: ClassVar[bool] = True
-    #: The emulator mount serving your GSP: ``"cleartax"``, ``"vayana"``, or ``"generic"`` (a
-    #: pass-through that forwards any GSP prefix to GSTN with the emulator's own GSP credentials).
+    #: The emulator mount serving your GSP: ``"cleartax"``, ``"cleartax-legacy"``, ``"vayana"``,
+    #: or ``"generic"`` (GSTN itself; the kit then plays a plain pass-through GSP in front of it:
+    #: it strips your URL prefix and sends the emulator's GSTN ``clientid``/``client-secret``).
     emulator_mount: ClassVar[str] = "generic"
     #: Your environment whose host is pointed at the emulator for the round trip.
     emulator_environment: ClassVar[str] = "sandbox"
@@ -126,6 +162,23 @@ class ProviderConformance:
     def emulator_credentials(self, credentials: Credentials) -> Credentials:
         """Credentials the gspauth emulator accepts for your GSP (default: ``credentials``)."""
         return credentials
+
+    @pytest.fixture
+    def gsp_session(self) -> GSPSession:
+        """For GSPs registered with ``gsp_session=True``: the session the signing checks pass as
+        ``context.gsp_session`` (fake values; e.g. ``GSPSession(headers={"session-id": "s1"},
+        data={"enc_key": ...})``). Default: an empty session."""
+        return GSPSession()
+
+    def gsp_layer(self, request: httpx.Request) -> httpx.Response | None:
+        """Model your GSP's own layer for the kit's httpx runs (round trip, sync/async check).
+
+        Called with every request the client sends, before it reaches the emulator (or the
+        kit's stub). Return an :class:`httpx.Response` to answer it yourself, e.g. your GSP's
+        login (TaxPro ``GetKey``, a JWT login); raise ``AssertionError`` when your headers are
+        wrong; return ``None`` to pass it on. Default: pass everything on.
+        """
+        return None
 
     @pytest.fixture
     def gstin(self) -> str:
@@ -151,10 +204,9 @@ class ProviderConformance:
     def _load(self, entry_name: str) -> pluggy.PluginManager:
         pm = get_plugin_manager(autoload=False)
         try:
-            pm.load_setuptools_entrypoints(PROJECT, name=entry_name)
-        except Exception as exc:
-            pytest.fail(f"importing entry point {entry_name!r} (group {PROJECT!r}) failed: "
-                        f"{type(exc).__name__}: {exc}")
+            load_entry_point(pm, entry_name)
+        except PluginError as exc:
+            pytest.fail(str(exc))
         if pm.get_plugin(entry_name) is None:
             pytest.fail(
                 f"no entry point named {entry_name!r} in group {PROJECT!r}. Is your distribution installed "
@@ -162,11 +214,7 @@ class ProviderConformance:
                 f"    [project.entry-points.{PROJECT}]\n    {entry_name} = \"<your module>\""
             )
         try:
-            pm.check_pending()
-        except pluggy.PluginValidationError as exc:
-            pytest.fail(f"plugin {entry_name!r} implements a hook gspauth does not define "
-                        f"(misspelt? see docs/hooks.md): {exc}")
-        try:
+            check_hooks(pm)
             collect_gsps(pm)
         except (PluginError, ValueError) as exc:
             pytest.fail(f"plugin {entry_name!r} failed to register its GSPs: {exc}")
@@ -206,10 +254,27 @@ class ProviderConformance:
             request.read()
         return out
 
-    def _context(self, info: GSPInfo, environment: str, action: str, gstin: str, api: Api) -> SigningContext:
+    def _context(self, info: GSPInfo, environment: str, action: str, gstin: str, api: Api,
+                 session: GSPSession) -> SigningContext:
         return SigningContext(gsp=info.id, environment=environment, action=action, gstin=gstin, txn=_TXN,
                               now=_FROZEN_NOW, api=api, username="conformance.user",
-                              gsp_session=GSPSession() if info.gsp_session else None)
+                              gsp_session=session if info.gsp_session else None, nonce=_NONCE)
+
+    def _sign(self, hooks: Hooks, request: httpx.Request, context: SigningContext,
+              credentials: Credentials) -> dict[str, str]:
+        try:
+            return hooks.sign_headers(self.gsp, request, context, credentials)
+        except ConfigurationError as exc:
+            pytest.fail(f"gspauth_sign_headers refused the `credentials` fixture for {context.action}: {exc}. "
+                        "Return Credentials with every field your plugin needs from that fixture (fake values "
+                        "are fine)")
+
+    def _http_handler(self, status: int, reply: dict[str, Any]) -> Any:
+        def handle(request: httpx.Request) -> httpx.Response:
+            request.read()
+            return self.gsp_layer(request) or httpx.Response(status, json=reply)
+
+        return handle
 
     # -- 1. discovery --------------------------------------------------------------------------
     def test_discovered_under_entry_name(self, pm: pluggy.PluginManager, _entry_name: str) -> None:
@@ -288,9 +353,9 @@ class ProviderConformance:
             "gsp": other, "api": Api.AUTH, "environment": "sandbox", "version": "v1.0",
             "host": "https://other.gspauth.invalid", "request": request, "response": response,
             "credentials": credentials, "session": GSPSession(), "now": _FROZEN_NOW,
-            "gstin": gstin, "username": "conformance.user",
+            "gstin": gstin, "username": "conformance.user", "txn": _TXN, "action": "OTPREQUEST",
             "context": SigningContext(gsp=other, environment="sandbox", action="OTPREQUEST", gstin=gstin,
-                                      txn=_TXN, now=_FROZEN_NOW),
+                                      txn=_TXN, now=_FROZEN_NOW, nonce=_NONCE),
         }
         plugin = pm.get_plugin(_entry_name)
         problems = []
@@ -317,21 +382,22 @@ class ProviderConformance:
 
     # -- 4. pure, repeatable signing --------------------------------------------------------------
     def test_signing_is_pure_and_repeatable(self, hooks: Hooks, info: GSPInfo, credentials: Credentials,
-                                            gstin: str, monkeypatch: pytest.MonkeyPatch) -> None:
+                                            gstin: str, gsp_session: GSPSession,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
         env = self.emulator_environment
         for action, request, api in self.sample_requests(hooks, gstin, env):
             before = dict(request.headers)
-            context = self._context(info, env, action, gstin, api)
+            context = self._context(info, env, action, gstin, api, gsp_session)
             with _forbid_io(monkeypatch, f"gspauth_sign_headers({action})"):
                 try:
-                    first = hooks.sign_headers(self.gsp, request, context, credentials)
-                    second = hooks.sign_headers(self.gsp, request, context, credentials)
+                    first = self._sign(hooks, request, context, credentials)
+                    second = self._sign(hooks, request, context, credentials)
                 except _ForbiddenIO as exc:
                     pytest.fail(str(exc))
             assert first == second, (
-                f"signing {action} twice with the same request, context.now and context.txn gave different "
-                f"headers {sorted(k for k in first if first.get(k) != second.get(k))}: use context.now and "
-                "context.txn instead of the system clock or random values"
+                f"signing {action} twice with the same request, context.now, context.txn and context.nonce gave "
+                f"different headers {sorted(k for k in first if first.get(k) != second.get(k))}: use "
+                "context.now, context.txn and context.nonce instead of the system clock or random values"
             )
             assert dict(request.headers) == before, f"gspauth_sign_headers mutated the {action} request's headers"
             if self.signs_requests:
@@ -339,41 +405,53 @@ class ProviderConformance:
                                "(set signs_requests = False if your GSP needs none)")
 
     def test_signing_runs_in_sync_and_async_httpx(self, hooks: Hooks, info: GSPInfo, credentials: Credentials,
-                                                  gstin: str) -> None:
-        if info.gsp_session:
-            pytest.skip("GSP-level sessions are exercised by the emulator round trip")
+                                                  gstin: str, gsp_session: GSPSession) -> None:
         env = self.emulator_environment
         seen: list[httpx.Request] = []
+        answer = self._http_handler(200, {"status_cd": "1"})
 
         def handler(request: httpx.Request) -> httpx.Response:
             seen.append(request)
-            return httpx.Response(200, json={"status_cd": "1"})
+            return answer(request)  # type: ignore[no-any-return]
 
         action, request, api = self.sample_requests(hooks, gstin, env)[0]
-        expected = hooks.sign_headers(self.gsp, request, self._context(info, env, action, gstin, api),
-                                      credentials)
-        auth = GSPAuth(hooks, self.gsp, env, credentials, gstin=gstin, clock=lambda: _FROZEN_NOW)
-        with httpx.Client(transport=httpx.MockTransport(handler)) as client:
-            fresh = self.sample_requests(hooks, gstin, env)[0][1]
-            fresh.extensions["gspauth"] = {"action": action, "api": api}
-            client.send(fresh, auth=auth)
+        expected = self._sign(hooks, request, self._context(info, env, action, gstin, api, gsp_session),
+                              credentials)
+        auth = GSPAuth(hooks, self.gsp, env, credentials, gstin=gstin, clock=lambda: _FROZEN_NOW,
+                       nonce_factory=lambda: _NONCE)
+
+        def fresh() -> httpx.Request:
+            request = self.sample_requests(hooks, gstin, env)[0][1]
+            request.extensions["gspauth"] = {"action": action, "api": api}
+            return request
 
         async def run_async() -> None:
             async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as aclient:
-                fresh = self.sample_requests(hooks, gstin, env)[0][1]
-                fresh.extensions["gspauth"] = {"action": action, "api": api}
-                await aclient.send(fresh, auth=auth)
+                await aclient.send(fresh(), auth=auth)
 
-        asyncio.run(run_async())
-        assert len(seen) == 2
-        for kind, sent in zip(("sync", "async"), seen):
-            got = {k: sent.headers.get(k) for k in expected}
-            assert got == expected, f"the {kind} httpx client did not send the plugin's headers: " \
-                                    f"missing or different {sorted(k for k in expected if got[k] != expected[k])}"
+        try:
+            with httpx.Client(transport=httpx.MockTransport(handler)) as client:
+                client.send(fresh(), auth=auth)
+            auth.clear_gsp_session()  # the async client logs in afresh
+            asyncio.run(run_async())
+        except GSPAuthError as exc:
+            hint = (" Your GSP has its own login: override gsp_layer() in your test class to answer it."
+                    if info.gsp_session else "")
+            pytest.fail(f"signing through GSPAuth failed: {type(exc).__name__}: {exc}.{hint}")
+        sent = [r for r in seen if r.url.path == request.url.path]
+        assert len(sent) == 2, f"expected one {action} request per client, the transport saw {len(sent)}"
+        for kind, wire in zip(("sync", "async"), sent):
+            if info.gsp_session:  # session values come from gsp_layer's login reply, not the fixture
+                missing = sorted(k for k in expected if k not in wire.headers)
+            else:
+                missing = sorted(k for k in expected if wire.headers.get(k) != expected[k])
+            assert not missing, f"the {kind} httpx client did not send the plugin's headers: " \
+                                f"missing or different {missing}"
 
     # -- 5. secrets --------------------------------------------------------------------------------
     def test_no_secret_in_reprs_or_logs(self, _entry_name: str, credentials: Credentials, gstin: str,
-                                        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+                                        gsp_session: GSPSession, monkeypatch: pytest.MonkeyPatch,
+                                        caplog: pytest.LogCaptureFixture) -> None:
         for name in _ENV_SWITCHES:
             monkeypatch.delenv(name, raising=False)
         monkeypatch.setenv("GSPAUTH_TRACE_HOOKS", "1")
@@ -382,33 +460,44 @@ class ProviderConformance:
         hooks = Hooks(pm, config=False)
         info = hooks.gsp(self.gsp)
         env = self.emulator_environment
-        secrets = {s for s in credentials.secret_values() if len(s) >= 6}
-        texts = [repr(credentials), str(credentials), repr(info), repr(hooks)]
+        secrets = set(credentials.secret_values())
+        if info.gsp_session:
+            secrets.update([*gsp_session.headers.values(), *gsp_session.data.values()])
+        texts = [repr(credentials), str(credentials), repr(info), repr(hooks), repr(gsp_session)]
         errors: list[str] = []
         for action, request, api in self.sample_requests(hooks, gstin, env):
-            context = self._context(info, env, action, gstin, api)
+            context = self._context(info, env, action, gstin, api, gsp_session)
             texts.append(repr(context))
             try:
                 headers = hooks.sign_headers(self.gsp, request, context, credentials)
             except GSPAuthError as exc:
                 errors.append(str(exc))
                 continue
-            secrets.update(v for k, v in headers.items() if is_sensitive_header(k) and len(v) >= 8)
-        if not info.gsp_session:
-            auth = GSPAuth(hooks, self.gsp, env, credentials, gstin=gstin, clock=lambda: _FROZEN_NOW)
-            texts.append(repr(auth))
-            request = self.sample_requests(hooks, gstin, env)[1][1]
-            with httpx.Client(transport=httpx.MockTransport(lambda r: httpx.Response(
-                    403, json={"status_cd": "0", "error": {"error_cd": "AUTH4033", "message": "Invalid Session"}}))) as c:
+            secrets.update(v for k, v in headers.items() if is_sensitive_header(k))
+        auth = GSPAuth(hooks, self.gsp, env, credentials, gstin=gstin, clock=lambda: _FROZEN_NOW)
+        request = self.sample_requests(hooks, gstin, env)[1][1]
+        refused = self._http_handler(403, {"status_cd": "0", "error": {"error_cd": "AUTH4033",
+                                                                        "message": "Invalid Session"}})
+        try:
+            with httpx.Client(transport=httpx.MockTransport(refused)) as c:
                 response = c.send(request, auth=auth)
                 response.read()
+        except GSPAuthError as exc:
+            errors.append(str(exc))
+        else:
             mapped = hooks.map_error(self.gsp, response)
             if mapped is not None:
                 texts.append(str(mapped))
+        live = auth.gsp_session
+        if live is not None:
+            secrets.update([*live.headers.values(), *live.data.values()])
+            texts.append(repr(live))
+        texts.append(repr(auth))
         texts.extend(errors)
         texts.extend(r.getMessage() for r in caplog.records)
         traced = [r for r in caplog.records if r.name == "gspauth.plugins" and "gspauth_sign_headers" in r.getMessage()]
         assert traced, "GSPAUTH_TRACE_HOOKS=1 produced no trace of gspauth_sign_headers (is tracing broken?)"
+        secrets = {s for s in secrets if len(s) >= 6}  # shorter values match by accident
         leaks = sorted({f"{secret[:3]}… (len {len(secret)}) in: {text[:160]!r}"
                         for text in texts for secret in secrets if secret in text})
         assert not leaks, "secrets leaked into reprs, errors or log lines:\n  " + "\n  ".join(leaks)
@@ -436,31 +525,42 @@ class ProviderConformance:
         with ThreadedEmulator(**config) as server:
             yield server
 
-    def test_round_trip_against_emulator(self, pm: pluggy.PluginManager, info: GSPInfo,
-                                         emulator_credentials: Credentials, emulator: Any) -> None:
-        """OTPREQUEST → AUTHTOKEN → RETSAVE → GET (B2B) → REFRESHTOKEN → LOGOUT through your plugin."""
+    def test_round_trip_against_emulator(self, _entry_name: str, info: GSPInfo,
+                                         emulator_credentials: Credentials, emulator: Any,
+                                         monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+        """OTPREQUEST → AUTHTOKEN → RETSAVE → GET (B2B) → REFRESHTOKEN → LOGOUT through your plugin,
+        with hook tracing on; then no secret of the run may appear in any client-side log line."""
         if not self.round_trip:
             pytest.skip(f"{type(self).__name__}.round_trip = False")
         from gspauth.client import Client, RetryPolicy
         from gspauth.emulator.defaults import SANDBOX_OTP, sample_taxpayer
         from gspauth.synthetic import gstr1_chunks
 
+        monkeypatch.setenv("GSPAUTH_TRACE_HOOKS", "1")
+        caplog.set_level(logging.DEBUG)
+        pm = self._load(_entry_name)
         env = self.emulator_environment
         host = f"{emulator.url}/{self.emulator_mount}"
         hooks = Hooks(pm, hosts={(self.gsp, env): host}, config=False)
+        auth_url, gstn_path = hooks.endpoint_url(self.gsp, Api.AUTH, env, self.api_version), Api.AUTH.path(self.api_version)
+        prefix = auth_url[len(host):-len(gstn_path)] if auth_url.startswith(host) and auth_url.endswith(gstn_path) else ""
+        generic = "/generic" if self.emulator_mount == "generic" else None
         taxpayer = sample_taxpayer(0)
         payload = gstr1_chunks(2, seed=7, supplier_gstin=taxpayer.gstin, ret_period=_RET_PERIOD)[0]
         steps = ["OTPREQUEST", "AUTHTOKEN", "RETSAVE", "B2B", *(["REFRESHTOKEN"] if self.supports_refresh else []),
                  "LOGOUT"]
         step = steps[0]
+        secrets = set(emulator_credentials.secret_values()) | {SANDBOX_OTP}
         client = Client(self.gsp, env, emulator_credentials, gstin=taxpayer.gstin, username=taxpayer.username,
                         certificate=emulator.emulator.certificate_pem, hooks=hooks,
+                        transport=_KitTransport(self.gsp_layer, generic, prefix),
                         retry=RetryPolicy(attempts=1))  # the emulator is reliable: fail fast
         try:
             with client:
                 client.request_otp()
                 step = "AUTHTOKEN"
                 client.authenticate(SANDBOX_OTP)
+                secrets |= _session_secrets(client)
                 step = "RETSAVE"
                 saved = client.put(Api.RETURNS, "gstr1", action="RETSAVE", payload=payload, ret_period=_RET_PERIOD)
                 assert saved.get("reference_id"), f"RETSAVE returned no reference_id: {sorted(saved)}"
@@ -472,9 +572,14 @@ class ProviderConformance:
                 if self.supports_refresh:
                     step = "REFRESHTOKEN"
                     client.refresh()
+                    secrets |= _session_secrets(client)
                 step = "LOGOUT"
                 assert client.logout(), "LOGOUT did not end the session"
-        except GSPError as exc:
+        except ConfigurationError as exc:
+            pytest.fail(f"round trip through {host} failed at {step}: {type(exc).__name__}: {exc}. The round trip "
+                        "signs with the `emulator_credentials` fixture (default: `credentials`); give it every "
+                        "field your plugin needs")
+        except GSPAuthError as exc:
             pytest.fail(f"round trip through {host} failed at {step}: {type(exc).__name__}: {exc}")
         except httpx.TransportError as exc:
             try:
@@ -487,4 +592,26 @@ class ProviderConformance:
         actions = (stats() if callable(stats) else stats)["actions"]
         missing = [a for a in steps if not actions.get(a)]
         assert not missing, f"the emulator never saw {missing}; it saw {actions}"
+        client_side = [r.getMessage() for r in caplog.records if not r.name.startswith("gspauth.emulator")]
+        assert any("call gspauth_sign_headers(" in line for line in client_side), "no hook trace was logged"
+        leaks = sorted({f"{secret[:3]}… (len {len(secret)}) in: {line[:160]!r}"
+                        for line in client_side for secret in secrets if len(secret) >= 6 and secret in line})
+        assert not leaks, "secrets of the round trip leaked into log lines (GSPAUTH_TRACE_HOOKS=1):\n  " + \
+            "\n  ".join(leaks)
+
+
+def _session_secrets(client: Any) -> set[str]:
+    """Every form in which the client's current GSTN session (and GSP session) could leak."""
+    import base64
+
+    out: set[str] = set()
+    session = client.session
+    if session is not None:
+        out.add(session.auth_token)
+        for key in (session.sek, session.app_key):
+            out.update({key.hex(), base64.b64encode(key).decode()})
+    gsp_session = getattr(client, "_auth", None) and client._auth.gsp_session
+    if gsp_session is not None:
+        out.update([*gsp_session.headers.values(), *gsp_session.data.values()])
+    return out
 

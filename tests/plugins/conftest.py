@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from gspauth.plugins import Hooks, get_plugin_manager
+from gspauth.plugins import Hooks
+from gspauth.testing import hooks_for
 
 _SWITCHES = ("GSPAUTH_PLUGINS", "GSPAUTH_BLOCKED_PLUGINS", "GSPAUTH_DISABLE_PLUGIN_AUTOLOAD", "GSPAUTH_TRACE_HOOKS",
              "GSPAUTH_CONFIG")
@@ -60,7 +61,4 @@ def hooks() -> Hooks:
     import gspauth_cleartax
     import gspauth_vayana
 
-    pm = get_plugin_manager(autoload=False)
-    pm.register(gspauth_cleartax, name="cleartax")
-    pm.register(gspauth_vayana, name="vayana")
-    return Hooks(pm, config=False)
+    return hooks_for(gspauth_cleartax, gspauth_vayana)

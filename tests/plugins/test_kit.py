@@ -49,6 +49,14 @@ def broken_site(pytester: pytest.Pytester, write_dist: Callable[..., Path], monk
     return site
 
 
+def _install_broken(pytester: pytest.Pytester, write_dist: Callable[..., Path], monkeypatch: pytest.MonkeyPatch,
+                    name: str) -> None:
+    site = pytester.path / "site"
+    write_dist(site, f"gspauth-{name}", {name: f"gspauth_{name}"},
+               {f"gspauth_{name}": (HERE / "broken" / f"gspauth_{name}.py").read_text()})
+    _on_pythonpath(monkeypatch, site)
+
+
 def _on_pythonpath(monkeypatch: pytest.MonkeyPatch, path: Path) -> None:
     """Stand-in for ``pip install``: ``path`` is on the subprocess's import path."""
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(path), os.environ.get("PYTHONPATH", "")])))
@@ -68,13 +76,41 @@ def test_broken_plugin_fails_the_kit_with_readable_messages(pytester: pytest.Pyt
     result.stdout.fnmatch_lines_random([
         "*these URLs ignore the override (use the `host` argument of gspauth_endpoint_url)*",
         "*gspauth_endpoint_url returned str for GSP id 'not-broken'; it must return None for ids you did not register*",
-        "*signing OTPREQUEST twice with the same request, context.now and context.txn gave different headers*",
+        "*signing OTPREQUEST twice with the same request, context.now, context.txn and context.nonce gave "
+        "different headers ?'X-Broken-Nonce'?*",
         "*secrets leaked into reprs, errors or log lines*",
         "*gspauth_map_error turned a GSTN reply (HTTP 200*into GSPLayerError; return None so the core maps GSTN codes*",
         "*round trip through http://127.0.0.1:*/generic failed at OTPREQUEST: could not reach https://sandbox.broken.example/*do your URLs start with the `host` argument?*",
         "*the sync httpx client did not send the plugin's headers*",
     ])
     assert "broken-secret-0042" not in result.stdout.str().split("secrets leaked")[1].split("\n")[1]
+
+
+def test_misspelt_hook_argument_is_explained(pytester: pytest.Pytester, write_dist: Callable[..., Path],
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    _install_broken(pytester, write_dist, monkeypatch, "misspelt")
+    pytester.makepyfile(test_misspelt=BROKEN_TEST.replace('"broken"', '"misspelt"'))
+    result = _run(pytester, "-k", "discovered")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*plugin 'misspelt' does not match gspauth's hooks:*credential*"
+                                 "misspelt hook or argument name?*docs/hooks.md*"])
+
+
+def test_credentials_the_plugin_refuses_and_an_unanswered_gsp_login_are_explained(
+    pytester: pytest.Pytester, write_dist: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _install_broken(pytester, write_dist, monkeypatch, "needy")
+    with_token = BROKEN_TEST.replace("TestBroken", "TestWithToken").replace(
+        'Credentials(client_id="broken-client", client_secret="broken-secret-0042")', 'Credentials(gsp_token="tok-0001")')
+    pytester.makepyfile(test_needy=(BROKEN_TEST + with_token).replace('"broken"', '"needy"'))
+    result = _run(pytester, "-k", "pure or sync_and_async")
+    result.assert_outcomes(passed=1, failed=3)
+    result.stdout.fnmatch_lines_random([
+        "*gspauth_sign_headers refused the `credentials` fixture for OTPREQUEST: Needy needs "
+        "Credentials(gsp_token=...). Return Credentials with every field your plugin needs*",
+        "*signing through GSPAuth failed: PluginContractError: GSP 'needy': the login reply (HTTP 200) could not "
+        "be parsed (KeyError)*Your GSP has its own login: override gsp_layer() in your test class to answer it.",
+    ])
 
 
 def test_missing_credentials_fixture_is_explained(pytester: pytest.Pytester, broken_site: Path) -> None:

@@ -10,7 +10,8 @@ import pytest
 
 import gspauth_cleartax as ct
 from gspauth.errors import ConfigurationError, GSPLayerError, ServerError
-from gspauth.plugins import Hooks, get_plugin_manager
+from gspauth.plugins import Hooks
+from gspauth.testing import hooks_for
 from gspauth.types import Api, Credentials, SigningContext
 
 NOW = _dt.datetime(2024, 7, 15, 6, 30, tzinfo=_dt.timezone.utc)
@@ -19,9 +20,7 @@ GSTIN = "27AAAPZ1234C1ZV"
 
 @pytest.fixture
 def hooks() -> Hooks:
-    pm = get_plugin_manager(autoload=False)
-    pm.register(ct, name="cleartax")
-    return Hooks(pm, config=False)
+    return hooks_for(ct)
 
 
 def ctx(action: str, api: Api | None = None) -> SigningContext:

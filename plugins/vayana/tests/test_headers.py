@@ -14,7 +14,8 @@ from cryptography.hazmat.primitives.asymmetric import padding
 import gspauth_vayana as vy
 from gspauth.auth import GSPAuth
 from gspauth.errors import ClientCredentialsError, ConfigurationError, GSPLayerError
-from gspauth.plugins import Hooks, get_plugin_manager
+from gspauth.plugins import Hooks
+from gspauth.testing import hooks_for
 from gspauth.types import Api, Credentials, SigningContext
 
 NOW = _dt.datetime(2018, 2, 24, 5, 57, 59, tzinfo=_dt.timezone.utc)  # 11:27:59 IST
@@ -23,9 +24,7 @@ GSTIN = "27AAAPZ1234C1ZV"
 
 @pytest.fixture
 def hooks() -> Hooks:
-    pm = get_plugin_manager(autoload=False)
-    pm.register(vy, name="vayana")
-    return Hooks(pm, config=False)
+    return hooks_for(vy)
 
 
 @pytest.fixture

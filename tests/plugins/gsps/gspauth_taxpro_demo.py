@@ -1,0 +1,112 @@
+"""A TaxPro-style GSP plugin (spec §10), written against the public hooks only, never shipped.
+
+It proves the hook set suffices for a GSP with its own key exchange:
+
+* ``GetKey``: ``POST {host}/getkey`` with headers ``aspid`` and ``txn`` and body
+  ``{"timestamp": ddMMyyyyHHmmssFFFFFF, "signed_content": B64(RSA-SHA256(aspid + timestamp))}``;
+  the reply carries ``session_id``, ``enc_key`` (the AspEK, RSA-encrypted to the ASP's public
+  key) and ``expiry`` (minutes) → a cached :class:`GSPSession`;
+* on every call: ``aspid``, ``session-id``, ``appver`` and ``asp-secret`` = ``E(AspEK, password)``
+  (AES-256-ECB-PKCS7, deterministic, so signing stays pure);
+* GSP-level errors ``{"error_code": "GSP0xx"}`` → :class:`GSPLayerError`, which makes the core
+  log in again once (GSP005: session expired).
+
+The wire details beyond spec §10 (the ``/getkey`` path, the reply's field names, the RSA
+padding of ``enc_key``) are this test's assumptions, not TaxPro's documentation.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as _dt
+from collections.abc import Callable, Mapping
+
+import httpx
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+from gspauth.crypto import encrypt_field
+from gspauth.errors import ConfigurationError, GSPError, GSPLayerError
+from gspauth.hookspecs import hookimpl
+from gspauth.replies import gsp_outage, is_gstn_reply, json_object
+from gspauth.types import Api, Credentials, GSPInfo, GSPSession, GSPSessionLogin, SigningContext
+
+GSP = "taxpro-demo"
+IST = _dt.timezone(_dt.timedelta(hours=5, minutes=30))
+INFO = GSPInfo(
+    id=GSP,
+    name="TaxPro-style demo GSP",
+    environments={"sandbox": "https://gstsandbox.charteredinfo.com", "production": "https://gstapi.charteredinfo.com"},
+    gsp_session=True,
+)
+
+
+def _private_key(credentials: Credentials) -> rsa.RSAPrivateKey:
+    if not credentials.private_key_pem:
+        raise ConfigurationError("taxpro-demo needs Credentials(private_key_pem=...) to sign GetKey")
+    key = serialization.load_pem_private_key(credentials.private_key_pem, None)
+    if not isinstance(key, rsa.RSAPrivateKey):
+        raise ConfigurationError("Credentials.private_key_pem must be an RSA key")
+    return key
+
+
+def getkey_timestamp(now: _dt.datetime) -> str:
+    """``ddMMyyyyHHmmssFFFFFF`` in IST."""
+    return now.astimezone(IST).strftime("%d%m%Y%H%M%S%f")
+
+
+@hookimpl
+def gspauth_register_gsps(register: Callable[[GSPInfo], None]) -> None:
+    register(INFO)
+
+
+@hookimpl
+def gspauth_endpoint_url(gsp: str, api: Api, version: str, host: str) -> str | None:
+    return host + api.path(version) if gsp == GSP else None
+
+
+@hookimpl
+def gspauth_gsp_session_login(gsp: str, host: str, credentials: Credentials, now: _dt.datetime,
+                              txn: str) -> GSPSessionLogin | None:
+    if gsp != GSP:
+        return None
+    if not credentials.asp_id:
+        raise ConfigurationError("taxpro-demo needs Credentials(asp_id=...)")
+    key = _private_key(credentials)
+    timestamp = getkey_timestamp(now)
+    signed = key.sign((credentials.asp_id + timestamp).encode(), padding.PKCS1v15(), hashes.SHA256())
+    request = httpx.Request("POST", host + "/getkey", headers={"aspid": credentials.asp_id, "txn": txn},
+                            json={"timestamp": timestamp, "signed_content": base64.b64encode(signed).decode()})
+
+    def parse(response: httpx.Response) -> GSPSession:
+        body = json_object(response.content) or {}
+        enc_key = key.decrypt(base64.b64decode(body["enc_key"]), padding.PKCS1v15())
+        return GSPSession(headers={"session-id": body["session_id"]},
+                          expires_at=now + _dt.timedelta(minutes=int(body["expiry"])),
+                          data={"enc_key": base64.b64encode(enc_key).decode()})
+
+    return GSPSessionLogin(request, parse)
+
+
+@hookimpl
+def gspauth_sign_headers(gsp: str, context: SigningContext, credentials: Credentials) -> Mapping[str, str] | None:
+    if gsp != GSP:
+        return None
+    if not credentials.asp_id or not credentials.asp_password:
+        raise ConfigurationError("taxpro-demo needs Credentials(asp_id=..., asp_password=...)")
+    if context.gsp_session is None or "enc_key" not in context.gsp_session.data:
+        raise ConfigurationError("taxpro-demo signs with the GetKey session's enc_key; none was given")
+    asp_ek = base64.b64decode(context.gsp_session.data["enc_key"])
+    return {"aspid": credentials.asp_id, "appver": "1.0",
+            "asp-secret": encrypt_field(asp_ek, credentials.asp_password.encode())}
+
+
+@hookimpl
+def gspauth_map_error(gsp: str, response: httpx.Response) -> GSPError | None:
+    if gsp != GSP:
+        return None
+    body = json_object(response.content)
+    if body is not None and not is_gstn_reply(body) and str(body.get("error_code", "")).startswith("GSP"):
+        return GSPLayerError(str(body.get("message") or "refused by TaxPro"), error_code=body["error_code"],
+                             status_code=response.status_code, hint="GetKey again", gsp=GSP)
+    return gsp_outage(GSP, "TaxPro", response)
