@@ -336,7 +336,7 @@ def test_batch_threads_give_identical_output(native: ModuleType, reference: Modu
 
 
 @pytest.mark.parametrize("threads", [0, 1, 2])
-@pytest.mark.parametrize("where", [[5], [1500, 2400], [2599], [1023, 1024], [1024]])
+@pytest.mark.parametrize("where", [[5], [1500, 2400], [2599], [511, 512], [512], [1023, 1024], [1024]])
 def test_batch_error_index_across_chunks(
     native: ModuleType, reference: ModuleType, threads: int, where: list[int]
 ) -> None:
@@ -509,3 +509,35 @@ def test_no_secret_in_messages(native: ModuleType, reference: ModuleType) -> Non
                 be.decrypt_request(*args)
             text = str(info.value) + repr(info.value)
             assert "S3CR3T" not in text and key.hex() not in text and data not in text
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_batches_release_the_gil(native: ModuleType, reference: ModuleType, threads: int) -> None:
+    """Python code in another thread keeps running while a native batch works."""
+    import threading
+    import time
+
+    key = bytes(32)
+    payloads_ = [b'{"n":%d,"pad":"%s"}' % (i, b"y" * 1500) for i in range(12_000)]
+    items = [reference.encrypt_response(key, key, p) for p in payloads_[:6000]]
+    for fn, args in (
+        (native.encrypt_request_many, (key, payloads_, threads)),
+        (native.decrypt_response_many, (key, items, False, threads)),
+    ):
+        span: list[float] = []
+
+        def work() -> None:
+            span.append(time.perf_counter())
+            fn(*args)
+            span.append(time.perf_counter())
+
+        t = threading.Thread(target=work)
+        ticks: list[float] = []
+        t.start()
+        while t.is_alive():
+            ticks.append(time.perf_counter())
+        t.join()
+        start, end = span
+        middle = [x for x in ticks if start + (end - start) * 0.2 < x < end - (end - start) * 0.2]
+        # with the GIL held for the whole call this loop could not run at all in between
+        assert len(middle) > 100, (len(middle), end - start)
