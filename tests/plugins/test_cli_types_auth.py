@@ -29,6 +29,23 @@ def test_cli_plugins_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert "gspauth_sign_headers" in data["cleartax"]["hooks"]
 
 
+def test_cli_plugin_versions_match_the_installed_distributions(capsys: pytest.CaptureFixture[str]) -> None:
+    import importlib.metadata
+
+    import gspauth
+    import gspauth_cleartax
+    import gspauth_vayana
+
+    assert main(["plugins", "--json", "--all"]) == 0
+    data = {p["name"]: p for p in json.loads(capsys.readouterr().out)}
+    for name, module in (("cleartax", gspauth_cleartax), ("vayana", gspauth_vayana)):
+        installed = importlib.metadata.version(f"gspauth-{name}")
+        assert data[name]["version"] == installed == module.__version__, f"{name}: version sources disagree"
+        assert data[name]["gsps"][0]["description"] == module.INFO.description
+        assert data[name]["gsps"][0]["environments"] == dict(module.INFO.environments)
+    assert data["gspauth.direct"]["version"] == gspauth.__version__ and data["gspauth.direct"]["builtin"]
+
+
 def test_cli_plugins_all_and_hook_filter(capsys: pytest.CaptureFixture[str]) -> None:
     main(["plugins", "--json", "--all", "--hook", "gspauth_map_error"])
     names = {p["name"] for p in json.loads(capsys.readouterr().out)}
