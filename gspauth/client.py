@@ -144,6 +144,15 @@ class _Unlock:
 _Flow = Generator[Any, Any, T]
 
 
+def _step(flow: _Flow[Any], value: Any, error: BaseException | None) -> tuple[bool, Any]:
+    """Advance ``flow`` by one effect: ``(True, result)`` when it returned, else ``(False, effect)``."""
+    try:
+        effect = flow.throw(error) if error is not None else flow.send(value)
+    except StopIteration as stop:
+        return True, stop.value
+    return False, effect
+
+
 def _load_certificate(certificate: Any) -> crypto.GSTNCertificate:
     if isinstance(certificate, crypto.GSTNCertificate):
         return certificate
@@ -816,10 +825,9 @@ class Client(_BaseClient):
         value: Any = None
         error: BaseException | None = None
         while True:
-            try:
-                effect = flow.throw(error) if error is not None else flow.send(value)
-            except StopIteration as stop:
-                return stop.value  # type: ignore[no-any-return]
+            done, effect = _step(flow, value, error)
+            if done:
+                return effect  # type: ignore[no-any-return]
             value, error = None, None
             try:
                 if isinstance(effect, _Send):
@@ -962,10 +970,9 @@ class AsyncClient(_BaseClient):
         value: Any = None
         error: BaseException | None = None
         while True:
-            try:
-                effect = flow.throw(error) if error is not None else flow.send(value)
-            except StopIteration as stop:
-                return stop.value  # type: ignore[no-any-return]
+            done, effect = _step(flow, value, error)
+            if done:
+                return effect  # type: ignore[no-any-return]
             value, error = None, None
             try:
                 if isinstance(effect, _Send):

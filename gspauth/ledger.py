@@ -17,17 +17,11 @@ implements ``gspauth_on_session_event``.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as _dt
 import hashlib
 import json
 import os
 import re
-import sqlite3
-import threading
-import time
-import weakref
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -102,17 +96,13 @@ class Ledger:
     """
 
     def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
-        from gspauth.config import ensure_private_dir
+        from gspauth._sqlite import SQLiteFile
 
         self.path = Path(path).expanduser() if path is not None else default_ledger_path()
-        ensure_private_dir(self.path.parent)
-        if not self.path.exists():
-            os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
-        if os.name == "posix" and self.path.stat().st_mode & 0o077:
-            os.chmod(self.path, 0o600)
-        self._guard = threading.RLock()
-        self._conn: sqlite3.Connection | None = None
-        self._pid = os.getpid()
+        self._db = SQLiteFile(self.path)
+        self._guard = self._db.guard
+        self._connection = self._db.connection
+        self._tx = self._db.transaction
         with self._tx() as conn:
             for statement in _SCHEMA:
                 conn.execute(statement)
@@ -122,40 +112,9 @@ class Ledger:
             elif version > SCHEMA_VERSION:
                 raise ConfigurationError(f"consent ledger {self.path} is from a newer gspauth (schema {version})")
 
-    def _connection(self) -> sqlite3.Connection:
-        if self._conn is None or self._pid != os.getpid():
-            self._pid = os.getpid()
-            conn = sqlite3.connect(str(self.path), timeout=30.0, isolation_level=None, check_same_thread=False)
-            conn.execute("PRAGMA busy_timeout = 30000")
-            for _ in range(300):
-                try:
-                    conn.execute("PRAGMA journal_mode = WAL")
-                    break
-                except sqlite3.OperationalError:
-                    time.sleep(0.01)
-            conn.execute("PRAGMA synchronous = NORMAL")
-            self._conn = conn
-            weakref.finalize(self, conn.close)  # closed on garbage collection too
-        return self._conn
-
-    @contextlib.contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        with self._guard:
-            conn = self._connection()
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield conn
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            else:
-                conn.execute("COMMIT")
-
     def close(self) -> None:
-        with self._guard:
-            if self._conn is not None and self._pid == os.getpid():
-                self._conn.close()
-            self._conn = None
+        """Close the database connection (reopened if the ledger is used again)."""
+        self._db.close()
 
     def __enter__(self) -> Ledger:
         return self

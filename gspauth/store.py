@@ -59,15 +59,13 @@ import json
 import logging
 import os
 import secrets
-import sqlite3
 import sys
 import threading
 import time
-import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, TypeVar, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from gspauth.errors import ConfigurationError, LockTimeout, StoreCorrupted, StoreKeyMismatch
 from gspauth.session import Session, SessionKey, utcnow
@@ -92,7 +90,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-_T = TypeVar("_T")
 
 #: Version of the SQLite schema this module writes.
 SCHEMA_VERSION = 1
@@ -510,13 +507,6 @@ _PUBLIC_COLUMNS = (
 )  # fmt: skip
 
 
-def _create_private_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    os.close(fd)
-    if os.name == "posix":
-        os.chmod(path, 0o600)
-
-
 class SQLiteStore:
     """The persistent :class:`SessionStore`: SQLite (WAL) with secrets sealed by AES-256-GCM.
 
@@ -528,82 +518,25 @@ class SQLiteStore:
     """
 
     def __init__(self, path: str | os.PathLike[str] | None = None, *, key: bytes | str | None = None, busy_timeout: float = 30.0) -> None:
+        from gspauth._sqlite import SQLiteFile
         from gspauth.config import ensure_private_dir
 
         self.path = Path(path).expanduser() if path is not None else default_store_path()
-        ensure_private_dir(self.path.parent)
+        self._db = SQLiteFile(self.path, busy_timeout=busy_timeout,
+                              pragmas=("PRAGMA secure_delete = ON", "PRAGMA foreign_keys = ON"))
         self.lock_dir = self.path.with_name(self.path.name + ".locks")
         ensure_private_dir(self.lock_dir)
         self._explicit_key = key
         self._aead: AESGCM | None = None
         self.key_source: str | None = None
-        self._busy_timeout = busy_timeout
-        self._guard = threading.RLock()
-        self._conn: sqlite3.Connection | None = None
-        self._pid = os.getpid()
+        self._guard = self._db.guard
+        self._connection = self._db.connection
+        self._tx = self._db.transaction
         self._init_db()
 
     # -- connection ---------------------------------------------------------------------------
 
-    def _connection(self) -> sqlite3.Connection:
-        # One connection per store object, serialised by self._guard; reopened after a fork
-        # (an SQLite connection must never cross a fork).
-        if self._conn is None or self._pid != os.getpid():
-            self._pid = os.getpid()
-            conn = sqlite3.connect(
-                str(self.path), timeout=self._busy_timeout, isolation_level=None, check_same_thread=False
-            )
-            conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout * 1000)}")
-            self._retry(lambda: conn.execute("PRAGMA journal_mode = WAL"))
-            conn.execute("PRAGMA synchronous = NORMAL")
-            conn.execute("PRAGMA secure_delete = ON")
-            conn.execute("PRAGMA foreign_keys = ON")
-            self._conn = conn
-            # Close on garbage collection too (newer Pythons warn about unclosed connections).
-            weakref.finalize(self, conn.close)
-            self._tighten_siblings()
-        return self._conn
-
-    def _retry(self, fn: Callable[[], _T]) -> _T:
-        # Switching to WAL needs a moment of exclusivity; under a crowd of fresh
-        # processes SQLite can answer "database is locked" despite busy_timeout.
-        deadline = time.monotonic() + self._busy_timeout
-        while True:
-            try:
-                return fn()
-            except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) or time.monotonic() > deadline:
-                    raise
-                time.sleep(0.01)
-
-    def _tighten_siblings(self) -> None:
-        if os.name != "posix":
-            return
-        for suffix in ("", "-wal", "-shm", "-journal"):
-            p = Path(str(self.path) + suffix)
-            with contextlib.suppress(FileNotFoundError, PermissionError):
-                if p.stat().st_mode & 0o077:
-                    os.chmod(p, 0o600)
-
-    @contextlib.contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        with self._guard:
-            conn = self._connection()
-            self._retry(lambda: conn.execute("BEGIN IMMEDIATE"))
-            try:
-                yield conn
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            else:
-                conn.execute("COMMIT")
-
     def _init_db(self) -> None:
-        if not self.path.exists():
-            _create_private_file(self.path)
-        elif os.name == "posix" and self.path.stat().st_mode & 0o077:
-            log.warning("session store %s was readable by others; setting mode 0600", self.path)
-            os.chmod(self.path, 0o600)
         with self._tx() as conn:
             for statement in filter(None, (s.strip() for s in _SCHEMA.split(";"))):
                 conn.execute(statement)
@@ -616,14 +549,11 @@ class SQLiteStore:
                     f"session store {self.path} has schema version {version}, newer than this gspauth "
                     f"understands ({SCHEMA_VERSION}); upgrade gspauth or use another store path"
                 )
-        self._tighten_siblings()
+        self._db.tighten()
 
     def close(self) -> None:
         """Close the database connection (the store reopens it if used again)."""
-        with self._guard:
-            if self._conn is not None and self._pid == os.getpid():
-                self._conn.close()
-            self._conn = None
+        self._db.close()
 
     def __enter__(self) -> SQLiteStore:
         return self

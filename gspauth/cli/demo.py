@@ -147,16 +147,23 @@ def _credentials(gsp: str) -> Any:
     )
 
 
-def _canonical(obj: Any) -> bytes:
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+def _same(a: Any, b: Any) -> bool:
+    """Equal as JSON values, types included (``1`` ≠ ``1.0`` ≠ ``true``), every field, any key order."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_same(v, b[k]) for k, v in a.items())
+    if isinstance(a, list):
+        return len(a) == len(b) and all(map(_same, a, b))
+    return bool(a == b)
 
 
-def _expected(chunks: list[dict[str, Any]]) -> dict[tuple[str, str], bytes]:
-    out: dict[tuple[str, str], bytes] = {}
+def _expected(chunks: list[dict[str, Any]]) -> dict[tuple[str, str], Any]:
+    out: dict[tuple[str, str], Any] = {}
     for chunk in chunks:
         for group in chunk["b2b"]:
             for inv in group["inv"]:
-                out[(group["ctin"], inv["inum"])] = _canonical(inv)
+                out[(group["ctin"], inv["inum"])] = inv
     return out
 
 
@@ -193,18 +200,18 @@ def _read_back(client: Any, hooks: Any, gsp: str) -> tuple[list[dict[str, Any]],
     return groups, {"path": "FILEDET", "files": len(det["urls"]), "bytes": total}
 
 
-def _verify(expected: dict[tuple[str, str], bytes], groups: list[dict[str, Any]]) -> dict[str, int]:
-    got: dict[tuple[str, str], bytes] = {}
+def _verify(expected: dict[tuple[str, str], Any], groups: list[dict[str, Any]]) -> dict[str, int]:
+    got: dict[tuple[str, str], Any] = {}
     duplicates = 0
     for group in groups:
         for inv in group.get("inv", []):
             k = (group.get("ctin"), inv.get("inum"))
             duplicates += k in got
-            got[k] = _canonical(inv)  # type: ignore[index]
+            got[k] = inv  # type: ignore[index]
     missing = sum(1 for k in expected if k not in got)
     extra = sum(1 for k in got if k not in expected)
-    different = sum(1 for k, v in expected.items() if k in got and got[k] != v)
-    same = sum(1 for k, v in expected.items() if got.get(k) == v)
+    same = sum(1 for k, v in expected.items() if k in got and _same(v, got[k]))
+    different = len(expected) - missing - same
     return {"identical": same, "missing": missing, "extra": extra, "different": different, "duplicates": duplicates}
 
 
@@ -227,7 +234,6 @@ def _run_gsp(gsp: str, ctx: dict[str, Any], out: IO[str]) -> GspRun:
         ret_period=_RET_PERIOD, invoices_per_chunk=ctx["chunk"],
     )  # fmt: skip
     run = GspRun(gsp, tp["gstin"], tp["username"], n, len(chunks))
-    payload_bytes = sum(len(json.dumps(c, separators=(",", ":"))) for c in chunks)
     client = Client(
         gsp, "sandbox", _credentials(gsp), gstin=tp["gstin"], username=tp["username"],
         certificate=ctx["certificate"], store=store, ledger=ledger, hooks=hooks,
@@ -249,8 +255,11 @@ def _run_gsp(gsp: str, ctx: dict[str, Any], out: IO[str]) -> GspRun:
         filed = [0]
         sizes = [sum(len(g["inv"]) for g in c["b2b"]) for c in chunks]
 
+        payload = [0]
+
         def progress(result: ChunkResult) -> None:
             filed[0] += sizes[result.seq] if result.seq < len(sizes) else 0
+            payload[0] += result.size
             bar.update(filed[0], result.state)
 
         t = time.perf_counter()
@@ -260,9 +269,11 @@ def _run_gsp(gsp: str, ctx: dict[str, Any], out: IO[str]) -> GspRun:
         bar.close(f"({summary})")
         run.checks["every chunk acknowledged"] = summary.complete and summary.acked == len(chunks)
         run.notes["filing"] = str(summary)
-        run.notes["payload_bytes"] = payload_bytes
+        run.notes["payload_bytes"] = payload[0]
+        if not summary.complete:
+            run.notes["filing_problems"] = summary.report()
 
-        # 3. read back and compare invoice by invoice (canonical JSON bytes)
+        # 3. read back and compare invoice by invoice (every field, JSON types included)
         t = time.perf_counter()
         groups, how = _read_back(client, hooks, gsp)
         result = _verify(_expected(chunks), groups)
@@ -393,9 +404,11 @@ def _print_report(report: dict[str, Any], out: IO[str]) -> None:
                   f"logout {t.get('logout', 0) * 1000:.0f} ms", file=out)
         if "verify" in r["notes"]:
             v, how = r["notes"]["verify"], r["notes"]["read_back"]
-            print(f"  verified {v['identical']}/{r['invoices']} invoices identical (canonical JSON, every field) via {how['path']} "
+            print(f"  verified {v['identical']}/{r['invoices']} invoices identical (every field and JSON type) via {how['path']} "
                   f"({how['files']} files); missing {v['missing']}, extra {v['extra']}, different {v['different']}",
                   file=out)
+        if "filing_problems" in r["notes"]:
+            print("  " + r["notes"]["filing_problems"].replace("\n", "\n  "), file=out)
         if "error" in r["notes"]:
             print(f"  error: {r['notes']['error']}", file=out)
     if "ledger" in report:

@@ -26,7 +26,7 @@ def test_demo_subprocess_passes_and_reports(tmp_path: Any, subprocess_env: Any) 
                   "refreshed without OTP", "logged out"):
         assert out.count(f"[PASS] {check}\n") == 2, check
     assert "[FAIL]" not in out
-    assert "verified 100/100 invoices identical (canonical JSON, every field)" in out
+    assert "verified 100/100 invoices identical (every field and JSON type)" in out
     assert "OTPREQUEST 2, AUTHTOKEN 2, RETSAVE 6" in out and "REFRESHTOKEN 2, LOGOUT 2" in out
     assert "\r" not in out + done.stderr  # not a TTY: no progress-bar redraws
     assert not (tmp_path / "untouched-home").exists()
@@ -59,7 +59,7 @@ def test_demo_fails_loudly_when_verification_fails(cli: Any, monkeypatch: pytest
     def corrupted(chunks: Any) -> Any:
         expected = real(chunks)
         first = next(iter(expected))
-        expected[first] = expected[first].replace(b'"rchrg":"', b'"rchrg":"Z')
+        expected[first] = dict(expected[first], rchrg="Z" + expected[first]["rchrg"])
         return expected
 
     monkeypatch.setattr(demo, "_expected", corrupted)
@@ -89,3 +89,11 @@ def test_progress_bar_is_tty_aware() -> None:
     bar.update(10)
     bar.close()
     assert "\r" in tty.getvalue() and "[############################]" in tty.getvalue()
+
+
+def test_read_back_comparison_is_strict_about_json_types() -> None:
+    from gspauth.cli.demo import _same
+
+    assert _same({"a": [1, {"b": "x"}], "c": 2.5}, {"c": 2.5, "a": [1, {"b": "x"}]})  # key order is free
+    assert not _same({"a": 1}, {"a": 1.0}) and not _same({"a": 1}, {"a": True})
+    assert not _same({"a": [1, 2]}, {"a": [2, 1]}) and not _same({"a": 1}, {"a": 1, "b": None})
