@@ -60,7 +60,9 @@ from __future__ import annotations
 from gspauth.emulator import defaults
 from gspauth.emulator._http import DroppedConnection
 from gspauth.emulator.config import Clock, EmulatorConfig, FaultConfig
-from gspauth.emulator.core import EMITTED_GSTN_CODES, FAULT_CODES, Emulator, Outbox, Portal, Session, Taxpayer
+from gspauth.emulator.core import EMITTED_GSTN_CODES, FAULT_CODES, Emulator, Portal
+from gspauth.emulator.model import Session, Taxpayer
+from gspauth.emulator.outbox import Outbox
 from gspauth.emulator.gsp import CLEARTAX_ERRORS, GSP_ERROR_SHAPES, VAYANA_ERRORS, VayanaAsp
 
 __all__ = [

@@ -12,10 +12,8 @@ import json
 import re
 from typing import TYPE_CHECKING, Any
 
-import httpx
-
 from gspauth.emulator import gsp as _gsp
-from gspauth.emulator._http import json_response
+from gspauth.emulator._http import Request, Response, json_response, plain_response
 from gspauth.errors import InvalidGSTIN
 
 if TYPE_CHECKING:
@@ -52,7 +50,7 @@ ROUTES: tuple[tuple[str, str, str], ...] = (
 )
 
 
-def _err(status: int, message: str) -> httpx.Response:
+def _err(status: int, message: str) -> Response:
     return json_response(status, {"error": message})
 
 
@@ -65,21 +63,28 @@ def _body(body: bytes) -> dict[str, Any]:
     return obj
 
 
-def handle_admin(emu: Emulator, request: httpx.Request, raw: bytes) -> httpx.Response:
+def _flag(b: dict[str, Any], name: str, default: bool) -> bool:
+    value = b.get(name, default)
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be true or false")
+    return value
+
+
+def handle_admin(emu: Emulator, request: Request) -> Response:
     try:
-        return _dispatch(emu, request, raw)
+        return _dispatch(emu, request, request.body)
     except (ValueError, TypeError, InvalidGSTIN) as exc:
         return _err(400, str(exc))
     except KeyError as exc:
         return _err(404, f"not found: {exc.args[0] if exc.args else ''}")
 
 
-def _dispatch(emu: Emulator, request: httpx.Request, raw: bytes) -> httpx.Response:
-    path = request.url.path[len("/_emulator"):].rstrip("/") or "/"
+def _dispatch(emu: Emulator, request: Request, raw: bytes) -> Response:
+    path = request.path[len("/_emulator"):].rstrip("/") or "/"
     method = request.method
-    q = request.url.params
+    q = request.query
     if path == "/" and method == "GET":
-        root = f"{request.url.scheme}://{request.url.netloc.decode('ascii')}"
+        root = request.root
         return json_response(200, {
             "layers": {"gstn": f"{root}/gstn", "cleartax": f"{root}/cleartax", "cleartax_legacy": f"{root}/cleartax-legacy",
                        "vayana": f"{root}/vayana/gus"},
@@ -89,9 +94,9 @@ def _dispatch(emu: Emulator, request: httpx.Request, raw: bytes) -> httpx.Respon
         return json_response(200, {"status": "ok", "time": emu.clock.now().isoformat(),
                                    "certificate_sha256": emu.keys.current.fingerprint_sha256})
     if path == "/certificate.pem" and method == "GET":
-        return httpx.Response(200, content=emu.certificate_pem, headers={"content-type": "application/x-pem-file"})
+        return plain_response(200, emu.certificate_pem, "application/x-pem-file")
     if path == "/certificate.der" and method == "GET":
-        return httpx.Response(200, content=emu.certificate_der, headers={"content-type": "application/pkix-cert"})
+        return plain_response(200, emu.certificate_der, "application/pkix-cert")
     if path == "/certificates" and method == "GET":
         return json_response(200, {"certificates": emu.certificates()})
     if path == "/keys/rotate" and method == "POST":
@@ -103,7 +108,7 @@ def _dispatch(emu: Emulator, request: httpx.Request, raw: bytes) -> httpx.Respon
         if method == "POST":
             b = _body(raw)
             tp = emu.register_taxpayer(
-                b["gstin"], b["username"], state_code=b.get("state_code"), api_access=bool(b.get("api_access", True)),
+                b["gstin"], b["username"], state_code=b.get("state_code"), api_access=_flag(b, "api_access", True),
                 access_duration=_dt.timedelta(hours=int(b.get("duration_hours", 720))),
                 **{k: b[k] for k in ("mobile", "email") if k in b},
             )

@@ -1,27 +1,42 @@
 """ASGI adapter: serve an :class:`~gspauth.emulator.Emulator` with uvicorn (or any ASGI server).
 
-:meth:`Emulator.handle` runs in a worker thread so slow calls (RSA, injected latency)
-never block the event loop. An injected dropped connection
-(:class:`~gspauth.emulator._http.DroppedConnection`) closes the socket without a
-response when served through :class:`DroppingH11Protocol` (what
-:class:`~gspauth.emulator.server.ThreadedEmulator` and the CLI use); under another
-server it degrades to that server's 500.
+The request becomes an emulator :class:`~gspauth.emulator._http.Request` straight from
+the ASGI scope (no ``httpx`` objects on the served path). Data calls, the common case
+and a few hundred microseconds of work, run on the event loop; calls that can take
+milliseconds or more (``authenticate`` with its RSA, admin such as key rotation) run in
+a worker thread so they never stall the loop. Injected latency is awaited, not slept.
+
+An injected dropped connection (:class:`~gspauth.emulator._http.DroppedConnection`)
+closes the socket without a response when served through :class:`DroppingH11Protocol`
+(what :class:`~gspauth.emulator.server.ThreadedEmulator` and the CLI use); under another
+server it degrades to that server's 500. An unexpected exception answers HTTP 500 with a
+GSTN-shaped TEC4001 body and is logged by class and traceback only: exception messages
+may carry request data, so they are not logged.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import traceback
 from typing import TYPE_CHECKING, Any
 
-import httpx
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from gspauth.emulator._http import DroppedConnection
+from gspauth.emulator._http import DroppedConnection, Request, Response, json_response
 
 if TYPE_CHECKING:
     from gspauth.emulator.core import Emulator
 
 __all__ = ["DroppingH11Protocol", "EmulatorASGI", "app"]
+
+log = logging.getLogger("gspauth.emulator")
+
+_INTERNAL_ERROR = {"status_cd": "0", "error": {"error_cd": "TEC4001", "message": "Technical Error (emulator bug)"}}
+
+
+def _in_thread(path: str) -> bool:
+    return path.startswith("/_emulator") or path.endswith("/authenticate")
 
 
 class EmulatorASGI:
@@ -50,24 +65,40 @@ class EmulatorASGI:
             chunks.append(message.get("body", b""))
             more = message.get("more_body", False)
         headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
-        host = next((v for k, v in headers if k.lower() == "host"), None)
+        host = next((v for k, v in headers if k == "host"), None)
         if host is None:
             server = scope.get("server") or ("127.0.0.1", 80)
             host = f"{server[0]}:{server[1]}"
-        path = scope.get("raw_path") or scope["path"].encode()
-        query = scope.get("query_string", b"")
-        url = f"{scope.get('scheme', 'http')}://{host}{path.decode('latin-1')}" + (f"?{query.decode('latin-1')}" if query else "")
-        request = httpx.Request(scope["method"], url, headers=headers, content=b"".join(chunks))
-        loop = asyncio.get_running_loop()
-        response = await loop.run_in_executor(None, self.emulator.handle, request)
+        request = Request.build(
+            scope["method"], f"{scope.get('scheme', 'http')}://{host}", scope["path"],
+            scope.get("query_string", b"").decode("latin-1"), headers, b"".join(chunks),
+        )  # fmt: skip
+        response = await self._respond(request)
         await send({
             "type": "http.response.start",
-            "status": response.status_code,
-            "headers": [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers.items()
-                        if k.lower() not in ("content-length", "transfer-encoding")]
-                       + [(b"content-length", str(len(response.content)).encode())],
+            "status": response.status,
+            "headers": [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.header_list()],
         })  # fmt: skip
-        await send({"type": "http.response.body", "body": response.content})
+        await send({"type": "http.response.body", "body": response.body})
+
+    async def _respond(self, request: Request) -> Response:
+        emu = self.emulator
+        latency = 0.0
+        if not request.path.startswith("/_emulator"):
+            latency = emu.draw_latency()
+            if latency:
+                await asyncio.sleep(latency)
+        try:
+            if _in_thread(request.path):
+                loop = asyncio.get_running_loop()
+                return await loop.run_in_executor(None, lambda: emu.respond(request, latency=latency))
+            return emu.respond(request, latency=latency)
+        except DroppedConnection:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a bug must not leak request data into logs
+            tb = "".join(traceback.format_tb(exc.__traceback__))
+            log.error("emulator error %s on %s %s\n%s", type(exc).__name__, request.method, request.path, tb)
+            return json_response(500, _INTERNAL_ERROR)
 
 
 def app(emulator: Emulator) -> EmulatorASGI:

@@ -77,12 +77,20 @@ class EmulatorConfig:
     bad_app_key_code: str = "TEC4002"
     #: Require the RSA-decrypted app key to be exactly 32 bytes (spec §14 q6).
     require_32_byte_app_key: bool = True
+    #: Accept an ``app_key`` encrypted to a retired or expired certificate (lenient reading of §12).
+    accept_retired_certs: bool = False
+    #: Rotate like GSTN does yearly: when the current certificate has less than
+    #: ``rotation_overlap_days`` left, the next ``authenticate`` makes a new key; the old one
+    #: stays accepted until its certificate expires.
+    auto_rotate_certs: bool = True
 
     # --- strictness toggles for INFERRED points -----------------------------------
     #: ``state-cd`` must equal the registered user's GSTIN prefix even without a gstin header.
     check_state_cd_against_user: bool = True
-    #: Require ``Content-Type: application/json`` on bodies.
+    #: Require ``Content-Type: application/json`` on bodies (missing: GEN5001, other: GEN5007).
     require_json_content_type: bool = True
+    #: ``ip-usr`` must be an IPv4 address (spec §2.3), else GEN5007.
+    require_ipv4_ip_usr: bool = True
     #: RETSAVE payload must carry ``gstin`` == header gstin and ``fp`` == ret_period.
     validate_payload_identity: bool = True
     #: RETSAVE must carry ``hmac``.
@@ -101,13 +109,13 @@ class EmulatorConfig:
 
     # --- GSP layers -----------------------------------------------------------------
     #: GSTN-level GSP clients: clientid → client-secret.
-    gstn_clients: dict[str, str] = field(default_factory=lambda: {
+    gstn_clients: dict[str, str] = field(repr=False, default_factory=lambda: {
         defaults.GSTN_CLIENT_ID: defaults.GSTN_CLIENT_SECRET,
         defaults.CLEARTAX_GSTN_CLIENT_ID: defaults.CLEARTAX_GSTN_CLIENT_SECRET,
         defaults.VAYANA_GSTN_CLIENT_ID: defaults.VAYANA_GSTN_CLIENT_SECRET,
     })  # fmt: skip
     #: ClearTax ``X-CT-Auth-Token`` → application name.
-    cleartax_tokens: dict[str, str] = field(default_factory=lambda: dict(defaults.CLEARTAX_AUTH_TOKENS))
+    cleartax_tokens: dict[str, str] = field(repr=False, default_factory=lambda: dict(defaults.CLEARTAX_AUTH_TOKENS))
     #: ClearTax: if an ``appkey`` header is present it must equal the body's ``app_key``.
     cleartax_check_appkey_header: bool = True
     #: ClearTax: require the ``appkey`` header on authenticate calls that carry an RSA app_key.

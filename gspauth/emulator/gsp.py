@@ -18,7 +18,6 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as _dt
-import json
 import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -28,12 +27,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from gspauth.emulator import defaults
-from gspauth.emulator._http import Reply, json_response
+from gspauth.emulator._http import Reply, consteq, json_response
 from gspauth.gstin import is_valid_gstin
 
 if TYPE_CHECKING:
-    import httpx
-
     from gspauth.emulator.config import EmulatorConfig
 
 __all__ = [
@@ -163,37 +160,27 @@ def parse_vayana_timestamp(text: str) -> _dt.datetime | None:
     return local.replace(tzinfo=tz)
 
 
-def request_action(request: httpx.Request, body: bytes) -> str | None:
-    """The GSTN action of a call: JSON body ``action``, else query ``action``."""
-    if body:
-        try:
-            obj = json.loads(body)
-        except ValueError:
-            obj = None
-        action = obj.get("action") if isinstance(obj, dict) else None
-        if isinstance(action, str):
-            return action
-    query: str | None = request.url.params.get("action")
-    return query
-
-
 def check_vayana(
-    request: httpx.Request,
-    body: bytes,
+    h: dict[str, str],
+    action: str | None,
     asps: dict[str, VayanaAsp],
     config: EmulatorConfig,
     now: _dt.datetime,
     seen_txns: set[str],
 ) -> VayanaAsp:
-    """Run every Vayana-layer check (spec §8.2-8.4); return the ASP or raise a Vayana :class:`Reply`."""
-    h = request.headers
+    """Run every Vayana-layer check (spec §8.2-8.4); return the ASP or raise a Vayana :class:`Reply`.
+
+    ``h``: the request headers (lower-case names); ``action``: the call's GSTN action
+    (JSON body ``action``, else query ``action``). Each field of ``X-Asp-Auth-Token``
+    fails with its own code.
+    """
     clientid, secret = h.get("clientid"), h.get("client-secret")
     if not clientid:
         raise vayana_error("VAY-4010")
     if not secret:
         raise vayana_error("VAY-4011")
     asp = asps.get(clientid)
-    if asp is None or not _eq(asp.client_secret, secret):
+    if asp is None or not consteq(asp.client_secret, secret):
         raise vayana_error("VAY-4012")
     token = h.get("x-asp-auth-token")
     if not token:
@@ -204,7 +191,7 @@ def check_vayana(
     fields = token.split(":")
     if len(fields) != 7 or fields[0] != "v2.0":
         raise vayana_error("VAY-4015", f"expected 'v2.0:cust_id:client_id:txn:timestamp:gstin:action', got {len(fields)} fields")
-    _, cust_id, client_id, txn, stamp, gstin, action = fields
+    _, cust_id, client_id, txn, stamp, gstin, api_action = fields
     if bool(cust_id) == bool(client_id):
         raise vayana_error("VAY-4016")
     if (cust_id and cust_id != asp.cust_id) or (client_id and client_id != asp.client_id):
@@ -221,9 +208,8 @@ def check_vayana(
         )
     if not is_valid_gstin(gstin):
         raise vayana_error("VAY-4020")
-    expected = request_action(request, body)
-    if action != expected:
-        raise vayana_error("VAY-4021", f"api_action is {action!r} but the request's action is {expected!r}")
+    if api_action != action:
+        raise vayana_error("VAY-4021", f"api_action is {api_action!r} but the request's action is {action!r}")
     if asp.public_key is None:
         raise vayana_error("VAY-4031")
     try:
@@ -252,35 +238,29 @@ def _verify(key: rsa.RSAPublicKey, sig: bytes, msg: bytes, allowed: tuple[str, .
     return False
 
 
-def check_cleartax(request: httpx.Request, body: bytes, tokens: dict[str, str], config: EmulatorConfig) -> str:
-    """ClearTax-layer checks (spec §9); return the application name or raise a ClearTax :class:`Reply`."""
-    token = request.headers.get("x-ct-auth-token")
+def check_cleartax(
+    h: dict[str, str], path: str, body: dict[str, Any] | None, tokens: dict[str, str], config: EmulatorConfig
+) -> str:
+    """ClearTax-layer checks (spec §9); return the application name or raise a ClearTax :class:`Reply`.
+
+    ``h``: request headers (lower-case names); ``body``: the JSON body when it is an object.
+    """
+    token = h.get("x-ct-auth-token")
     if not token:
         raise cleartax_error("CT401")
     application = None
     for known, app in tokens.items():
-        if _eq(known, token):
+        if consteq(known, token):
             application = app
     if application is None:
         raise cleartax_error("CT403")
-    appkey = request.headers.get("appkey")
+    appkey = h.get("appkey")
     body_app_key = None
-    if body and request.url.path.endswith("/authenticate"):
-        try:
-            obj = json.loads(body)
-        except ValueError:
-            obj = None
-        if isinstance(obj, dict) and obj.get("action") in ("OTPREQUEST", "AUTHTOKEN", "LOGOUT"):
-            body_app_key = obj.get("app_key")
+    if body is not None and path.endswith("/authenticate") and body.get("action") in ("OTPREQUEST", "AUTHTOKEN", "LOGOUT"):
+        body_app_key = body.get("app_key")
     if appkey is not None and config.cleartax_check_appkey_header and body_app_key is not None:
-        if appkey != body_app_key:
+        if not consteq(appkey, str(body_app_key)):
             raise cleartax_error("CT400")
     if appkey is None and config.cleartax_require_appkey_header and body_app_key is not None:
         raise cleartax_error("CT400", "appkey header is required")
     return application
-
-
-def _eq(a: str, b: str) -> bool:
-    import hmac
-
-    return hmac.compare_digest(a.encode(), b.encode())

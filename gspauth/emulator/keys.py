@@ -1,10 +1,22 @@
 """The emulator's GSTN key pairs and self-signed certificates, with rotation.
 
-Keys can be derived deterministically from a seed (pure-Python prime search, about
-half a second per key, cached per process) so a seeded emulator serves the same
-certificate every run. RSA decryption of ``app_key`` is done with an explicit
-PKCS#1 v1.5 padding check (OpenSSL 3.2+ "implicit rejection" would otherwise turn a
-ciphertext for another key into a random-looking plaintext instead of an error).
+.. warning::
+   :func:`deterministic_rsa_key` is for the **emulator only**. Its primes come from
+   Python's Mersenne Twister seeded with a small public number, so anyone can recompute
+   the private key. Never use it (or this module) for a real key: real keys come from
+   ``cryptography``'s ``rsa.generate_private_key``, which an unseeded emulator also uses.
+
+Seeded keys exist so that a seeded emulator serves the same certificate every run. The
+search: random odd 1024-bit candidates with the top two bits set (so ``p*q`` has exactly
+2048 bits), trial division by the primes below 2000, ``p ≢ 1 (mod 65537)`` (so ``e`` is
+coprime to ``p-1``), then 40 Miller-Rabin rounds with random bases (error below 2^-80
+even for adversarial inputs; FIPS 186-4 asks 5 rounds for random 1024-bit candidates);
+``|p-q|`` must exceed 2^(1024-100) (FIPS 186-4 B.3.1). About half a second per key,
+cached per process.
+
+RSA decryption of ``app_key`` is done with an explicit PKCS#1 v1.5 padding check
+(OpenSSL 3.2+ "implicit rejection" would otherwise turn a ciphertext for another key
+into a random-looking plaintext instead of an error).
 """
 
 from __future__ import annotations
@@ -27,7 +39,8 @@ _KEY_CACHE: dict[tuple[int, int], rsa.RSAPrivateKey] = {}
 _KEY_CACHE_LOCK = threading.Lock()
 
 
-def _probable_prime(n: int, rng: random.Random, rounds: int = 24) -> bool:
+def _probable_prime(n: int, rng: random.Random, rounds: int = 40) -> bool:
+    """Miller-Rabin with ``rounds`` random bases (``n`` odd, > 3)."""
     d, s = n - 1, 0
     while d % 2 == 0:
         d //= 2
@@ -57,7 +70,11 @@ def _prime(bits: int, rng: random.Random, e: int) -> int:
 
 
 def deterministic_rsa_key(seed: int, index: int, bits: int = 2048) -> rsa.RSAPrivateKey:
-    """An RSA key derived from ``(seed, index)``: same inputs, same key (emulator use only)."""
+    """An RSA key (``e`` = 65537, exactly ``bits`` bits) derived from ``(seed, index)``.
+
+    Same inputs, same key. **Emulator only**: the key is public knowledge (see the module
+    docstring); never use it to protect anything.
+    """
     with _KEY_CACHE_LOCK:
         cached = _KEY_CACHE.get((seed, index))
     if cached is not None:
@@ -67,7 +84,7 @@ def deterministic_rsa_key(seed: int, index: int, bits: int = 2048) -> rsa.RSAPri
     while True:
         p = _prime(bits // 2, rng, e)
         q = _prime(bits // 2, rng, e)
-        if p != q and (p * q).bit_length() == bits:
+        if abs(p - q).bit_length() > bits // 2 - 100 and (p * q).bit_length() == bits:
             break
     if p < q:
         p, q = q, p
@@ -215,11 +232,14 @@ class KeyRing:
     def replace(self, keys: list[GstnKey]) -> None:
         self._keys = tuple(keys)
 
-    def decrypt_app_key(self, ciphertext: bytes, now: _dt.datetime) -> tuple[bytes | None, GstnKey | None]:
-        """``(plaintext, key)`` with the first accepted key that decrypts; else ``(None, expired_key_or_None)``.
+    def decrypt_app_key(
+        self, ciphertext: bytes, now: _dt.datetime, *, accept_retired: bool = False
+    ) -> tuple[bytes | None, GstnKey | None]:
+        """``(plaintext, key)`` with the first accepted key that decrypts; else ``(None, retired_key_or_None)``.
 
-        The second element on failure names a no-longer-accepted key that *would* have decrypted
-        it (a stale certificate), so the caller can say so.
+        On failure the second element names a no-longer-accepted key that *would* have
+        decrypted it (a stale certificate), so the caller can say so. With
+        ``accept_retired`` such a key is used instead (the lenient reading of spec §12).
         """
         keys = self._keys
         for key in reversed(keys):
@@ -228,6 +248,8 @@ class KeyRing:
                 if plain is not None:
                     return plain, key
         for key in reversed(keys):
-            if not key.accepts_at(now) and key.decrypt(ciphertext) is not None:
-                return None, key
+            if not key.accepts_at(now):
+                plain = key.decrypt(ciphertext)
+                if plain is not None:
+                    return (plain if accept_retired else None), key
         return None, None

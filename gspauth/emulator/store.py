@@ -1,11 +1,14 @@
 """SQLite persistence of the emulator (WAL in the state directory, or ``:memory:``).
 
 Kept across a restart: GSTN keys/certificates, the taxpayer registry, Vayana ASPs,
-sessions (so a restarted emulator still honours its tokens), saved return data,
-save receipts (reference ids) and the per-GSTIN ``txn`` idempotency index.
+sessions (so a restarted emulator still honours its tokens), digests of dead tokens
+with the reason they died (so a revoked token still gets a clear error), saved return
+data, save receipts (reference ids), the per-GSTIN ``txn`` idempotency index and a
+start counter (a seeded emulator restarted on its state draws fresh identifiers).
 Not kept: pending OTPs, FILEDET download tokens, statistics, fault settings.
 
 All access goes through one connection guarded by one lock; statements are short.
+The file and its WAL/SHM companions are created mode 0600.
 """
 
 from __future__ import annotations
@@ -35,6 +38,8 @@ CREATE TABLE IF NOT EXISTS saves (
     action TEXT NOT NULL, payload_sha TEXT NOT NULL, created_at REAL NOT NULL,
     status TEXT NOT NULL, error_report TEXT);
 CREATE UNIQUE INDEX IF NOT EXISTS saves_txn ON saves (gstin, txn) WHERE txn IS NOT NULL;
+CREATE TABLE IF NOT EXISTS dead_tokens (digest TEXT PRIMARY KEY, why TEXT NOT NULL, at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS return_state (
     gstin TEXT NOT NULL, period TEXT NOT NULL, form TEXT NOT NULL, state TEXT NOT NULL,
     PRIMARY KEY (gstin, period, form));
@@ -45,9 +50,9 @@ class Store:
     def __init__(self, path: str | None) -> None:
         self.path = path
         if path is not None:
-            if not os.path.exists(path):
-                fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
-                os.close(fd)
+            # SQLite creates the -wal / -shm files with the mode of the database file.
+            fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
+            os.close(fd)
             os.chmod(path, 0o600)
         self._lock = threading.Lock()
         self._db = sqlite3.connect(path or ":memory:", check_same_thread=False, isolation_level=None)
@@ -109,10 +114,55 @@ class Store:
     def sessions(self) -> list[dict[str, Any]]:
         return [json.loads(r[0]) for r in self.query("SELECT data FROM sessions")]
 
+    def bury_token(self, digest: str, why: str, at: float) -> None:
+        self.execute("INSERT OR REPLACE INTO dead_tokens VALUES (?, ?, ?)", (digest, why, at))
+
+    def dead_tokens(self, limit: int) -> list[tuple[str, str]]:
+        """The ``limit`` most recent (digest, why), oldest first."""
+        rows = self.query("SELECT digest, why FROM dead_tokens ORDER BY at DESC, rowid DESC LIMIT ?", (limit,))
+        return [(r[0], r[1]) for r in reversed(rows)]
+
+    def count_start(self) -> int:
+        """Count this start; return how many starts this state has seen (1 for a fresh one)."""
+        with self.transaction() as db:
+            db.execute("INSERT INTO meta VALUES ('starts', 1) ON CONFLICT(key) DO UPDATE SET value = value + 1")
+            row = db.execute("SELECT value FROM meta WHERE key = 'starts'").fetchone()
+        return int(row[0])
+
     # --- returns ----------------------------------------------------------------
-    def find_txn(self, gstin: str, txn: str) -> tuple[str, str] | None:
-        rows = self.query("SELECT reference_id, payload_sha FROM saves WHERE gstin = ? AND txn = ?", (gstin, txn))
-        return (rows[0][0], rows[0][1]) if rows else None
+    def save_records(
+        self, ref: str, gstin: str, period: str, txn: str, sha: str, now: float, status: str, report: str | None,
+        rows: list[tuple[str, str, str]], deletes: list[tuple[str, str]],
+    ) -> tuple[str, str] | str | None:
+        """One RETSAVE in one transaction.
+
+        Returns ``None`` when stored, ``(reference_id, payload_sha)`` of the first save when
+        ``txn`` was already used for this GSTIN (nothing stored), or ``"FILED"`` when the
+        return is already filed (nothing stored).
+        """
+        with self.transaction() as db:
+            row = db.execute("SELECT reference_id, payload_sha FROM saves WHERE gstin = ? AND txn = ?",
+                             (gstin, txn)).fetchone()
+            if row is not None:
+                return (row[0], row[1])
+            if self.return_state_locked(db, gstin, period, "R1") == "FILED":
+                return "FILED"
+            db.executemany("INSERT OR REPLACE INTO records VALUES (?, ?, ?, ?, ?)",
+                           [(gstin, period, sec, key, data) for sec, key, data in rows])
+            if deletes:
+                db.executemany("DELETE FROM records WHERE gstin = ? AND period = ? AND section = ? AND rkey = ?",
+                               [(gstin, period, sec, key) for sec, key in deletes])
+            db.execute("INSERT INTO saves VALUES (?, ?, ?, ?, 'RETSAVE', ?, ?, ?, ?)",
+                       (ref, gstin, period, txn, sha, now, status, report))
+        return None
+
+    def set_return_state(self, ref: str, gstin: str, period: str, action: str, state: str, sha: str,
+                         now: float) -> None:  # fmt: skip
+        """Record RETSUBMIT / RETFILE: the return's new state and a receipt."""
+        with self.transaction() as db:
+            db.execute("INSERT OR REPLACE INTO return_state VALUES (?, ?, 'R1', ?)", (gstin, period, state))
+            db.execute("INSERT INTO saves VALUES (?, ?, ?, NULL, ?, ?, ?, 'P', NULL)",
+                       (ref, gstin, period, action, sha, now))
 
     def records(self, gstin: str, period: str, section: str) -> list[tuple[str, str]]:
         rows = self.query(
