@@ -58,6 +58,7 @@ from gspauth.errors import (
     RetryableError,
     SessionExpired,
     SessionInvalid,
+    SessionLimitExceeded,
 )
 from gspauth.session import DEFAULT_MARGIN, Session, SessionKey, utcnow
 from gspauth.types import Api, Credentials, SessionEvent
@@ -441,6 +442,7 @@ class _BaseClient:
             "revoked": f"the session of GSTIN {self.gstin} was revoked or replaced (AUTH4033)",
             "logged-out": f"the session of GSTIN {self.gstin} was logged out",
             "not-refreshable": f"the session of GSTIN {self.gstin} cannot be refreshed",
+            "session-cap": f"GSTN refused a new session for GSTIN {self.gstin}: too many sessions (AUTH403)",
         }.get(reason, f"a new OTP consent is needed for GSTIN {self.gstin}")
         if message:
             text = f"{text}: {message}"
@@ -611,7 +613,12 @@ class _BaseClient:
             else:
                 return (yield from self._flow_refresh_locked(session))
             otp = yield from self._flow_obtain_otp(reason)
-            return (yield from self._flow_authenticate_locked(otp, session))
+            try:
+                return (yield from self._flow_authenticate_locked(otp, session))
+            except SessionLimitExceeded as exc:
+                # Unattended callers (filers) park the GSTIN instead of burning an OTP per call.
+                yield from self._fire("needs-otp", outcome="AUTH403", detail="session cap reached")
+                raise self._otp_required("session-cap", exc.hint) from exc
         finally:
             yield _Unlock(handle)
 

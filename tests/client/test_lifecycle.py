@@ -293,6 +293,12 @@ def test_session_cap(env: Env) -> None:
         extra.authenticate(env.latest_otp())
     assert info.value.error_code == "AUTH403"
     assert info.value.hint and "session" in info.value.hint
+    # an unattended caller (OTP provider, data call) gets OtpRequired and can park the GSTIN
+    unattended = env.client("cleartax", store=MemoryStore(), otp_provider=lambda request: env.latest_otp())
+    with pytest.raises(OtpRequired) as parked:
+        unattended.get(Api.RETURNS, "gstr1", action="B2B", ret_period="072017")
+    assert parked.value.reason == "session-cap" and "AUTH403" in str(parked.value)
+    assert isinstance(parked.value.__cause__, SessionLimitExceeded)
     # logging one out frees a slot
     clients[0].logout()
     extra.request_otp()
