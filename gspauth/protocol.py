@@ -226,13 +226,10 @@ def data_headers(
     state_cd: str | None = None,
 ) -> dict[str, str]:
     """Headers for a data call (spec §2.3, data column); ``ret_period`` validated as ``MMYYYY``."""
-    if not username:
-        raise InvalidParameter("username (the GST portal username) is required", "username")
     if not auth_token:
         raise InvalidParameter("a data call needs an auth token: authenticate first", "auth_token")
-    headers = _base_headers(gstin=gstin, ip_usr=ip_usr, txn=txn, credentials=credentials, state_cd=state_cd)
-    headers["username"] = username
-    headers["auth-token"] = auth_token
+    headers = auth_headers(gstin=gstin, username=username, ip_usr=ip_usr, txn=txn, credentials=credentials,
+                           state_cd=state_cd, auth_token=auth_token)
     if ret_period is not None:
         headers["ret_period"] = validate_ret_period(ret_period)
     return headers
