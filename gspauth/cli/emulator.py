@@ -35,6 +35,8 @@ def register(subparsers: Any) -> None:
     serve.add_argument("--drop-rate", type=float, default=0.0, help="fraction of connections dropped")
     serve.add_argument("--no-sample-taxpayers", action="store_true", help="do not register the sample taxpayers")
     serve.add_argument("--log-level", default="warning", help="uvicorn log level (default warning)")
+    serve.add_argument("--access-log", action="store_true",
+                       help="log each request line (FILEDET tokens and file ids redacted)")
     serve.set_defaults(func=_serve)
     parser.set_defaults(func=lambda args: (parser.print_help(), 2)[1])
 
@@ -57,7 +59,8 @@ def _serve(args: argparse.Namespace) -> int:
         config.otp_validity_seconds = args.otp_validity
     if args.max_sessions is not None:
         config.max_sessions_per_user = args.max_sessions
-    server = ThreadedEmulator(config=config, host=args.host, port=args.port, log_level=args.log_level)
+    server = ThreadedEmulator(config=config, host=args.host, port=args.port, log_level=args.log_level,
+                              access_log=args.access_log)
     server.start()
     url = server.url
     emu = server.emulator

@@ -3,6 +3,11 @@
 Use it in-process (``httpx.MockTransport(emulator.handle)``), in a thread
 (:class:`ThreadedEmulator`) or as a process (``gspauth emulator serve``).
 
+Modules: :mod:`.core` (the :class:`Emulator`: routing, faults, public API), :mod:`.auth`
+and :mod:`.returns` (GSTN actions), :mod:`.base` (shared checks and state), :mod:`.gsp`
+(ClearTax and Vayana layers), :mod:`.keys`, :mod:`.store` (SQLite), :mod:`.outbox`,
+:mod:`.gstr1`, :mod:`.model`, :mod:`.stats`, :mod:`.admin`, :mod:`.asgi`, :mod:`.server`.
+
 URL layout (a contract; ``{root}`` is ``http://127.0.0.1:PORT`` or the MockTransport host)
 ----------------------------------------------------------------------------------------
 ``{root}/gstn/taxpayerapi/{ver}/authenticate``, ``/gstn/taxpayerapi/{ver}/returns[/gstr1]``,
@@ -26,8 +31,14 @@ INFERRED behaviours (each configurable in :class:`EmulatorConfig`; strict defaul
 --------------------------------------------------------------------------------------
 * GSP-layer error shapes and codes (:data:`gsp.CLEARTAX_ERRORS`, :data:`gsp.VAYANA_ERRORS`).
 * ``app_key`` that no key decrypts: TEC4002 (``bad_app_key_code``); encrypted to a retired
-  or expired certificate: TEC4002 (``expired_cert_code``, or AUTH4036); decrypted key not
-  32 bytes: TEC4003.
+  or expired certificate: TEC4002 (``expired_cert_code``, or AUTH4036; ``accept_retired_certs``
+  to accept it); decrypted key not 32 bytes: TEC4003. Certificates rotate by themselves once
+  within ``rotation_overlap_days`` of expiry (``auto_rotate_certs``), the old one accepted
+  until it expires; ``POST /_emulator/keys/rotate`` rotates at once.
+* Headers: names case-insensitive, unknown ones ignored; missing mandatory header (spec §2.3,
+  incl. ``Content-Type`` on bodies and ``ret_period`` on returns calls): GEN5001 naming it;
+  ``ip-usr`` not IPv4, ``Content-Type`` not JSON, bad ``ret_period``: GEN5007; a ``username``
+  header that differs from the body's: AUTH4032.
 * HTTP status: AUT403x → 403, every other GSTN error → 200 with ``status_cd "0"``.
 * Token life 360 min, returned as ``expiry``; the token never outlives the portal duration.
   REFRESHTOKEN only while the token is valid (``refresh_grace_minutes=0``), refused with
@@ -40,7 +51,8 @@ INFERRED behaviours (each configurable in :class:`EmulatorConfig`; strict defaul
 * LOGOUT compares the RSA-decrypted key bytes with the session's *latest* app key (AUTH4036).
 * State-cd must also match the registered user's GSTIN (``check_state_cd_against_user``).
 * Data calls: token bound to clientid (AUTH4033), username (AUTH4033) and GSTIN (AUTH158).
-  Undecryptable ``data``: TEC4002; HMAC mismatch or non-JSON: AUTH4039.
+  ``data`` that does not decrypt under EK to Base64 text (a wrong key): TEC4002; HMAC
+  mismatch (over the exact decrypted text, CR/LF included) or non-JSON: AUTH4039.
 * **Idempotency**: a RETSAVE replayed with the same ``txn`` for the same GSTIN returns the
   first ``reference_id`` and stores nothing; a different payload under a used ``txn`` is
   refused with AUTH4039 (``txn_conflict_policy="first-wins"`` to accept). gspauth's client
@@ -49,9 +61,16 @@ INFERRED behaviours (each configurable in :class:`EmulatorConfig`; strict defaul
   ``P`` / ``PE`` / ``ER`` (``IP`` during ``retstatus_delay_seconds``).
 * A GET of a section with more than ``large_download_threshold`` records answers
   ``{"est", "token"}``; FILEDET then gives ``{ek, fc, urls:[{ul, ic, hash}]}``.
-* Persistence (state dir, SQLite WAL): keys/certs, taxpayers, ASPs, sessions, saved data,
-  receipts and the txn index survive a restart; pending OTPs, downloads and stats do not.
-* Faults: 5xx bodies carry TEC4001; 429 carries ``EMU429`` and ``Retry-After``.
+* Persistence (state dir 0700, files 0600, SQLite WAL): keys/certs, taxpayers, ASPs,
+  sessions, why dead tokens died (as digests), saved data, receipts, the txn index and the
+  outbox files survive a restart; pending OTPs, downloads and stats do not. A seeded
+  emulator restarted on its state draws new identifiers (its seed is varied per start).
+* Determinism: with a ``seed`` and a frozen clock the same requests get byte-identical
+  responses. The seeded GSTN key is public knowledge: emulator only (:mod:`.keys`).
+* Faults: 5xx bodies carry TEC4001; 429 carries ``EMU429`` and ``Retry-After``; a dropped
+  connection closes the socket before any processing. An emulator bug answers 500 TEC4001.
+* Logs carry no secret: the uvicorn access log (off by default) has FILEDET tokens and
+  file ids redacted.
 * Vayana ``txn`` replay check is off by default (it would break idempotent retries).
 """
 
@@ -61,9 +80,14 @@ from gspauth.emulator import defaults
 from gspauth.emulator._http import DroppedConnection
 from gspauth.emulator.config import Clock, EmulatorConfig, FaultConfig
 from gspauth.emulator.core import EMITTED_GSTN_CODES, FAULT_CODES, Emulator, Portal
+from gspauth.emulator.gsp import (
+    CLEARTAX_ERRORS,
+    GSP_ERROR_SHAPES,
+    VAYANA_ERRORS,
+    VayanaAsp,
+)
 from gspauth.emulator.model import Session, Taxpayer
 from gspauth.emulator.outbox import Outbox
-from gspauth.emulator.gsp import CLEARTAX_ERRORS, GSP_ERROR_SHAPES, VAYANA_ERRORS, VayanaAsp
 
 __all__ = [
     "CLEARTAX_ERRORS",

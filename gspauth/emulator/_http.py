@@ -93,7 +93,7 @@ class Response:
         return httpx.Response(self.status, content=self.body, headers=self.header_list())
 
 
-class Reply(Exception):  # noqa: N818 - control flow, not an error
+class Reply(Exception):
     """Raised anywhere in a handler to answer with ``response`` (carries ``code`` for stats)."""
 
     def __init__(self, response: Response, code: str | None = None) -> None:

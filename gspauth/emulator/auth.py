@@ -142,7 +142,7 @@ class AuthActions(EmulatorBase):
         return self._token_reply(s, now, ak)
 
     def _token_reply(self, s: Session, now: float, ak: bytes) -> Response:
-        expiry = int(round((s.token_expires_at - now) / 60))
+        expiry = round((s.token_expires_at - now) / 60)
         return json_response(200, {"status_cd": "1", "auth_token": s.auth_token, "expiry": expiry,
                                    "sek": crypto.encrypt_sek(ak, s.ek)})
 

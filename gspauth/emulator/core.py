@@ -23,12 +23,32 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from gspauth.emulator import defaults
-from gspauth.emulator._http import DroppedConnection, Reply, Request, Response, consteq, gstn_error, json_response
+from gspauth.emulator._http import (
+    DroppedConnection,
+    Reply,
+    Request,
+    Response,
+    consteq,
+    gstn_error,
+    json_response,
+)
 from gspauth.emulator.auth import AuthActions
 from gspauth.emulator.config import Clock, EmulatorConfig, FaultConfig
-from gspauth.emulator.gsp import VayanaAsp, check_cleartax, check_vayana, cleartax_error, default_vayana_asp, \
-    load_public_key, vayana_error  # fmt: skip
-from gspauth.emulator.keys import GstnKey, KeyRing, build_certificate, deterministic_rsa_key
+from gspauth.emulator.gsp import (
+    VayanaAsp,
+    check_cleartax,
+    check_vayana,
+    cleartax_error,
+    default_vayana_asp,
+    load_public_key,  # fmt: skip
+    vayana_error,
+)
+from gspauth.emulator.keys import (
+    GstnKey,
+    KeyRing,
+    build_certificate,
+    deterministic_rsa_key,
+)
 from gspauth.emulator.model import Call, Session, Taxpayer
 from gspauth.emulator.outbox import Outbox
 from gspauth.emulator.returns import ReturnActions

@@ -258,9 +258,9 @@ def check_cleartax(
     body_app_key = None
     if body is not None and path.endswith("/authenticate") and body.get("action") in ("OTPREQUEST", "AUTHTOKEN", "LOGOUT"):
         body_app_key = body.get("app_key")
-    if appkey is not None and config.cleartax_check_appkey_header and body_app_key is not None:
-        if not consteq(appkey, str(body_app_key)):
-            raise cleartax_error("CT400")
+    if (appkey is not None and config.cleartax_check_appkey_header and body_app_key is not None
+            and not consteq(appkey, str(body_app_key))):  # fmt: skip
+        raise cleartax_error("CT400")
     if appkey is None and config.cleartax_require_appkey_header and body_app_key is not None:
         raise cleartax_error("CT400", "appkey header is required")
     return application

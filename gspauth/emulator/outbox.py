@@ -11,7 +11,7 @@ import os
 import threading
 from typing import Any
 
-__all__ = ["OTP_FILE", "NOTIFICATION_FILE", "Outbox"]
+__all__ = ["NOTIFICATION_FILE", "OTP_FILE", "Outbox"]
 
 OTP_FILE = "outbox-otp.jsonl"
 NOTIFICATION_FILE = "outbox-notifications.jsonl"

@@ -14,9 +14,21 @@ import json
 from typing import Any
 
 from gspauth import crypto
-from gspauth.emulator._http import Response, consteq, gstn_error, json_response, plain_response
+from gspauth.emulator._http import (
+    Response,
+    consteq,
+    gstn_error,
+    json_response,
+    plain_response,
+)
 from gspauth.emulator.base import EmulatorBase
-from gspauth.emulator.gstr1 import GROUPED_SECTIONS, KNOWN_SECTIONS, extract_records, group, targz
+from gspauth.emulator.gstr1 import (
+    GROUPED_SECTIONS,
+    KNOWN_SECTIONS,
+    extract_records,
+    group,
+    targz,
+)
 from gspauth.emulator.model import Call, Session
 from gspauth.gstin import STATE_CODES, is_valid_gstin
 

@@ -179,3 +179,18 @@ def b2b_payload(gstin: str, period: str, n_invoices: int = 2, *, start: int = 1,
         invs.append({"inum": f"INV{i:06d}", "idt": "15-07-2017", "val": 1180.0 * items, "pos": ctin[:2],
                      "rchrg": "N", "inv_typ": "R", "itms": itms})
     return {"gstin": gstin, "fp": period, "b2b": [{"ctin": ctin, "inv": invs}]}
+
+
+def stop_process(proc: Any) -> None:
+    """SIGTERM a ``gspauth emulator serve`` child, wait for it, kill it if it hangs, close its pipes."""
+    import signal
+
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(15)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        for stream in (proc.stdout, proc.stderr):
+            if stream is not None:
+                stream.close()

@@ -16,7 +16,15 @@ import pytest
 from gspauth import crypto
 from gspauth.emulator import Emulator, defaults
 from tests.emulator.conftest import START, TP, TP2
-from tests.emulator.rawclient import AUTH, GSTR1, RETURNS, Raw, b2b_payload, error_code, new_txn
+from tests.emulator.rawclient import (
+    AUTH,
+    GSTR1,
+    RETURNS,
+    Raw,
+    b2b_payload,
+    error_code,
+    new_txn,
+)
 
 P = "072017"
 
@@ -225,15 +233,26 @@ def test_state_dir_persists_across_restart(tmp_path: object) -> None:
     ref = r.open(r.retsave(b2b_payload(TP.gstin, P, 2), txn="T-PERSIST"))
     der = emu.certificate_der
     emu.register_taxpayer(defaults.make_gstin("24", "AAECF5555K"), "emu.gujarat")
+    emu.set_api_access(TP2.gstin, True, 48)
+    revoked = Raw(c, "gstn", TP2.gstin, TP2.username, crypto.load_certificate(der))
+    revoked.login(emu)
+    emu.revoke_session(TP2.gstin, emu.sessions_of(TP2.gstin)[0]["session_id"])
+    notes = emu.outbox.notifications()
     emu.close()
 
-    emu2 = Emulator(seed=11, state_dir=state, clock_start=START, clock_frozen=True)
+    # no seed: whatever matches the first run comes from the state directory, not from the seed
+    emu2 = Emulator(state_dir=state, clock_start=START, clock_frozen=True)
     c2 = httpx.Client(transport=httpx.MockTransport(emu2.handle), base_url="http://e")
-    r.client = c2
+    r.client = revoked.client = c2
     assert emu2.certificate_der == der
     assert any(t.username == "emu.gujarat" for t in emu2.taxpayers())
+    assert emu2.taxpayer(TP2.gstin).access_duration_hours == 48
     assert r.open(r.get(GSTR1, "B2B"))["b2b"][0]["inv"][1]["inum"] == "INV000002"  # session survived
     assert r.open(r.retsave(b2b_payload(TP.gstin, P, 2), txn="T-PERSIST")) == ref  # txn index survived
+    out = revoked.get(GSTR1, "B2B")
+    assert error_code(out) == "AUTH4033" and "revoked by the taxpayer" in out.json()["error"]["message"]
+    assert emu2.outbox.notifications() == notes and len(notes) == 4
+    assert emu2.outbox.latest_otp(TP.gstin) is not None
     emu2.close()
     import os
 

@@ -16,9 +16,27 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from gspauth import codes, crypto
-from gspauth.emulator import CLEARTAX_ERRORS, EMITTED_GSTN_CODES, FAULT_CODES, VAYANA_ERRORS, Emulator, defaults
+from gspauth.emulator import (
+    CLEARTAX_ERRORS,
+    EMITTED_GSTN_CODES,
+    FAULT_CODES,
+    VAYANA_ERRORS,
+    Emulator,
+    defaults,
+)
 from tests.emulator.conftest import TP, TP2
-from tests.emulator.rawclient import AUTH, GSTR1, PREFIX, Raw, b2b_payload, error_code, new_txn, rsa_encrypt_raw, vayana_sign, vayana_token
+from tests.emulator.rawclient import (
+    AUTH,
+    GSTR1,
+    PREFIX,
+    Raw,
+    b2b_payload,
+    error_code,
+    new_txn,
+    rsa_encrypt_raw,
+    vayana_sign,
+    vayana_token,
+)
 
 Scenario = Callable[[Emulator, Callable[..., Raw], httpx.Client], httpx.Response]
 

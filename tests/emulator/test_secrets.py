@@ -19,7 +19,7 @@ from gspauth.emulator import Emulator, ThreadedEmulator, defaults
 from gspauth.emulator._http import Request
 from gspauth.emulator.model import Call, PendingOtp
 from tests.emulator.conftest import TP
-from tests.emulator.rawclient import AUTH, GSTR1, RETURNS, Raw, b2b_payload, error_code
+from tests.emulator.rawclient import AUTH, GSTR1, RETURNS, Raw, b2b_payload
 
 P = "072017"
 

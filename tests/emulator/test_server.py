@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 import threading
@@ -17,7 +16,7 @@ import pytest
 from gspauth import crypto
 from gspauth.emulator import Emulator, ThreadedEmulator, defaults
 from tests.emulator.conftest import TP
-from tests.emulator.rawclient import GSTR1, Raw, b2b_payload, error_code
+from tests.emulator.rawclient import GSTR1, Raw, b2b_payload, error_code, stop_process
 
 
 def test_threaded_emulator_serves_the_full_flow() -> None:
@@ -55,6 +54,21 @@ def test_dropped_connection_and_http_faults_on_the_wire() -> None:
         assert error_code(c.post("/gstn/taxpayerapi/v1.0/authenticate", content=b"{}")) == "AUT4031"
         assert time.perf_counter() - t >= 0.15
         assert c.get("/_emulator/stats").json()["faults"] == {"drop": 1, "429": 1, "502": 1}
+
+
+def test_key_rotation_and_expired_certificate_on_the_wire() -> None:
+    with ThreadedEmulator(seed=15, clock_frozen=True) as server, httpx.Client(base_url=server.url, timeout=10) as c:
+        old = crypto.load_certificate(c.get("/_emulator/certificate.der").content)
+        assert c.post("/_emulator/keys/rotate", json={"overlap_days": 2}).status_code == 200
+        new = crypto.load_certificate(c.get("/_emulator/certificate.pem").content)
+        assert new.fingerprint_sha256 != old.fingerprint_sha256
+        r = Raw(c, "cleartax", TP.gstin, TP.username, old)
+        assert r.otprequest().json() == {"status_cd": "1"}  # overlap
+        c.post("/_emulator/clock", json={"advance_seconds": 3 * 86400})
+        resp = r.otprequest()
+        assert error_code(resp) == "TEC4002" and "download the current one" in resp.json()["error"]["message"]
+        r.cert = new
+        assert r.otprequest().json() == {"status_cd": "1"}
 
 
 def test_fault_rates_are_seeded() -> None:
@@ -134,13 +148,5 @@ def test_cli_serve_runs_as_a_separate_process(tmp_path: object) -> None:
         with open(os.path.join(state, "url"), encoding="utf-8") as fh:
             assert fh.read().strip() == url
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(15)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-            for stream in (proc.stdout, proc.stderr):
-                if stream is not None:
-                    stream.close()
+        stop_process(proc)
     assert proc.returncode == 0

@@ -13,7 +13,17 @@ import pytest
 from gspauth import crypto
 from gspauth.emulator import Emulator, defaults
 from tests.emulator.conftest import START, TP, TP2
-from tests.emulator.rawclient import AUTH, GSTR1, PREFIX, Raw, b2b_payload, error_code, new_txn, vayana_sign, vayana_token
+from tests.emulator.rawclient import (
+    AUTH,
+    GSTR1,
+    PREFIX,
+    Raw,
+    b2b_payload,
+    error_code,
+    new_txn,
+    vayana_sign,
+    vayana_token,
+)
 
 P = "072017"
 
@@ -174,7 +184,7 @@ def test_hmac_covers_the_exact_decrypted_text_including_line_breaks(emu: Emulato
     data = crypto.encrypt_field(r.ek, j64)
     exact = base64.b64encode(crypto.hmac_sha256(r.ek, j64)).decode()
     stripped = base64.b64encode(crypto.hmac_sha256(r.ek, j64.replace(b"\r\n", b""))).decode()
-    send = lambda mac: r.call("PUT", GSTR1, action="RETSAVE", body={"action": "RETSAVE", "data": data, "hmac": mac},  # noqa: E731
+    send = lambda mac: r.call("PUT", GSTR1, action="RETSAVE", body={"action": "RETSAVE", "data": data, "hmac": mac},
                               data=True, period=P)
     assert error_code(send(stripped)) == "AUTH4039"
     assert r.open(send(exact))["reference_id"].startswith("LAPN")
