@@ -119,6 +119,7 @@ class RetryPolicy:
 @dataclass
 class _Send:
     request: httpx.Request
+    signed: bool = True  # False: send as the plugin built it (GSP-level logout)
 
 
 @dataclass
@@ -273,9 +274,9 @@ class _BaseClient:
 
     # -- request building (pure) -----------------------------------------------------------
 
-    def _url(self, api: Api, version: str | None, path: str = "") -> str:
+    def _url(self, api: Api, version: str | None, path: str = "", *, action: str | None = None) -> str:
         version = version or api.default_version
-        return str(self.hooks.endpoint_url(self.gsp, api, self.environment, version, path=path))
+        return str(self.hooks.endpoint_url(self.gsp, api, self.environment, version, path=path, action=action))
 
     def _auth_request(self, call: protocol.AuthCall, txn: str, auth_token: str | None = None) -> httpx.Request:
         headers = protocol.auth_headers(
@@ -287,7 +288,7 @@ class _BaseClient:
             auth_token=auth_token,
         )
         request = httpx.Request(
-            "POST", self._url(Api.AUTH, self.auth_version), headers=headers, content=call.content()
+            "POST", self._url(Api.AUTH, self.auth_version, action=call.action), headers=headers, content=call.content()
         )
         request.extensions["gspauth"] = {"action": call.action, "api": Api.AUTH, "txn": txn}
         return request
@@ -331,7 +332,7 @@ class _BaseClient:
             query[str(k)] = str(v)
         request = httpx.Request(
             method,
-            self._url(api, version, path),
+            self._url(api, version, path, action=action),
             headers=headers,
             params=query or None,
             content=content,
@@ -672,10 +673,26 @@ class _BaseClient:
             yield _Call(self.store.delete, (self.key,))
             self._session = None
             self._logged_out = True
+            yield from self._flow_end_gsp_session()
             yield from self._fire("ended", txn=txn, outcome=outcome, detail="logout")
             return True
         finally:
             yield _Unlock(handle)
+
+    def _flow_end_gsp_session(self) -> _Flow[None]:
+        """End the GSP's own session (TaxPro GetKey, JWT logins), if the plugin has one.
+
+        Best effort: GSTN's LOGOUT already succeeded, so a failure here is logged, not raised.
+        """
+        end = getattr(self, "_auth", None)
+        request = end.end_gsp_session() if end is not None and hasattr(end, "end_gsp_session") else None
+        if request is None:
+            return
+        try:
+            yield _Send(request, signed=False)
+        except (httpx.HTTPError, GSPError) as exc:
+            log.info("GSP-level logout for %s failed (%s); the GSP session will expire on its own",
+                     self.gsp, type(exc).__name__)
 
     def _flow_on_invalid(self, rejected: Session, exc: SessionInvalid) -> _Flow[Session]:
         """GSTN said AUTH4033 for ``rejected``: reuse a newer stored session, else it was revoked."""
@@ -762,7 +779,8 @@ class _BaseClient:
             headers = protocol.data_headers(gstin=self.gstin, username=self.username,
                                             auth_token=session.auth_token, ip_usr=self.ip_usr, txn=txn,
                                             credentials=self.credentials)
-            request = httpx.Request("GET", self._url(Api.AUTH, self.auth_version), headers=headers, params=params)
+            request = httpx.Request("GET", self._url(Api.AUTH, self.auth_version, action="EVCOTP"), headers=headers,
+                                    params=params)
             request.extensions["gspauth"] = {"action": "EVCOTP", "api": Api.AUTH, "txn": txn}
             return request
 
@@ -838,7 +856,7 @@ class Client(_BaseClient):
             value, error = None, None
             try:
                 if isinstance(effect, _Send):
-                    value = self._http.send(effect.request, auth=self._auth)
+                    value = self._http.send(effect.request, auth=self._auth if effect.signed else None)
                     value.read()
                 elif isinstance(effect, _Call):
                     value = effect.fn(*effect.args)
@@ -983,7 +1001,7 @@ class AsyncClient(_BaseClient):
             value, error = None, None
             try:
                 if isinstance(effect, _Send):
-                    value = await self._http.send(effect.request, auth=self._auth)
+                    value = await self._http.send(effect.request, auth=self._auth if effect.signed else None)
                     await value.aread()
                 elif isinstance(effect, _Call):
                     value = await asyncio.to_thread(effect.fn, *effect.args)
