@@ -31,7 +31,7 @@ import importlib.metadata
 import logging
 import os
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -52,6 +52,7 @@ from gspauth.types import (
     SigningContext,
     check_base_url,
     is_sensitive_header,
+    redact_headers,
     redact_url,
 )
 
@@ -89,12 +90,6 @@ def _flag(name: str) -> bool:
 
 def _names(name: str) -> list[str]:
     return [n.strip() for n in os.environ.get(name, "").split(",") if n.strip()]
-
-
-def redact_headers(headers: Mapping[str, str] | Iterable[tuple[str, str]]) -> dict[str, str]:
-    """A copy of ``headers`` with sensitive values replaced by ``[secure]``."""
-    items = headers.items() if isinstance(headers, Mapping) else headers
-    return {k: (SECURE if is_sensitive_header(k) else v) for k, v in items}
 
 
 def redact(value: Any) -> str:

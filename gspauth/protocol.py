@@ -31,11 +31,11 @@ from typing import Any, Protocol
 from gspauth import codes, crypto
 from gspauth.errors import GSPError, InvalidParameter, RequestRejected, ServerError
 from gspauth.gstin import state_code_of, validate_gstin, validate_state_code
+from gspauth.types import redact_headers
 
 __all__ = [
     "AUTH_ACTIONS",
     "JSON_CONTENT_TYPE",
-    "SENSITIVE_HEADERS",
     "AuthCall",
     "CredentialsLike",
     "InvalidParameter",
@@ -68,22 +68,6 @@ __all__ = [
 JSON_CONTENT_TYPE = "application/json"
 #: The GSTN auth actions (all ``POST …/authenticate`` except EVCOTP, a GET).
 AUTH_ACTIONS = frozenset({"OTPREQUEST", "AUTHTOKEN", "REFRESHTOKEN", "LOGOUT", "EVCOTP"})
-#: Header names whose values must never be printed (lower case).
-SENSITIVE_HEADERS = frozenset(
-    {
-        "auth-token",
-        "client-secret",
-        "appkey",
-        "app_key",
-        "sek",
-        "otp",
-        "password",
-        "authorization",
-        "x-ct-auth-token",
-        "x-asp-auth-signature",
-        "asp-secret",
-    }
-)
 
 _TXN = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _RET_PERIOD = re.compile(r"(0[1-9]|1[0-2])(20[1-9][0-9])")
@@ -149,11 +133,6 @@ def validate_ip(ip_usr: str) -> str:
     if not isinstance(ip_usr, str) or not _IPV4.fullmatch(ip_usr):
         raise InvalidParameter(f"ip-usr {ip_usr!r} must be an IPv4 address such as '203.0.113.7'", "ip_usr")
     return ip_usr
-
-
-def redact_headers(headers: Mapping[str, str]) -> dict[str, str]:
-    """A copy of ``headers`` with every sensitive value replaced by ``[secure]``."""
-    return {k: ("[secure]" if k.lower() in SENSITIVE_HEADERS else v) for k, v in headers.items()}
 
 
 # --------------------------------------------------------------------------- headers

@@ -11,7 +11,7 @@ import datetime as _dt
 import enum
 import ipaddress
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Literal, get_args
@@ -37,6 +37,7 @@ __all__ = [
     "check_base_url",
     "is_loopback_host",
     "is_sensitive_header",
+    "redact_headers",
     "redact_url",
 ]
 
@@ -136,6 +137,12 @@ def is_sensitive_header(name: str) -> bool:
     ``Authorization``, ``session-id``, ``asp-secret``, ``password``, ``otp`` …"""
     lowered = name.lower()
     return any(word in lowered for word in _SENSITIVE_WORDS)
+
+
+def redact_headers(headers: Mapping[str, str] | Iterable[tuple[str, str]]) -> dict[str, str]:
+    """A copy of ``headers`` with the values of sensitive headers replaced by ``[secure]``."""
+    items = headers.items() if isinstance(headers, Mapping) else headers
+    return {k: (SECURE if is_sensitive_header(k) else v) for k, v in items}
 
 
 def redact_url(url: object) -> str:

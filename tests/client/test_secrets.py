@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import logging
 import dataclasses
 from typing import Any
 
@@ -63,3 +64,18 @@ def test_async_client_repr(env: Env) -> None:
 
     text = asyncio.run(main())
     assert text.startswith("AsyncClient(gsp='vayana'") and "secret" not in text.lower()
+
+
+def test_httpx_request_log_hides_sensitive_query_values(caplog: pytest.LogCaptureFixture) -> None:
+    """httpx logs every URL at INFO; a FILEDET ``token`` (or a TaxPro ``password``) must not show."""
+    import httpx
+
+    import gspauth.client  # noqa: F401  # installs the filter
+
+    url = "https://gsp.example/taxpayerapi/v1.0/returns?action=FILEDET&token=filedet-token-0042&password=pw-0042"
+    with caplog.at_level(logging.INFO, logger="httpx"), \
+            httpx.Client(transport=httpx.MockTransport(lambda r: httpx.Response(200))) as http:
+        http.get(url)
+    logged = "\n".join(r.getMessage() for r in caplog.records if r.name == "httpx")
+    assert "action=FILEDET" in logged, "the request line should still be logged"
+    assert "filedet-token-0042" not in logged and "pw-0042" not in logged
