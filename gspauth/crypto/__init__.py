@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from gspauth.crypto import _backend
 from gspauth.crypto._python import MAX_PAYLOAD_BYTES, MAX_WIRE_CHARS
 from gspauth.crypto._rsa import GSTNCertificate, encrypt_app_key, load_certificate
-from gspauth.errors import InvalidInput
+from gspauth.errors import InvalidInput, InvalidKey
 
 __all__ = [
     "BACKEND",
@@ -116,8 +116,6 @@ def decrypt_rek(sek: bytes, rek: str, *, tolerant: bool = False) -> bytes:
 def encrypt_refresh_app_key(sek: bytes, new_app_key: bytes) -> str:
     """REFRESHTOKEN ``app_key`` = ``E(EK_current, AK')`` (AES, not RSA; spec §3.4)."""
     if not isinstance(new_app_key, bytes) or len(new_app_key) != 32:
-        from gspauth.errors import InvalidKey
-
         got = len(new_app_key) if isinstance(new_app_key, bytes) else type(new_app_key).__name__
         raise InvalidKey(f"new app_key must be 32 bytes, got {got}", "app_key")
     return _impl.encrypt_field(sek, new_app_key)
