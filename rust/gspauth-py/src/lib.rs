@@ -27,8 +27,9 @@ const DETACH_MIN_BYTES: usize = 64 * 1024;
 /// Batches are processed in chunks of this many records: the GIL is released for
 /// the crypto of each chunk and taken back only to turn its results (written into
 /// one reused buffer, no allocation per record) into Python objects. Large enough
-/// that the release/re-acquire and rayon fork/join per chunk cost little (~2 %
-/// at 2 KiB records), small enough that medium batches still pipeline.
+/// that the GIL release/re-acquire and the hand-over between threads per chunk
+/// cost little (~2 % at 2 KiB records), small enough that medium batches still
+/// pipeline (see `pipeline`).
 const CHUNK_RECORDS: usize = 512;
 
 // --- errors -------------------------------------------------------------------------
@@ -87,57 +88,166 @@ struct ChunkBuf {
     lens: Vec<usize>,
 }
 
+/// Chunks a pooled batch may compute ahead of the one being converted; also the
+/// number of chunk buffers such a batch holds.
+const AHEAD: usize = 4;
+
+/// `n` fresh chunk buffers.
+fn take_bufs(n: usize) -> Vec<ChunkBuf> {
+    (0..n).map(|_| ChunkBuf::default()).collect()
+}
+
 /// Records `k * CHUNK_RECORDS ..` of a batch, at most `CHUNK_RECORDS` of them.
 fn chunk<T>(items: &[T], k: usize) -> &[T] {
     let start = (k * CHUNK_RECORDS).min(items.len());
     &items[start..(start + CHUNK_RECORDS).min(items.len())]
 }
 
-type Work<'a> = dyn Fn(usize, &mut ChunkBuf) -> Result<(), core::Error> + Sync + 'a;
+type Work<'a> = dyn Fn(usize, Parallelism, &mut ChunkBuf) -> Result<(), core::Error> + Sync + 'a;
 type Convert<'a> = dyn FnMut(Python<'_>, usize, &ChunkBuf) -> PyResult<()> + Send + 'a;
 
+/// A computed chunk: `Err` for a panic, `Ok(Err)` for a crypto error.
+type Done = PyResult<Result<(), core::Error>>;
+
+/// Shared state of a pooled batch.
+struct Flow {
+    /// Next chunk to compute.
+    next: usize,
+    /// Chunks `..converted` are turned into Python objects (their buffers are free).
+    converted: usize,
+    /// Computed chunks not yet taken by the converting thread.
+    done: Vec<Option<Done>>,
+    /// Set when the calling thread stopped (finished or failed).
+    stop: bool,
+}
+
+impl Flow {
+    /// Claim the next chunk to compute, if any and its buffer is free.
+    fn claim(&mut self, chunks: usize) -> Option<usize> {
+        let j = self.next;
+        (!self.stop && j < chunks && j < self.converted + AHEAD).then(|| {
+            self.next += 1;
+            j
+        })
+    }
+}
+
 /// Run a batch chunk by chunk: `work` computes chunk `k` without the GIL, then
-/// `convert` turns it into Python objects with the GIL. With a pool, chunk
-/// `k + 1` is computed on the pool while this thread converts chunk `k`, so
-/// building the Python objects overlaps the crypto instead of adding to it.
+/// `convert` turns it into Python objects with the GIL, in order.
+///
+/// With a pool, its other threads compute chunks ahead (up to `AHEAD`) while
+/// this thread converts; this thread computes too whenever the next chunk to
+/// convert is not ready yet. So at most the pool's thread count is busy, and
+/// building Python objects (the serial part, one thread) overlaps the crypto
+/// instead of competing with it for cores. Each chunk is computed by one thread
+/// (pairs of records share the SHA-NI lanes), except a single-chunk batch,
+/// which is split across the pool.
 fn pipeline(
     py: Python<'_>,
     chunks: usize,
+    par: Parallelism,
     pool: Option<std::sync::Arc<rayon::ThreadPool>>,
     work: &Work<'_>,
     convert: &mut Convert<'_>,
 ) -> PyResult<()> {
-    let mut cur = ChunkBuf::default();
-    let Some(pool) = pool.filter(|_| chunks > 1) else {
-        for k in 0..chunks {
-            py.detach(|| guarded(|| work(k, &mut cur)))?
-                .map_err(|e| to_py(py, e))?;
-            convert(py, k, &cur)?;
+    let serial = Parallelism::new(1);
+    let pool = match pool {
+        Some(p) if chunks > 1 && p.current_num_threads() > 1 => p,
+        other => {
+            // serial chunks, or one chunk split across the pool
+            let par = if other.is_some() { par } else { serial };
+            let mut bufs = take_bufs(1);
+            let mut run_all = || -> PyResult<()> {
+                for k in 0..chunks {
+                    py.detach(|| guarded(|| work(k, par, &mut bufs[0])))?
+                        .map_err(|e| to_py(py, e))?;
+                    convert(py, k, &bufs[0])?;
+                }
+                Ok(())
+            };
+            return run_all();
         }
-        return Ok(());
     };
-    let mut next = ChunkBuf::default();
-    py.detach(|| guarded(|| work(0, &mut cur)))?
-        .map_err(|e| to_py(py, e))?;
-    for k in 0..chunks {
-        let mut ahead: Result<(), core::Error> = Ok(());
-        let mut converted: PyResult<()> = Ok(());
-        py.detach(|| {
-            guarded(|| {
-                pool.in_place_scope(|s| {
-                    if k + 1 < chunks {
-                        s.spawn(|_| ahead = work(k + 1, &mut next));
+    let bufs: Vec<std::sync::Mutex<ChunkBuf>> = take_bufs(AHEAD.min(chunks))
+        .into_iter()
+        .map(std::sync::Mutex::new)
+        .collect();
+    let nbufs = bufs.len();
+    let flow = std::sync::Mutex::new(Flow {
+        next: 0,
+        converted: 0,
+        done: (0..chunks).map(|_| None).collect(),
+        stop: false,
+    });
+    let changed = std::sync::Condvar::new();
+    let lock = || flow.lock().unwrap_or_else(|p| p.into_inner());
+    let compute = |j: usize| {
+        let r = {
+            let mut buf = bufs[j % nbufs].lock().unwrap_or_else(|p| p.into_inner());
+            guarded(|| work(j, serial, &mut buf))
+        };
+        lock().done[j] = Some(r);
+        changed.notify_all();
+    };
+    let helper = || loop {
+        let mut st = lock();
+        let j = loop {
+            if st.stop || st.next >= chunks {
+                return;
+            }
+            if let Some(j) = st.claim(chunks) {
+                break j;
+            }
+            st = changed.wait(st).unwrap_or_else(|p| p.into_inner());
+        };
+        drop(st);
+        compute(j);
+    };
+    // `Err` is a Python error (conversion, panic); `Ok(Err)` a crypto error
+    let mut failed: Done = Ok(Ok(()));
+    py.detach(|| {
+        pool.in_place_scope(|s| {
+            for _ in 1..pool.current_num_threads().min(chunks) {
+                s.spawn(|_| helper());
+            }
+            'chunks: for k in 0..chunks {
+                let ready = loop {
+                    let mut st = lock();
+                    if let Some(r) = st.done[k].take() {
+                        break r;
                     }
-                    converted = Python::attach(|py| convert(py, k, &cur));
-                })
-            })
-        })?;
-        converted?;
-        // chunk k converted without error, so chunk k + 1 holds the lowest failure
-        ahead.map_err(|e| to_py(py, e))?;
-        std::mem::swap(&mut cur, &mut next);
-    }
-    Ok(())
+                    if let Some(j) = st.claim(chunks) {
+                        drop(st);
+                        compute(j);
+                        continue;
+                    }
+                    // chunk k is being computed elsewhere
+                    drop(changed.wait(st).unwrap_or_else(|p| p.into_inner()));
+                };
+                // chunks before k converted without error, so k holds the lowest failure
+                match ready {
+                    Ok(Ok(())) => {}
+                    other => {
+                        failed = other;
+                        break 'chunks;
+                    }
+                }
+                let converted = {
+                    let buf = bufs[k % nbufs].lock().unwrap_or_else(|p| p.into_inner());
+                    Python::attach(|py| convert(py, k, &buf))
+                };
+                if let Err(e) = converted {
+                    failed = Err(e);
+                    break 'chunks;
+                }
+                lock().converted = k + 1;
+                changed.notify_all();
+            }
+            lock().stop = true;
+            changed.notify_all();
+        })
+    });
+    failed?.map_err(|e| to_py(py, e))
 }
 
 /// A chunk-relative batch error made relative to the whole batch.
@@ -482,7 +592,7 @@ fn encrypt_request_many(
     let bytes = held.iter().map(|p| p.len()).sum();
     let pool = core::pool_for(par, held.len(), bytes);
     let list: Py<PyList> = PyList::empty(py).unbind();
-    let work = |k: usize, buf: &mut ChunkBuf| {
+    let work = |k: usize, par: Parallelism, buf: &mut ChunkBuf| {
         core::encrypt_request_many_into(&sealer, chunk(&held, k), par, &mut buf.arena)
             .map_err(|e| shift(e, k * CHUNK_RECORDS))
     };
@@ -504,6 +614,7 @@ fn encrypt_request_many(
     pipeline(
         py,
         held.len().div_ceil(CHUNK_RECORDS),
+        par,
         pool,
         &work,
         &mut convert,
@@ -719,7 +830,7 @@ fn decrypt_response_many(
     let bytes = held.iter().map(|r| r.data().len()).sum();
     let pool = core::pool_for(par, held.len(), bytes);
     let list: Py<PyList> = PyList::empty(py).unbind();
-    let work = |k: usize, buf: &mut ChunkBuf| {
+    let work = |k: usize, par: Parallelism, buf: &mut ChunkBuf| {
         let ChunkBuf { arena, lens } = buf;
         core::decrypt_response_many_into(&opener, chunk(&held, k), tolerant, par, arena, lens)
             .map_err(|e| shift(e, k * CHUNK_RECORDS))
@@ -736,6 +847,7 @@ fn decrypt_response_many(
     pipeline(
         py,
         held.len().div_ceil(CHUNK_RECORDS),
+        par,
         pool,
         &work,
         &mut convert,
