@@ -296,10 +296,11 @@ fn slot(arena: &[u8], pos: usize, len: usize) -> PyResult<&[u8]> {
         })
 }
 
-/// Base64 output as `&str` (always ASCII; checked rather than assumed).
-fn ascii(raw: &[u8]) -> PyResult<&str> {
-    std::str::from_utf8(raw)
-        .map_err(|_| PyRuntimeError::new_err("gspauth._native internal error: non-ASCII Base64"))
+/// A `str` from Base64 output (always ASCII). CPython checks it while copying
+/// (`PyUnicode_FromStringAndSize` copies ASCII in one pass), so it is not also
+/// checked here; non-ASCII, never produced, would raise instead of being assumed.
+fn ascii_str<'py>(py: Python<'py>, raw: &[u8]) -> PyResult<Bound<'py, PyString>> {
+    PyString::from_bytes(py, raw)
 }
 
 fn type_name(obj: &Bound<'_, PyAny>) -> String {
@@ -630,13 +631,10 @@ fn encrypt_request_many(
         let mut pos = 0;
         for p in chunk(&held, k) {
             let n = core::request_data_len(p.len());
-            let data = ascii(slot(&buf.arena, pos, n)?)?;
-            let mac = ascii(slot(&buf.arena, pos + n, core::HMAC_B64_LEN)?)?;
+            let data = ascii_str(py, slot(&buf.arena, pos, n)?)?;
+            let mac = ascii_str(py, slot(&buf.arena, pos + n, core::HMAC_B64_LEN)?)?;
             pos += n + core::HMAC_B64_LEN;
-            list.append(PyTuple::new(
-                py,
-                [PyString::new(py, data), PyString::new(py, mac)],
-            )?)?;
+            list.append(PyTuple::new(py, [data, mac])?)?;
         }
         Ok(())
     };
