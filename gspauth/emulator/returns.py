@@ -110,6 +110,10 @@ class ReturnActions(EmulatorBase):
         with self._lock:
             pending = self._evc_otps.get((gstin, pan))
             if pending is None or now > pending.expires_at or not consteq(pending.otp, otp):
+                if pending is not None:  # a wrong or late OTP uses up an attempt
+                    pending.attempts_left -= 1
+                    if pending.attempts_left <= 0 or now > pending.expires_at:
+                        del self._evc_otps[(gstin, pan)]
                 raise gstn_error("RET13506", "EVC OTP is wrong or expired, or no EVCOTP was requested for this PAN")
             del self._evc_otps[(gstin, pan)]
         ref = self._new_reference()

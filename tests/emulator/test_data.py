@@ -323,3 +323,21 @@ def test_cleartax_appkey_header(emu: Emulator, make: Callable[..., Raw]) -> None
     # ClearTax adds its own GSTN credentials: whatever the client sends is replaced
     out = r.call("POST", AUTH, action="OTPREQUEST", body=body, headers={"appkey": app_key, "clientid": "junk"})
     assert out.json() == {"status_cd": "1"}
+
+
+def test_evc_otp_is_burnt_by_a_wrong_guess(emu: Emulator, make: Callable[..., Raw]) -> None:
+    # The EVC OTP carries an attempt limit of 1: a wrong OTP must not leave it open to
+    # guessing (10**6 candidates), so even the right OTP afterwards is refused.
+    r = make()
+    r.login(emu)
+    r.retsave(b2b_payload(TP.gstin, P))
+    summary = json.dumps({"gstin": TP.gstin, "ret_period": P}).encode()
+    pan = TP.gstin[2:12]
+    r.call("GET", AUTH, action="EVCOTP", data=True, params={"action": "EVCOTP", "gstin": TP.gstin, "pan": pan, "form_type": "R1"})
+    otp = emu.outbox.latest_otp(TP.gstin, "evc")
+    wrong = f"{(int(otp) + 1) % 1_000_000:06d}"
+    for code in (wrong, otp):
+        sid = f"{pan}|{code}"
+        data, sign = crypto.encrypt_request_evc(r.ek, sid, summary)
+        body = {"action": "RETFILE", "data": data, "sign": sign, "st": "EVC", "sid": sid}
+        assert error_code(r.call("POST", GSTR1, action="RETFILE", body=body, data=True, period=P)) == "RET13506"
