@@ -1037,12 +1037,19 @@ class AsyncClient(_BaseClient):
         # The store lock is thread-affine (an RLock + flock): enter and exit it on one
         # dedicated thread so the event loop never blocks on it.
         pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="gspauth-lock")
-        loop = asyncio.get_running_loop()
         cm = self.store.lock(self.key, self.lock_timeout)
+        entering = pool.submit(cm.__enter__)
         try:
-            await loop.run_in_executor(pool, cm.__enter__)
+            await asyncio.wrap_future(entering)
         except BaseException:
-            pool.shutdown(wait=False)
+            # Cancelled while the worker waits for the lock: it may still get it. Give it back on
+            # that same worker as soon as it does, or it stays held for good.
+            def undo(done: concurrent.futures.Future[Any]) -> None:
+                if not done.cancelled() and done.exception() is None:
+                    pool.submit(cm.__exit__, None, None, None)
+                pool.shutdown(wait=False)
+
+            entering.add_done_callback(undo)
             self._alock.release()
             raise
         return pool, cm
@@ -1050,7 +1057,8 @@ class AsyncClient(_BaseClient):
     async def _release(self, handle: tuple[concurrent.futures.ThreadPoolExecutor, Any]) -> None:
         pool, cm = handle
         try:
-            await asyncio.get_running_loop().run_in_executor(pool, cm.__exit__, None, None, None)
+            # shielded: a cancellation must not drop the queued release (the lock would stay held)
+            await asyncio.shield(asyncio.wrap_future(pool.submit(cm.__exit__, None, None, None)))
         finally:
             pool.shutdown(wait=False)
             assert self._alock is not None

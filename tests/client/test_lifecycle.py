@@ -433,3 +433,33 @@ def test_evc_otp_request(env: Env) -> None:
 
     with pytest.raises(InvalidParameter):
         client.request_evc_otp("not-a-pan")
+
+
+def test_async_cancel_while_waiting_for_the_store_lock_does_not_leak_it(env: Env) -> None:
+    """A task cancelled (e.g. by wait_for) while its worker thread waits for the store lock must
+    not leave that lock held forever once the worker gets it."""
+    store = MemoryStore()
+    client_key = env.client("cleartax", store=store).key
+    holding, release = threading.Event(), threading.Event()
+
+    def holder() -> None:
+        with store.lock(client_key, 10):
+            holding.set()
+            release.wait(10)
+
+    t = threading.Thread(target=holder)
+    t.start()
+    assert holding.wait(5)
+
+    async def main() -> None:
+        async with env.aclient("cleartax", store=store) as client:
+            with pytest.raises(asyncio.TimeoutError):
+                await asyncio.wait_for(client.ensure_session(), 0.3)
+            release.set()
+            await asyncio.sleep(0.3)  # the abandoned worker gets the lock now
+
+    asyncio.run(main())
+    t.join(5)
+    # from the main thread: a fresh worker thread could reuse the dead worker's thread id
+    with store.lock(client_key, 2):
+        pass
