@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import binascii
 import hmac as _hmac
+import operator
 import sys
 from collections.abc import Sequence
 
@@ -80,6 +81,12 @@ def _check_payload(payload: bytes, field: str = "payload") -> None:
         raise TypeError(f"{field} must be bytes, not {type(payload).__name__}")
     if len(payload) > MAX_PAYLOAD_BYTES:
         raise InvalidInput(f"{field} is larger than {MAX_PAYLOAD_BYTES} bytes", field)
+
+
+def _check_threads(threads: int) -> None:
+    # Not used here, but checked as the native backend does (any int >= 0).
+    if operator.index(threads) < 0:
+        raise ValueError("threads must be >= 0 (0 = automatic)")
 
 
 def _a2b_strict(raw: bytes) -> bytes:
@@ -253,8 +260,9 @@ def encrypt_request(key: bytes, payload: bytes, /) -> tuple[str, str]:
 
 
 def encrypt_request_many(key: bytes, payloads: Sequence[bytes], threads: int, /) -> list[tuple[str, str]]:
-    """Batch form of :func:`encrypt_request`. ``threads`` is ignored here (0 = auto)."""
+    """Batch form of :func:`encrypt_request`. ``threads`` (int >= 0) is ignored here (0 = auto)."""
     _check_key(key)
+    _check_threads(threads)
     aes = _Aes(key)
     out = []
     for i, payload in enumerate(payloads):
@@ -309,6 +317,7 @@ def decrypt_response_many(
 ) -> list[bytes]:
     """Batch form of :func:`decrypt_response`; each item is ``(data, rek, hmac_or_None)``."""
     _check_key(key)
+    _check_threads(threads)
     aes = _Aes(key)
     out = []
     for i, item in enumerate(items):

@@ -387,12 +387,30 @@ def test_iteration_errors_propagate_unchanged(native: ModuleType, reference: Mod
             be.decrypt_response_many(key, 42, False, 0)
 
 
-def test_threads_argument_is_checked_natively(native: ModuleType) -> None:
-    # The reference ignores `threads`; the native backend needs a count >= 0.
-    with pytest.raises(ValueError, match="threads"):
-        native.encrypt_request_many(bytes(32), [b"{}"], -1)
-    with pytest.raises(TypeError):
-        native.decrypt_response_many(bytes(32), [], False, "2")
+def test_threads_argument_is_checked_alike(native: ModuleType, reference: ModuleType) -> None:
+    # `threads` must be an int >= 0 on both backends (a huge count means "all cores").
+    key = bytes(32)
+    good = reference.encrypt_response(key, key, b"{}")
+
+    def both(threads: object) -> tuple[object, object]:
+        out = []
+        for fn, args in ((lambda be: be.encrypt_request_many, [b"{}"]), (lambda be: be.decrypt_response_many, [good])):
+            for be in (native, reference):
+                extra = (False,) if args is not None and args[0] == good else ()
+                try:
+                    got: object = ("ok", fn(be)(key, args, *extra, threads))
+                except (TypeError, ValueError, OverflowError) as exc:
+                    got = (type(exc), str(exc))
+                out.append(got)
+        assert out[0] == out[1] and out[2] == out[3], (threads, out)
+        return out[0], out[2]
+
+    for bad in (-1, -(2**70)):
+        assert both(bad)[0] == (ValueError, "threads must be >= 0 (0 = automatic)")
+    for bad in (None, "2", 1.5):
+        assert both(bad)[0][0] is TypeError
+    for fine in (0, 1, True, 2**40, 2**70):
+        assert both(fine)[0][0] == "ok"
 
 
 # --- large inputs ----------------------------------------------------------------------------------
@@ -541,3 +559,42 @@ def test_batches_release_the_gil(native: ModuleType, reference: ModuleType, thre
         middle = [x for x in ticks if start + (end - start) * 0.2 < x < end - (end - start) * 0.2]
         # with the GIL held for the whole call this loop could not run at all in between
         assert len(middle) > 100, (len(middle), end - start)
+
+
+def test_unpacking_errors_of_batch_items_match_exactly(native: ModuleType, reference: ModuleType) -> None:
+    # `data, rek, mac = item` in the reference: an item's own __iter__/__next__ errors keep
+    # their class (and a TypeError its bare message); only a non-iterable gets "cannot unpack".
+    key = bytes(32)
+
+    class Raises:
+        def __init__(self, exc: Exception, at_next: bool) -> None:
+            self.exc, self.at_next = exc, at_next
+
+        def __iter__(self) -> "Raises":
+            if not self.at_next:
+                raise self.exc
+            return self
+
+        def __next__(self) -> str:
+            raise self.exc
+
+    def exact(items: list[object]) -> tuple[object, ...]:
+        out = []
+        for be in (native, reference):
+            try:
+                out.append(("ok", be.decrypt_response_many(key, items, False, 0)))
+            except Exception as exc:  # noqa: BLE001 - comparing whatever comes out
+                out.append((type(exc), str(exc), getattr(exc, "index", None)))
+        assert out[0] == out[1], out
+        return tuple(out[0])
+
+    assert exact([Raises(LookupError("lk"), False)])[0] is LookupError
+    assert exact([Raises(LookupError("lk"), True)])[0] is LookupError
+    assert exact([Raises(TypeError("boom"), False)])[:2] == (TypeError, "record 0: boom")
+    assert exact([Raises(TypeError("boom"), True)])[:2] == (TypeError, "record 0: boom")
+    assert exact([Raises(ValueError("v"), False)])[0] is TypeError
+    assert exact([5])[:2] == (TypeError, "record 0: cannot unpack non-iterable int object")
+    for be in (native, reference):
+        with pytest.raises(TypeError) as info:
+            be.decrypt_field(key, None, "f\ud800", False)
+        assert str(info.value) == "f\ud800 must be str, not NoneType"

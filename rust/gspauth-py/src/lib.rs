@@ -398,9 +398,20 @@ fn wire_or_fail(obj: &Bound<'_, PyAny>, field: &str) -> Result<Wire, Fail> {
 
 /// `threads`: 0 = automatic (a pool above `gspauth_core::AUTO_PARALLEL_MIN_BYTES`
 /// of input, measured and documented there), 1 = calling thread, N = at most N.
+/// Any int >= 0 as the reference accepts it: one beyond `i64` means "as many as possible".
 fn threads_of(obj: &Bound<'_, PyAny>) -> PyResult<usize> {
-    let n: i64 = obj.extract()?;
-    usize::try_from(n).map_err(|_| PyValueError::new_err("threads must be >= 0 (0 = automatic)"))
+    let negative = || PyValueError::new_err("threads must be >= 0 (0 = automatic)");
+    match obj.extract::<i64>() {
+        Ok(n) => usize::try_from(n).map_err(|_| negative()),
+        Err(e) if e.is_instance_of::<pyo3::exceptions::PyOverflowError>(obj.py()) => {
+            if obj.lt(0)? {
+                Err(negative())
+            } else {
+                Ok(usize::MAX)
+            }
+        }
+        Err(e) => Err(e),
+    }
 }
 
 fn py_bytes(py: Python<'_>, v: &[u8]) -> Py<PyAny> {
@@ -496,11 +507,9 @@ fn field_call(
     let plain_name = field_str.to_str().ok().map(str::to_owned);
     let name = plain_name.as_deref().unwrap_or("\u{0}");
     let Some(wire) = wire_of(text)? else {
-        return Err(PyTypeError::new_err(format!(
-            "{} must be str, not {}",
-            field_str,
-            type_name(text)
-        )));
+        // spliced in Python: `field` may hold lone surrogates
+        let message = field_str.add(format!(" must be str, not {}", type_name(text)))?;
+        return Err(PyTypeError::new_err(message.unbind()));
     };
     let tolerant = tolerant.is_truthy()?;
     let t = wire.as_ref();
@@ -785,24 +794,36 @@ fn unpack<'py>(item: &Bound<'py, PyAny>) -> Result<Loose<'py>, Fail> {
         }
         return Err(Fail::Type("expected a (data, rek, hmac) tuple".to_owned()));
     }
-    let iter = item.try_iter().map_err(|_| {
-        Fail::Type(format!(
-            "cannot unpack non-iterable {} object",
-            type_name(item)
-        ))
-    })?;
+    let py = item.py();
+    // what the reference's `except` clauses around the unpacking make of an error
+    let caught = |e: PyErr| -> Fail {
+        if e.is_instance_of::<PyValueError>(py) {
+            Fail::Type("expected a (data, rek, hmac) tuple".to_owned())
+        } else if e.is_instance_of::<PyTypeError>(py) {
+            // the message alone, as `f"{exc}"` gives it (PyErr's Display adds the class)
+            Fail::Type(e.value(py).to_string())
+        } else {
+            Fail::Py(e)
+        }
+    };
+    let iter = match item.try_iter() {
+        Ok(iter) => iter,
+        Err(e) => {
+            let name = type_name(item);
+            let not_iterable = e.is_instance_of::<PyTypeError>(py)
+                && e.value(py).to_string() == format!("'{name}' object is not iterable");
+            return Err(if not_iterable {
+                Fail::Type(format!("cannot unpack non-iterable {name} object"))
+            } else {
+                caught(e) // raised by the item's own __iter__
+            });
+        }
+    };
     let mut parts = Vec::with_capacity(3);
     for part in iter {
         match part {
             Ok(p) => parts.push(p),
-            // the reference catches these two around the unpacking
-            Err(e) if e.is_instance_of::<PyValueError>(item.py()) => {
-                return Err(Fail::Type("expected a (data, rek, hmac) tuple".to_owned()))
-            }
-            Err(e) if e.is_instance_of::<PyTypeError>(item.py()) => {
-                return Err(Fail::Type(e.to_string()))
-            }
-            Err(e) => return Err(Fail::Py(e)),
+            Err(e) => return Err(caught(e)),
         }
         if parts.len() > 3 {
             break;
