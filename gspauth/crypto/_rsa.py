@@ -33,13 +33,18 @@ class GSTNCertificate:
     fingerprint_sha256: str
 
     def is_valid_at(self, when: _dt.datetime) -> bool:
+        _require_aware(when)
         if self.not_valid_before is None or self.not_valid_after is None:
             return True
         return self.not_valid_before <= when <= self.not_valid_after
 
     def check_valid(self, when: _dt.datetime | None = None) -> None:
-        """Raise :class:`CertificateExpired` unless ``when`` (default: now, UTC) is in the window."""
+        """Raise :class:`CertificateExpired` unless ``when`` (default: now, UTC) is in the window.
+
+        :raises ValueError: ``when`` is a naive datetime (its time zone would be a guess).
+        """
         when = when or _dt.datetime.now(_dt.timezone.utc)
+        _require_aware(when)
         if not self.is_valid_at(when):
             raise CertificateExpired(
                 f"GSTN certificate {self.fingerprint_sha256[:16]}… is valid from "
@@ -49,9 +54,19 @@ class GSTNCertificate:
             )
 
 
+def _require_aware(when: _dt.datetime) -> None:
+    if when.tzinfo is None or when.utcoffset() is None:
+        raise ValueError("pass a time-zone-aware datetime (e.g. datetime.now(timezone.utc)), not a naive one")
+
+
 def load_certificate(data: bytes | str) -> GSTNCertificate:
     """Load a GSTN certificate: X.509 in DER or PEM, or a bare RSA public key (DER/PEM)."""
-    raw = data.encode("ascii") if isinstance(data, str) else bytes(data)
+    if isinstance(data, str):
+        try:
+            data = data.encode("ascii")
+        except UnicodeEncodeError:
+            raise CertificateError("PEM text must be ASCII; pass DER as bytes") from None
+    raw = bytes(data)
     stripped = raw.strip()
     cert = None
     try:

@@ -97,8 +97,10 @@ class EmulatorConfig:
     require_hmac: bool = True
     #: Same ``txn`` (per GSTIN) for a *different* RETSAVE payload: "reject" (AUTH4039) or "first-wins".
     txn_conflict_policy: str = "reject"
-    #: Tolerate whitespace in Base64 fields (spec §0 says decoders SHOULD).
-    tolerant_base64: bool = True
+    #: Tolerate whitespace in Base64 fields. Spec §0 says decoders SHOULD (Java clients sent
+    #: chunked Base64); the emulator takes the stricter reading by default (issue 3), so a
+    #: client that passes here never relies on that tolerance. Set True to model it.
+    tolerant_base64: bool = False
     #: RETSTATUS answers "IP" until this many seconds after the save, then "P"/"PE"/"ER".
     retstatus_delay_seconds: int = 0
     #: GET of a section with more records than this answers with a FILEDET token instead.

@@ -145,3 +145,26 @@ def test_repr_hides_the_key_object(valid_cert: x509.Certificate) -> None:
     text = repr(cert)
     assert "public_key" not in text and "RSAPublicKey" not in text
     assert cert.fingerprint_sha256 in text
+
+
+def test_non_ascii_pem_text_is_a_certificate_error() -> None:
+    from gspauth.crypto import load_certificate
+    from gspauth.errors import CertificateError
+
+    with pytest.raises(CertificateError, match="ASCII"):
+        load_certificate("-----BEGIN CERTIFICATE-----\nMIIé\n-----END CERTIFICATE-----\n")
+
+
+def test_naive_datetime_is_refused_clearly() -> None:
+    import datetime as dt
+
+    from cryptography.hazmat.primitives.asymmetric import rsa as _rsa_keys
+
+    from gspauth.crypto import GSTNCertificate
+
+    key = _rsa_keys.generate_private_key(public_exponent=65537, key_size=2048).public_key()
+    now = dt.datetime.now(dt.timezone.utc)
+    cert = GSTNCertificate(key, now - dt.timedelta(days=1), now + dt.timedelta(days=1), "CN=t", "00" * 32)
+    assert cert.is_valid_at(now)
+    with pytest.raises(ValueError, match="time-zone-aware"):
+        cert.check_valid(dt.datetime(2026, 1, 1))

@@ -176,7 +176,9 @@ def test_wrong_session_key_is_always_tec4002(emu: Emulator, make: Callable[..., 
 
 
 def test_hmac_covers_the_exact_decrypted_text_including_line_breaks(emu: Emulator, make: Callable[..., Raw]) -> None:
-    """A Java-style chunked Base64 text (CRLF every 76 chars) is accepted; its HMAC is over those exact bytes."""
+    """With ``tolerant_base64`` a Java-style chunked Base64 text (CRLF every 76 chars) is accepted and its
+    HMAC is over those exact bytes; by default (strict) it is refused."""
+    emu.update_config(tolerant_base64=True)
     r = make()
     r.login(emu)
     j64 = base64.encodebytes(json.dumps(b2b_payload(TP.gstin, P, 3)).encode()).replace(b"\n", b"\r\n")
