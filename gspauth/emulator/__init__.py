@@ -39,6 +39,8 @@ INFERRED behaviours (each configurable in :class:`EmulatorConfig`; strict defaul
   incl. ``Content-Type`` on bodies and ``ret_period`` on returns calls): GEN5001 naming it;
   ``ip-usr`` not IPv4, ``Content-Type`` not JSON, bad ``ret_period``: GEN5007; a ``username``
   header that differs from the body's: AUTH4032.
+* Base64 with embedded whitespace (spec §0: decoders SHOULD tolerate it) is refused by
+  default, the stricter reading; ``tolerant_base64=True`` models the tolerant server.
 * HTTP status: AUT403x → 403, every other GSTN error → 200 with ``status_cd "0"``.
 * Token life 360 min, returned as ``expiry``; the token never outlives the portal duration.
   REFRESHTOKEN only while the token is valid (``refresh_grace_minutes=0``), refused with
