@@ -47,7 +47,7 @@ from typing import Any
 import httpx
 
 from gspauth import protocol
-from gspauth.errors import GSPError, JournalBusy, OtpRequired, RetryableError
+from gspauth.errors import GSPError, JournalBusy, LockTimeout, OtpRequired, RetryableError
 from gspauth.types import Api
 
 __all__ = ["BatchFiler", "ChunkFailure", "ChunkResult", "FilingSummary", "chunk_content", "chunk_key"]
@@ -621,6 +621,11 @@ class BatchFiler:
             code = exc.error_code or type(exc).__name__
             self._journal.mark(txn, "failed", error=code)
             return self._failure(chunk, "failed", code, exc.message, exc.hint or _HINTS["failed"])
+        except LockTimeout as exc:  # another worker holds this GSTIN's session lock: the others go on
+            self._journal.mark(txn, "sent", error="LockTimeout")
+            return self._failure(chunk, "sent", "LockTimeout", str(exc),
+                                 "another process was authenticating or refreshing this GSTIN's session; "
+                                 + _HINTS["sent"])
         except httpx.TransportError as exc:  # no answer after all retries: still in doubt
             self._journal.mark(txn, "sent", error=type(exc).__name__)
             return self._failure(chunk, "sent", type(exc).__name__, "no answer from the server after retries",

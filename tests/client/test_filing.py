@@ -261,3 +261,38 @@ def test_summary_report_is_actionable(env: Env, tmp_path: Path) -> None:
     assert f"2 needs OTP (no-session): {tp_b.gstin} #0, {tp_b.gstin} #1" in text
     assert f"gspauth login --gstin {tp_b.gstin}" in text
     assert {f.state for f in summary.failures} == {"failed", "needs-otp"}
+
+
+def test_session_lock_timeout_on_one_gstin_does_not_stop_the_batch(env: Env, tmp_path: Path) -> None:
+    """Another process holding B's session lock (e.g. waiting for B's OTP) must leave B's chunks
+    in doubt, not abort the filing of every other GSTIN."""
+    import threading
+
+    tp_a, tp_b = defaults.sample_taxpayer(0), defaults.sample_taxpayer(1)
+    store_b = MemoryStore()
+    clients = {
+        tp_a.gstin: env.client("cleartax", taxpayer=tp_a),
+        tp_b.gstin: env.client("cleartax", taxpayer=tp_b, store=store_b, lock_timeout=0.2),
+    }
+    env.login(clients[tp_a.gstin])
+    holding, release = threading.Event(), threading.Event()
+
+    def holder() -> None:
+        with store_b.lock(clients[tp_b.gstin].key, 10):
+            holding.set()
+            release.wait(10)
+
+    t = threading.Thread(target=holder)
+    t.start()
+    try:
+        assert holding.wait(5)
+        b_chunks, a_chunks = chunks_for(tp_b.gstin, 2), chunks_for(tp_a.gstin, 2)
+        with BatchFiler(clients.__getitem__, tmp_path / "lt.journal") as filer:
+            summary = filer.file([*b_chunks, *a_chunks])
+            states = {r["gstin"]: r["state"] for r in filer.journal_rows()}
+    finally:
+        release.set()
+        t.join(5)
+    assert summary.acked == 2 and summary.in_doubt == 2, summary.report()
+    assert states == {tp_a.gstin: "acked", tp_b.gstin: "sent"}
+    assert "LockTimeout" in summary.report()
