@@ -93,6 +93,9 @@ T = TypeVar("T")
 #: emulator uses 10 minutes). Within it, ``authenticate()`` does not send another OTPREQUEST.
 OTP_VALIDITY = _dt.timedelta(minutes=10)
 _LOCALHOST_IP = "127.0.0.1"
+#: Payloads and replies at least this large are encrypted/decrypted as a blocking call
+#: (a worker thread in :class:`AsyncClient`), so a multi-megabyte chunk does not stall the loop.
+_OFFLOAD_BYTES = 256 * 1024
 
 
 # --------------------------------------------------------------------------- small values
@@ -319,6 +322,7 @@ class _BaseClient:
         params: Mapping[str, Any] | None,
         version: str | None,
         txn: str,
+        content: bytes | None = None,
     ) -> httpx.Request:
         headers = protocol.data_headers(
             gstin=self.gstin,
@@ -330,13 +334,13 @@ class _BaseClient:
             credentials=self.credentials,
         )
         query: dict[str, str] = {}
-        content: bytes | None = None
         if method == "GET":
+            content = None
             query["gstin"] = self.gstin
             if ret_period is not None:
                 query["ret_period"] = ret_period
             query["action"] = action
-        else:
+        elif content is None:
             content = (
                 protocol.wrap_payload_content(session.sek, action, payload)
                 if payload is not None
@@ -751,10 +755,19 @@ class _BaseClient:
         recovered = False
         while True:
             current = session
+            # Encrypted once per session key, not per attempt (AES-ECB: every retry sends equal
+            # bytes). A large payload is encrypted off the event loop (a worker thread for the
+            # async client; the crypto core releases the GIL).
+            content: bytes | None = None
+            if method != "GET" and payload is not None:
+                if isinstance(payload, (bytes, bytearray)) and len(payload) >= _OFFLOAD_BYTES:
+                    content = yield _Call(protocol.wrap_payload_content, (current.sek, action, payload))
+                else:
+                    content = protocol.wrap_payload_content(current.sek, action, payload)
 
             def make() -> httpx.Request:
                 return self._data_request(current, method, api, path, action, payload, ret_period, params,
-                                          version, txn)
+                                          version, txn, content)
 
             try:
                 reply = yield from self._flow_send(make, action)
@@ -781,6 +794,9 @@ class _BaseClient:
                 recovered = True
                 session = yield from self._flow_on_invalid(current, exc)
                 continue
+            data = reply.get("data")
+            if isinstance(data, str) and len(data) >= _OFFLOAD_BYTES:
+                return (yield _Call(protocol.unwrap_reply, (current.sek, reply)))
             return protocol.unwrap_reply(current.sek, reply)
 
     def _flow_evc_otp(self, pan: str, form_type: str) -> _Flow[str]:

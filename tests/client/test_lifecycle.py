@@ -463,3 +463,32 @@ def test_async_cancel_while_waiting_for_the_store_lock_does_not_leak_it(env: Env
     # from the main thread: a fresh worker thread could reuse the dead worker's thread id
     with store.lock(client_key, 2):
         pass
+
+
+def test_async_large_payload_crypto_runs_off_the_event_loop(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Encrypting a multi-megabyte RETSAVE chunk takes tens of
+    ms: the async client must not do it on the event-loop thread."""
+    from gspauth import protocol
+
+    store = MemoryStore()
+    env.login(env.client("cleartax", store=store))
+    chunk = synthetic.gstr1_chunks(1500, seed=3, supplier_gstin=env.taxpayer.gstin, ret_period=PERIOD,
+                                   invoices_per_chunk=1500)[0]
+    threads: dict[str, set[str]] = {"wrap": set()}
+    wrap = protocol.wrap_payload_content
+
+    def spy_wrap(*a: Any) -> Any:
+        threads["wrap"].add(threading.current_thread().name)
+        return wrap(*a)
+
+    monkeypatch.setattr(protocol, "wrap_payload_content", spy_wrap)
+
+    async def main() -> tuple[str, Any]:
+        async with env.aclient("cleartax", store=store) as client:
+            ref = await client.put(Api.RETURNS, "gstr1", action="RETSAVE", payload=chunk, ret_period=PERIOD)
+            return threading.current_thread().name, ref
+
+    loop_thread, ref = asyncio.run(main())
+    assert len(protocol.encode_payload(chunk)) > 256 * 1024
+    assert threads["wrap"] and loop_thread not in threads["wrap"]
+    assert ref.get("reference_id")
