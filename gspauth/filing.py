@@ -47,7 +47,16 @@ from typing import Any
 import httpx
 
 from gspauth import protocol
-from gspauth.errors import GSPError, JournalBusy, LockTimeout, OtpRequired, RetryableError
+from gspauth.errors import (
+    CryptoError,
+    GSPError,
+    JournalBusy,
+    LockTimeout,
+    OtpRequired,
+    RetryableError,
+    SessionInvalid,
+    StoreCorrupted,
+)
 from gspauth.types import Api
 
 __all__ = ["BatchFiler", "ChunkFailure", "ChunkResult", "FilingSummary", "chunk_content", "chunk_key"]
@@ -617,6 +626,16 @@ class BatchFiler:
             if exc.retry_after is not None:
                 hint = f"the server asked to wait {exc.retry_after:.0f} s; then {hint}"
             return self._failure(chunk, "sent", code, exc.message, hint)
+        except SessionInvalid as exc:  # GSTN refused the *session*, never the chunk: still in doubt
+            code = exc.error_code or type(exc).__name__
+            self._journal.mark(txn, "sent", error=code)
+            return self._failure(chunk, "sent", code, exc.message,
+                                 (exc.hint + "; then " if exc.hint else "") + _HINTS["sent"])
+        except (CryptoError, StoreCorrupted) as exc:  # the reply (or our session) could not be read
+            self._journal.mark(txn, "sent", error=type(exc).__name__)
+            return self._failure(chunk, "sent", type(exc).__name__, str(exc),
+                                 "the reply could not be verified or the stored session is damaged, so whether "
+                                 "GSTN stored the chunk is unknown; " + _HINTS["sent"])
         except GSPError as exc:
             code = exc.error_code or type(exc).__name__
             self._journal.mark(txn, "failed", error=code)

@@ -14,7 +14,7 @@ import pytest
 from tests.client.client_support import Env, filing_worker
 from gspauth import synthetic
 from gspauth.emulator import defaults
-from gspauth.errors import JournalBusy
+from gspauth.errors import IntegrityError, JournalBusy, SessionInvalid
 from gspauth.filing import BatchFiler, ChunkResult, chunk_content, chunk_key
 from gspauth.otp import FileOtp
 from gspauth.protocol import encode_payload
@@ -296,3 +296,28 @@ def test_session_lock_timeout_on_one_gstin_does_not_stop_the_batch(env: Env, tmp
     assert summary.acked == 2 and summary.in_doubt == 2, summary.report()
     assert states == {tp_a.gstin: "acked", tp_b.gstin: "sent"}
     assert "LockTimeout" in summary.report()
+
+
+@pytest.mark.parametrize("error", [
+    IntegrityError("hmac does not match the decrypted payload (tampered data or wrong key)", "hmac"),
+    SessionInvalid("Invalid Session", error_code="AUTH4033", hint="log in again"),
+], ids=["unverifiable-reply", "session-refused"])
+def test_unreadable_reply_or_refused_session_leaves_the_chunk_in_doubt(
+    env: Env, tmp_path: Path, error: Exception
+) -> None:
+    """Neither says GSTN rejected the chunk: it stays 'sent' (re-sent with its txn on the next run),
+    and the other GSTINs are filed."""
+    tp_a, tp_b = defaults.sample_taxpayer(0), defaults.sample_taxpayer(1)
+    good = env.client("cleartax", taxpayer=tp_a)
+    env.login(good)
+
+    class Failing:
+        def put(self, *args: Any, **kwargs: Any) -> Any:
+            raise error
+
+    clients: dict[str, Any] = {tp_a.gstin: good, tp_b.gstin: Failing()}
+    with BatchFiler(clients.__getitem__, tmp_path / "doubt.journal") as filer:
+        summary = filer.file([*chunks_for(tp_b.gstin, 1), *chunks_for(tp_a.gstin, 1)])
+        states = {r["gstin"]: r["state"] for r in filer.journal_rows()}
+    assert summary.acked == 1 and summary.in_doubt == 1 and summary.failed == 0, summary.report()
+    assert states == {tp_a.gstin: "acked", tp_b.gstin: "sent"}
