@@ -42,6 +42,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -208,16 +209,16 @@ class FilingSummary:
 
 class _Journal:
     def __init__(self, path: str | os.PathLike[str]) -> None:
+        from gspauth._sqlite import SQLiteFile
+
         self.path = os.fspath(path)
-        if not os.path.exists(self.path):  # GSTINs and references are business data: owner only
-            os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
-        self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
+        # GSTINs and references are business data: SQLiteFile keeps the file and its WAL 0600.
         # Commits that record an outcome (acked/failed) are synced (FULL); "sent" need not be:
         # a chunk lost from the journal is simply re-sent with its deterministic txn.
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
+        self._file = SQLiteFile(Path(self.path))
+        with self._file.transaction() as db:
+            for statement in filter(str.strip, _SCHEMA.split(";")):
+                db.execute(statement)
         self._held: int | None = None
 
     def acquire(self) -> None:
@@ -245,25 +246,23 @@ class _Journal:
 
     @contextmanager
     def _tx(self, durable: bool = False) -> Iterator[sqlite3.Connection]:
-        with self._lock:
+        with self._file.guard:
             if durable:
-                self._db.execute("PRAGMA synchronous=FULL")
+                self._file.connection().execute("PRAGMA synchronous=FULL")
             try:
-                self._db.execute("BEGIN IMMEDIATE")
-                try:
-                    yield self._db
-                except BaseException:
-                    self._db.execute("ROLLBACK")
-                    raise
-                self._db.execute("COMMIT")
+                with self._file.transaction() as db:
+                    yield db
             finally:
                 if durable:
-                    self._db.execute("PRAGMA synchronous=NORMAL")
+                    self._file.connection().execute("PRAGMA synchronous=NORMAL")
+
+    def _read(self, sql: str, args: tuple[Any, ...] = ()) -> list[Any]:
+        with self._file.guard:
+            return self._file.connection().execute(sql, args).fetchall()
 
     def get(self, txn: str) -> tuple[str, str | None] | None:
-        with self._lock:
-            row = self._db.execute("SELECT state, reference_id FROM chunks WHERE txn = ?", (txn,)).fetchone()
-        return (row[0], row[1]) if row else None
+        rows = self._read("SELECT state, reference_id FROM chunks WHERE txn = ?", (txn,))
+        return (rows[0][0], rows[0][1]) if rows else None
 
     def start(self, txn: str, gstin: str, ret_period: str, action: str, seq: int, sha: str) -> None:
         """Record the chunk as ``sent`` (in doubt) with one more attempt, creating its row if new."""
@@ -302,21 +301,17 @@ class _Journal:
             db.execute("DELETE FROM parked WHERE gstin = ?", (gstin,))
 
     def rows(self) -> list[dict[str, Any]]:
-        with self._lock:
-            cur = self._db.execute(
-                "SELECT txn, gstin, ret_period, action, seq, content_sha256, state, reference_id, error, attempts "
-                "FROM chunks ORDER BY gstin, ret_period, seq")
-            names = [d[0] for d in cur.description]
-            return [dict(zip(names, r)) for r in cur.fetchall()]
+        names = ("txn", "gstin", "ret_period", "action", "seq", "content_sha256", "state", "reference_id", "error",
+                 "attempts")
+        rows = self._read(f"SELECT {', '.join(names)} FROM chunks ORDER BY gstin, ret_period, seq")
+        return [dict(zip(names, r)) for r in rows]
 
     def parked(self) -> dict[str, str]:
-        with self._lock:
-            return {g: r or "" for g, r in self._db.execute("SELECT gstin, reason FROM parked").fetchall()}
+        return {g: r or "" for g, r in self._read("SELECT gstin, reason FROM parked")}
 
     def close(self) -> None:
         self.release()
-        with self._lock:
-            self._db.close()
+        self._file.close()
 
 
 ClientFactory = Callable[[str], Any]
