@@ -30,7 +30,7 @@ from typing import Any, Protocol
 
 from gspauth import codes, crypto
 from gspauth.errors import GSPError, InvalidParameter, RequestRejected, ServerError
-from gspauth.gstin import state_code_of, validate_gstin, validate_state_code
+from gspauth.gstin import validate_gstin, validate_state_code
 from gspauth.types import redact_headers
 
 __all__ = [
@@ -73,8 +73,6 @@ _TXN = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _RET_PERIOD = re.compile(r"(0[1-9]|1[0-2])(20[1-9][0-9])")
 _IPV4 = re.compile(r"(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])(\.(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])){3}")
 _COMPACT = (",", ":")
-
-
 
 
 class CredentialsLike(Protocol):
@@ -147,7 +145,6 @@ def _base_headers(
     state_cd: str | None,
 ) -> dict[str, str]:
     gstin = validate_gstin(gstin)
-    expected = state_code_of(gstin)
     if state_cd is not None:
         validate_state_code(state_cd, gstin)  # AUTH4041 caught before sending
     headers: dict[str, str] = {}
@@ -157,7 +154,7 @@ def _base_headers(
         headers["clientid"] = str(client_id)
     if client_secret:
         headers["client-secret"] = str(client_secret)
-    headers["state-cd"] = state_cd or expected
+    headers["state-cd"] = state_cd or gstin[:2]  # gstin is validated: its state code
     headers["ip-usr"] = validate_ip(ip_usr)
     headers["txn"] = validate_txn(txn)
     headers["gstin"] = gstin
