@@ -108,8 +108,11 @@ def chunk_content(chunk: Mapping[str, Any] | bytes) -> bytes:
 
 def chunk_key(gstin: str, ret_period: str, content: bytes, action: str = "RETSAVE") -> str:
     """The idempotency key (``txn``) of a chunk: same inputs, same key, on every machine."""
-    digest = hashlib.sha256(content).hexdigest()
-    return protocol.derive_txn("gspauth-filing-v1", action, gstin, ret_period, digest)
+    return _txn_of(gstin, ret_period, hashlib.sha256(content).hexdigest(), action)
+
+
+def _txn_of(gstin: str, ret_period: str, sha256_hex: str, action: str) -> str:
+    return protocol.derive_txn("gspauth-filing-v1", action, gstin, ret_period, sha256_hex)
 
 
 @dataclass(frozen=True)
@@ -323,6 +326,7 @@ class _Chunk:
     period: str
     content: bytes
     seq: int
+    sha: str  # SHA-256 hex of content: journalled, and part of txn
     txn: str
 
 
@@ -462,7 +466,8 @@ class BatchFiler:
         for chunk in chunks:
             gstin, period, content = self._prepare(chunk, ret_period)
             seq = seqs[(gstin, period)] = seqs.get((gstin, period), -1) + 1
-            yield _Chunk(gstin, period, content, seq, chunk_key(gstin, period, content, self.action))
+            sha = hashlib.sha256(content).hexdigest()  # hashed once per chunk: for txn and the journal
+            yield _Chunk(gstin, period, content, seq, sha, _txn_of(gstin, period, sha, self.action))
 
     def file(self, chunks: Iterable[Any], *, ret_period: str | None = None) -> FilingSummary:
         """File ``chunks`` (mappings or JSON bytes with ``gstin`` and ``fp``); return a :class:`FilingSummary`.
@@ -543,8 +548,7 @@ class BatchFiler:
             with run.lock:
                 parked = run.parked.get(chunk.gstin)
             if parked is not None:
-                self._journal.upsert(txn, chunk.gstin, chunk.period, self.action, chunk.seq,
-                                     hashlib.sha256(chunk.content).hexdigest())
+                self._journal.upsert(txn, chunk.gstin, chunk.period, self.action, chunk.seq, chunk.sha)
                 self._journal.mark(txn, "needs-otp", error=parked)
                 outcome = self._failure(chunk, "needs-otp", parked, f"GSTIN {chunk.gstin} needs OTP consent",
                                         _HINTS["needs-otp"].replace("GSTIN", chunk.gstin))
@@ -593,8 +597,7 @@ class BatchFiler:
                 self.progress(report)
 
     def _send(self, chunk: _Chunk) -> _Outcome:
-        gstin, period, txn = chunk.gstin, chunk.period, chunk.txn
-        sha = hashlib.sha256(chunk.content).hexdigest()
+        gstin, period, txn, sha = chunk.gstin, chunk.period, chunk.txn, chunk.sha
         try:
             client = self._client(gstin)
         except Exception as exc:  # noqa: BLE001 - a missing client fails this GSTIN's chunks only
