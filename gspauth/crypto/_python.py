@@ -245,12 +245,13 @@ def decrypt_key(key: bytes, text: str, field: str, tolerant: bool, /) -> bytes:
 # --- request envelope (client → GSTN) ---------------------------------------
 
 
-def _request(aes: _Aes, key: bytes, payload: bytes) -> tuple[str, str]:
+def _request(aes: _Aes, mac_key: bytes, payload: bytes) -> tuple[str, str]:
+    """``(B64(AES(j64)), B64(HMAC(mac_key, j64)))`` with ``j64 = B64(payload)``."""
     _check_payload(payload)
     if not payload:
         raise InvalidInput("payload is empty", "payload")
     j64 = binascii.b2a_base64(payload, newline=False)
-    return _b64e(aes.encrypt(j64)), _hmac_b64(key, j64)
+    return _b64e(aes.encrypt(j64)), _hmac_b64(mac_key, j64)
 
 
 def encrypt_request(key: bytes, payload: bytes, /) -> tuple[str, str]:
@@ -283,9 +284,7 @@ def encrypt_request_evc(key: bytes, sid: bytes, payload: bytes, /) -> tuple[str,
         raise TypeError(f"sid must be bytes, not {type(sid).__name__}")
     if not sid:
         raise InvalidInput("sid is empty", "sid")
-    data, _ = _request(_Aes(key), key, payload)
-    j64 = binascii.b2a_base64(payload, newline=False)
-    return data, _hmac_b64(sid, j64)
+    return _request(_Aes(key), sid, payload)
 
 
 # --- response envelope (GSTN → client) ---------------------------------------
