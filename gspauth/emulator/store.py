@@ -181,14 +181,9 @@ class Store:
         return {"reference_id": r[0], "gstin": r[1], "period": r[2], "txn": r[3], "action": r[4],
                 "created_at": r[5], "status": r[6], "error_report": json.loads(r[7]) if r[7] else None}
 
-    def return_state(self, gstin: str, period: str, form: str) -> str:
-        rows = self.query("SELECT state FROM return_state WHERE gstin = ? AND period = ? AND form = ?",
-                          (gstin, period, form))
-        return rows[0][0] if rows else "NEW"
-
     @staticmethod
     def return_state_locked(db: sqlite3.Connection, gstin: str, period: str, form: str) -> str:
-        """:meth:`return_state` inside a :meth:`transaction`."""
+        """A return's state (``"NEW"`` when none is recorded), read inside a :meth:`transaction`."""
         row = db.execute("SELECT state FROM return_state WHERE gstin = ? AND period = ? AND form = ?",
                          (gstin, period, form)).fetchone()
         return row[0] if row else "NEW"
