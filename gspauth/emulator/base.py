@@ -32,7 +32,7 @@ from gspauth.emulator.store import Store
 from gspauth.errors import CryptoError
 from gspauth.gstin import STATE_CODES, is_valid_gstin
 
-__all__ = ["EmulatorBase", "token_digest"]
+__all__ = ["MAX_DEAD_TOKENS", "EmulatorBase", "token_digest"]
 
 log = logging.getLogger("gspauth.emulator")
 
@@ -41,7 +41,8 @@ _STATE = re.compile(r"[0-9]{2}")
 _OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
 _IPV4 = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}")
 _B64_TEXT = re.compile(rb"[A-Za-z0-9+/]*={0,2}")
-_MAX_DEAD_TOKENS = 50_000
+#: How many dead-token digests are remembered (in memory and reloaded at start).
+MAX_DEAD_TOKENS = 50_000
 _WHITESPACE = b" \t\r\n"
 _encode = json.JSONEncoder(separators=(",", ":")).encode
 
@@ -108,7 +109,7 @@ class EmulatorBase:
         digest = token_digest(token)
         self._dead_tokens[digest] = why
         self._store.bury_token(digest, why, self.clock.timestamp())
-        while len(self._dead_tokens) > _MAX_DEAD_TOKENS:
+        while len(self._dead_tokens) > MAX_DEAD_TOKENS:
             self._dead_tokens.popitem(last=False)
 
     def _live_sessions(self, clientid: str, username: str, now: float) -> list[Session]:

@@ -33,6 +33,7 @@ from gspauth.emulator._http import (
     json_response,
 )
 from gspauth.emulator.auth import AuthActions
+from gspauth.emulator.base import MAX_DEAD_TOKENS
 from gspauth.emulator.config import Clock, EmulatorConfig, FaultConfig
 from gspauth.emulator.gsp import (
     VayanaAsp,
@@ -168,7 +169,7 @@ class Emulator(AuthActions, ReturnActions):
             s = Session.from_json(data)
             self._sessions[s.auth_token] = s
             self._sessions_by_id[s.session_id] = s
-        for digest, why in self._store.dead_tokens(50_000):
+        for digest, why in self._store.dead_tokens(MAX_DEAD_TOKENS):
             self._dead_tokens[digest] = why
         if self.config.register_sample_taxpayers:
             for sample in defaults.SAMPLE_TAXPAYERS:
