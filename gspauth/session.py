@@ -57,6 +57,13 @@ def _margin(margin: _dt.timedelta | float | None) -> _dt.timedelta:
     return _dt.timedelta(seconds=float(margin))
 
 
+def effective_expiry(issued_at: _dt.datetime, expires_at: _dt.datetime, observed_minutes: int | None) -> _dt.datetime:
+    """The earlier of the stated expiry and ``issued_at + observed_minutes`` (see :attr:`Session.effective_expires_at`)."""
+    if observed_minutes is None:
+        return expires_at
+    return min(expires_at, issued_at + _dt.timedelta(minutes=observed_minutes))
+
+
 def _env_text(environment: Any) -> str:
     # Accept an Environment enum (gspauth.types) as well as a plain string.
     value = getattr(environment, "value", environment)
@@ -247,10 +254,7 @@ class Session:
     @property
     def effective_expires_at(self) -> _dt.datetime:
         """The earlier of the stated expiry and ``issued_at + observed lifetime``."""
-        if self.observed_lifetime_minutes is None:
-            return self.expires_at
-        observed = self.issued_at + _dt.timedelta(minutes=self.observed_lifetime_minutes)
-        return min(self.expires_at, observed)
+        return effective_expiry(self.issued_at, self.expires_at, self.observed_lifetime_minutes)
 
     def remaining(self, now: _dt.datetime | None = None) -> _dt.timedelta:
         """Time left until :attr:`effective_expires_at` (negative when past)."""

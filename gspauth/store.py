@@ -68,7 +68,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from gspauth.errors import ConfigurationError, LockTimeout, StoreCorrupted, StoreKeyMismatch
-from gspauth.session import Session, SessionKey, utcnow
+from gspauth.session import Session, SessionKey, effective_expiry, utcnow
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -690,13 +690,12 @@ class SQLiteStore:
             issued, expires = _dt_of(r[5]), _dt_of(r[7])
             assert issued is not None and expires is not None
             observed = r[11]
-            effective = expires if observed is None else min(expires, issued + _dt.timedelta(minutes=observed))
             out.append(
                 SessionSummary(
                     key=key,
                     issued_at=issued,
                     expires_at=expires,
-                    effective_expires_at=effective,
+                    effective_expires_at=effective_expiry(issued, expires, observed),
                     consent_at=_dt_of(r[8]),  # type: ignore[arg-type]
                     refresh_count=r[9],
                     refreshable=bool(r[10]),
