@@ -54,6 +54,7 @@ from gspauth.errors import (
     ApiAccessDenied,
     ConfigurationError,
     GSPError,
+    LockTimeout,
     OtpRequired,
     RetryableError,
     SessionExpired,
@@ -317,13 +318,13 @@ class _BaseClient:
         api: Api,
         path: str,
         action: str,
-        payload: Any,
         ret_period: str | None,
         params: Mapping[str, Any] | None,
         version: str | None,
         txn: str,
-        content: bytes | None = None,
+        content: bytes | None,
     ) -> httpx.Request:
+        """``content``: the wrapped payload (:func:`protocol.wrap_payload_content`), or ``None``."""
         headers = protocol.data_headers(
             gstin=self.gstin,
             username=self.username,
@@ -341,11 +342,7 @@ class _BaseClient:
                 query["ret_period"] = ret_period
             query["action"] = action
         elif content is None:
-            content = (
-                protocol.wrap_payload_content(session.sek, action, payload)
-                if payload is not None
-                else protocol.encode_payload({"action": action})
-            )
+            content = protocol.encode_payload({"action": action})
         for k, v in (params or {}).items():
             query[str(k)] = str(v)
         request = httpx.Request(
@@ -488,7 +485,7 @@ class _BaseClient:
         yield from self._fire("otp-requested", txn=txn)
         return txn
 
-    def _ask_otp(self, reason: str) -> str | None:
+    def _ask_otp(self) -> str | None:
         # Blocking: may prompt or poll. Runs in a worker thread for the async client.
         from gspauth.otp import OtpRequest
 
@@ -498,18 +495,15 @@ class _BaseClient:
         otp = getter(request) if getter is not None else self.otp_provider(request)
         return str(otp).strip() if otp else None
 
-    def _has_otp_source(self) -> bool:
-        return self.otp_provider is not None
-
     def _flow_obtain_otp(self, reason: str) -> _Flow[str]:
         """Send OTPREQUEST (unless one is still fresh), then ask the provider; park if it has none."""
-        if not self._has_otp_source():
+        if self.otp_provider is None:
             yield from self._fire("needs-otp", outcome=reason, detail="no OTP provider configured")
             raise self._otp_required(reason)
         now = self._clock()
         if self._otp_sent_at is None or now - self._otp_sent_at > OTP_VALIDITY:
             yield from self._flow_request_otp()
-        otp = yield _Call(self._ask_otp, (reason,))
+        otp = yield _Call(self._ask_otp)
         if not otp:
             yield from self._fire("needs-otp", outcome=reason, detail="the OTP provider has no OTP yet")
             raise self._otp_required(reason, "the OTP provider has none yet (OTPREQUEST was sent)")
@@ -766,8 +760,8 @@ class _BaseClient:
                     content = protocol.wrap_payload_content(current.sek, action, payload)
 
             def make() -> httpx.Request:
-                return self._data_request(current, method, api, path, action, payload, ret_period, params,
-                                          version, txn, content)
+                return self._data_request(current, method, api, path, action, ret_period, params, version, txn,
+                                          content)
 
             try:
                 reply = yield from self._flow_send(make, action)
@@ -904,8 +898,6 @@ class Client(_BaseClient):
     def _acquire(self) -> contextlib.ExitStack:
         stack = contextlib.ExitStack()
         if not self._thread_lock.acquire(timeout=-1 if self.lock_timeout is None else self.lock_timeout):
-            from gspauth.store import LockTimeout
-
             raise LockTimeout(f"waited {self.lock_timeout}s for the session lock of {self.key.id}")
         stack.callback(self._thread_lock.release)
         try:
