@@ -36,8 +36,7 @@ def _cmd_log(args: argparse.Namespace) -> int:
     else:
         ledger = Ledger()
     events = ledger.query(gstin=args.gstin, gsp=args.gsp, kind=args.kind, since=_since(args.since), limit=args.limit)
-    if args.verify:
-        ledger.verify()
+    verified = ledger.verify() if args.verify else None
     if args.json:
         out = []
         for e in events:
@@ -62,8 +61,8 @@ def _cmd_log(args: argparse.Namespace) -> int:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
-    if args.verify:
-        print(f"hash chain verified ({ledger.count()} events)")
+    if verified is not None:
+        print(f"hash chain verified ({verified} events)")
     return 0
 
 
