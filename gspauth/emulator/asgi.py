@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from gspauth.emulator._http import DroppedConnection, Request, Response, json_response
+from gspauth.emulator._http import DroppedConnection, Request, Response, gstn_error
 
 if TYPE_CHECKING:
     from gspauth.emulator.core import Emulator
@@ -32,7 +32,7 @@ __all__ = ["DroppingH11Protocol", "EmulatorASGI", "app"]
 
 log = logging.getLogger("gspauth.emulator")
 
-_INTERNAL_ERROR = {"status_cd": "0", "error": {"error_cd": "TEC4001", "message": "Technical Error (emulator bug)"}}
+_INTERNAL_ERROR = gstn_error("TEC4001", "emulator bug", status=500).response
 
 
 def _in_thread(path: str) -> bool:
@@ -98,7 +98,7 @@ class EmulatorASGI:
         except Exception as exc:  # noqa: BLE001 - a bug must not leak request data into logs
             tb = "".join(traceback.format_tb(exc.__traceback__))
             log.error("emulator error %s on %s %s\n%s", type(exc).__name__, request.method, request.path, tb)
-            return json_response(500, _INTERNAL_ERROR)
+            return _INTERNAL_ERROR
 
 
 def app(emulator: Emulator) -> EmulatorASGI:

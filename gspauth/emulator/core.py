@@ -474,8 +474,7 @@ class Emulator(AuthActions, ReturnActions):
             raise DroppedConnection("Server disconnected without sending a response.")
         if r2 < f.error_5xx_rate:
             self._stats.bump(self._stats.faults, str(f.error_5xx_status))
-            body = {"status_cd": "0", "error": {"error_cd": "TEC4001", "message": "Technical Error (injected fault)"}}
-            return json_response(f.error_5xx_status, body)
+            return gstn_error("TEC4001", "injected fault", status=f.error_5xx_status).response
         if r3 < f.rate_429:
             self._stats.bump(self._stats.faults, "429")
             body = {"status_cd": "0", "error": {"error_cd": "EMU429", "message": "Too Many Requests (injected fault)"}}
