@@ -65,8 +65,6 @@ _SCHEMA = (
 _COLUMNS = ("kind", "gsp", "environment", "gstin", "username", "at", "txn", "ip_usr", "outcome", "detail", "expires_at")
 
 
-
-
 def default_ledger_path() -> Path:
     """``<gspauth home>/ledger.db``, beside the default session store."""
     from gspauth.config import gspauth_home
@@ -132,7 +130,7 @@ class Ledger:
         values = (
             event.kind, event.gsp, str(getattr(event.environment, "value", event.environment)),
             event.gstin, event.username, _iso(event.at), event.txn, event.ip_usr,
-            str(event.outcome), _scrub(event.detail), _iso(getattr(event, "expires_at", None)),
+            str(event.outcome), _scrub(event.detail), _iso(event.expires_at),
         )  # fmt: skip
         with self._tx() as conn:
             row = conn.execute("SELECT hash FROM events ORDER BY seq DESC LIMIT 1").fetchone()
@@ -202,13 +200,9 @@ class Ledger:
     def _event(r: tuple[Any, ...]) -> SessionEvent:
         kwargs = dict(zip(_COLUMNS, r, strict=True))
         kwargs["at"] = _dt.datetime.fromisoformat(kwargs["at"])
-        exp = kwargs.pop("expires_at")
-        event = SessionEvent(**kwargs)
-        if exp is not None:
-            import dataclasses
-
-            event = dataclasses.replace(event, expires_at=_dt.datetime.fromisoformat(exp))
-        return event
+        if kwargs["expires_at"] is not None:
+            kwargs["expires_at"] = _dt.datetime.fromisoformat(kwargs["expires_at"])
+        return SessionEvent(**kwargs)
 
     def verify(self) -> int:
         """Check the hash chain; return the number of rows. :raises LedgerTampered: naming the first bad row."""

@@ -40,12 +40,11 @@ def _cmd_log(args: argparse.Namespace) -> int:
     if args.json:
         out = []
         for e in events:
-            expires = getattr(e, "expires_at", None)
             out.append({
                 "kind": e.kind, "gsp": e.gsp, "environment": e.environment, "gstin": e.gstin,
                 "username": e.username, "at": e.at.isoformat(), "txn": e.txn, "ip_usr": e.ip_usr,
                 "outcome": e.outcome, "detail": e.detail,
-                "expires_at": None if expires is None else expires.isoformat(),
+                "expires_at": None if e.expires_at is None else e.expires_at.isoformat(),
             })  # fmt: skip
         print(json.dumps(out, indent=2))
         return 0
