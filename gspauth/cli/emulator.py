@@ -43,6 +43,7 @@ def register(subparsers: Any) -> None:
 
 def _serve(args: argparse.Namespace) -> int:
     from gspauth.emulator import EmulatorConfig, FaultConfig, defaults
+    from gspauth.emulator.outbox import OTP_FILE
     from gspauth.emulator.server import ThreadedEmulator
 
     config = EmulatorConfig(
@@ -71,7 +72,7 @@ def _serve(args: argparse.Namespace) -> int:
     paths = emu.certificate_paths()
     if paths:
         lines.append(f"  GSTN certificate files: {paths['pem']}  {paths['der']}")
-        lines.append(f"  OTP outbox file: {os.path.join(emu.state_dir or '', 'outbox-otp.jsonl')}")
+        lines.append(f"  OTP outbox file: {os.path.join(emu.state_dir or '', OTP_FILE)}")
     lines += [
         f"  layers: {url}/gstn  {url}/cleartax  {url}/cleartax-legacy  {url}/vayana/gus",
         f"  admin: {url}/_emulator/   OTP outbox: {url}/_emulator/outbox/otp?gstin=GSTIN",
