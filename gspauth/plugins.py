@@ -304,6 +304,8 @@ def _read_config_hosts(path: Path) -> dict[tuple[str, str], str]:
 
 
 _ANY_GSP = "*"
+#: Key of ``response.extensions`` holding ``(hooks, gsp, Hooks.map_error result)``.
+_MAPPED = "gspauth.map_error"
 
 
 def _normalise_hosts(hosts: Mapping[Any, Any] | None) -> dict[tuple[str, str], str]:
@@ -493,14 +495,24 @@ class Hooks:
         return out
 
     def map_error(self, gsp: str, response: httpx.Response) -> GSPError | None:
-        """The plugin's typed error for a GSP-level error reply, or ``None``."""
+        """The plugin's typed error for a GSP-level error reply, or ``None``.
+
+        Asked once per reply: the answer is kept on ``response.extensions``, so
+        :class:`~gspauth.auth.GSPAuth` (which looks for a refused GSP session) and the client
+        (which raises it) do not both make the plugin parse a multi-megabyte body.
+        """
         self.gsp(gsp)
+        cached = response.extensions.get(_MAPPED)
+        if cached is not None and cached[0] is self and cached[1] == gsp:
+            known: GSPError | None = cached[2]
+            return known
         result = self.pm.hook.gspauth_map_error(gsp=gsp, response=response)
         if result is not None and not isinstance(result, GSPError):
             raise PluginContractError(f"plugin {self._registry[gsp][1]!r}: gspauth_map_error returned "
                                       f"{type(result).__name__}, expected a gspauth.errors.GSPError or None")
         if result is not None and result.gsp is None:
             result.gsp = gsp
+        response.extensions[_MAPPED] = (self, gsp, result)
         return result if isinstance(result, GSPError) else None
 
     # -- GSP-level sessions ---------------------------------------------------------------

@@ -128,3 +128,37 @@ def test_endpoint_url_hook_receives_the_gstn_action(action: str) -> None:
             client.authenticate(emulator.outbox.latest_otp(taxpayer.gstin))
             client.get(Api.RETURNS, "gstr1", action="B2B", ret_period="072017")
     assert received[-1] == action
+
+
+def test_map_error_hook_runs_once_per_reply() -> None:
+    """GSPAuth (looking for a refused GSP session) and the client (raising the error) share one
+    answer per reply, so a plugin parses a large body once."""
+    emulator = Emulator(seed=5)
+    taxpayer = defaults.SAMPLE_TAXPAYERS[0]
+    asked: list[int] = []
+
+    class Counting(JwtGsp):
+        @hookimpl
+        def gspauth_map_error(self, gsp: str, response: httpx.Response) -> None:
+            if gsp == "jwt":
+                asked.append(id(response))
+
+    def route(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/auth/":
+            return httpx.Response(200, json={"jwt": "jwt-1"})
+        return emulator.handle(httpx.Request(request.method,
+                                             str(request.url).replace(HOST + "/gst", "http://emulator/generic"),
+                                             headers=request.headers, content=request.content))
+
+    pm = get_plugin_manager(autoload=False)
+    pm.register(Counting(), name="jwt")
+    credentials = Credentials(asp_id="asp-1", client_id=defaults.GSTN_CLIENT_ID,
+                              client_secret=defaults.GSTN_CLIENT_SECRET)
+    client = Client("jwt", "sandbox", credentials, gstin=taxpayer.gstin, username=taxpayer.username,
+                    certificate=emulator.certificate_pem, hooks=Hooks(pm, hosts={"sandbox": HOST}, config=False),
+                    clock=emulator.clock.now, transport=httpx.MockTransport(route))
+    with client:
+        client.request_otp()
+        client.authenticate(emulator.outbox.latest_otp(taxpayer.gstin))
+        client.get(Api.RETURNS, "gstr1", action="B2B", ret_period="072017")
+    assert asked and len(asked) == len(set(asked)), "the plugin was asked twice about one reply"
