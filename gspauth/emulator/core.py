@@ -525,7 +525,12 @@ class Emulator(AuthActions, ReturnActions):
                 raise vayana_error("VAY-4040", f"no Vayana route {path}")
             with self._lock:
                 asps = dict(self._asps)
-            asp = check_vayana(headers, action, asps, self.config, self.clock.now(), self._vayana_txns)
+            asp = check_vayana(headers, action, asps, self.config, self.clock.now())
+            if self.config.vayana_txn_replay_check:
+                with self._lock:  # check and record as one step: two concurrent replays cannot both pass
+                    if headers["txn"] in self._vayana_txns:
+                        raise vayana_error("VAY-4022")
+                    self._vayana_txns.add(headers["txn"])
             headers["clientid"] = defaults.VAYANA_GSTN_CLIENT_ID
             headers["client-secret"] = defaults.VAYANA_GSTN_CLIENT_SECRET
             return self._gstn(Call(req, "vayana", "Vayana", asp.name, sub, headers, "", parsed), action)

@@ -166,13 +166,13 @@ def check_vayana(
     asps: dict[str, VayanaAsp],
     config: EmulatorConfig,
     now: _dt.datetime,
-    seen_txns: set[str],
 ) -> VayanaAsp:
-    """Run every Vayana-layer check (spec §8.2-8.4); return the ASP or raise a Vayana :class:`Reply`.
+    """Run the Vayana-layer checks (spec §8.2-8.4); return the ASP or raise a Vayana :class:`Reply`.
 
     ``h``: the request headers (lower-case names); ``action``: the call's GSTN action
     (JSON body ``action``, else query ``action``). Each field of ``X-Asp-Auth-Token``
-    fails with its own code.
+    fails with its own code. The ``txn`` replay check (VAY-4022) needs the emulator's
+    state and lock, so the emulator makes it after this.
     """
     clientid, secret = h.get("clientid"), h.get("client-secret")
     if not clientid:
@@ -218,10 +218,6 @@ def check_vayana(
         raise vayana_error("VAY-4030", "X-Asp-Auth-Signature is not valid Base64") from None
     if not _verify(asp.public_key, sig, token.encode("utf-8"), config.vayana_signature_hashes):
         raise vayana_error("VAY-4030")
-    if config.vayana_txn_replay_check:
-        if txn in seen_txns:
-            raise vayana_error("VAY-4022")
-        seen_txns.add(txn)
     return asp
 
 
