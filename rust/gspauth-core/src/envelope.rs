@@ -7,8 +7,6 @@
 
 use std::borrow::Cow;
 
-use hmac::{KeyInit, Mac};
-use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
 use crate::b64;
@@ -16,9 +14,7 @@ use crate::ecb::{padded_len, Decryptor, Encryptor};
 use crate::error::{Error, Reason, Result};
 use crate::key::Key;
 use crate::sha::{self, HmacKey};
-use crate::{KEY_LEN, MAX_PAYLOAD_BYTES, MAX_WIRE_CHARS};
-
-type HmacSha256 = hmac::Hmac<Sha256>;
+use crate::{MAX_PAYLOAD_BYTES, MAX_WIRE_CHARS};
 
 fn owned(field: &str) -> Cow<'static, str> {
     Cow::Owned(field.to_owned())
@@ -148,28 +144,6 @@ fn open_field(
     Ok(())
 }
 
-/// Verify `mac` (a Base64 wire field) against `HMAC(key, msg)` in constant time.
-fn verify_mac(
-    mac_key: HmacSha256,
-    msg: &[u8],
-    mac: &[u8],
-    field: &str,
-    tolerant: bool,
-    aux: &mut Vec<u8>,
-    ws: &mut Vec<u8>,
-) -> Result<()> {
-    decode_wire(mac, field, tolerant, aux, ws)?;
-    let mut m = mac_key;
-    m.update(msg);
-    let tag = m.finalize().into_bytes();
-    // ct_eq on slices of different lengths is false without looking at content
-    if bool::from(aux.as_slice().ct_eq(tag.as_slice())) {
-        Ok(())
-    } else {
-        Err(Error::new(Reason::HmacMismatch, owned(field)))
-    }
-}
-
 /// Constant-time comparison of a received (decoded) tag with the computed one.
 fn check_tag(received: &[u8], computed: &[u8; 32]) -> Result<()> {
     // ct_eq on slices of different lengths is false without looking at content
@@ -188,6 +162,11 @@ pub fn inner_json(j64: &[u8], field: &str) -> Result<Vec<u8>> {
     Ok(out)
 }
 
+/// [`inner_json`] of a response's `data` into `out`; returns the JSON length.
+fn json_into(j64: &[u8], out: &mut [u8]) -> Result<usize> {
+    b64::decode_into(j64, out).map_err(|_| Error::new(Reason::InnerBase64, "data"))
+}
+
 /// Upper bound of the JSON length inside a response/request `data` field of
 /// `data_len` characters (0 when the field is over the size limit and will fail).
 #[inline]
@@ -199,19 +178,9 @@ pub const fn json_len_bound(data_len: usize) -> usize {
     }
 }
 
-fn mac_for(key: &[u8]) -> HmacSha256 {
-    // HMAC accepts keys of any length (RFC 2104): longer keys are hashed, shorter padded.
-    match HmacSha256::new_from_slice(key) {
-        Ok(m) => m,
-        Err(_) => HmacSha256::new(&Default::default()),
-    }
-}
-
 /// `HMAC-SHA256(key, message)`; any key length is valid (RFC 2104).
 pub fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
-    let mut m = mac_for(key);
-    m.update(message);
-    m.finalize().into_bytes().into()
+    sha::hmac(&HmacKey::new(key), message)
 }
 
 // --- primitives ---------------------------------------------------------------
@@ -468,15 +437,8 @@ pub fn decrypt_request(
         &mut s.ws,
     )?;
     if let Some(mac) = hmac {
-        verify_mac(
-            mac_for(key.as_bytes()),
-            &s.text,
-            mac,
-            "hmac",
-            tolerant,
-            &mut s.aux,
-            &mut s.ws,
-        )?;
+        decode_wire(mac, "hmac", tolerant, &mut s.aux, &mut s.ws)?;
+        check_tag(&s.aux, &sha::hmac(&HmacKey::new(key.as_bytes()), &s.text))?;
     }
     inner_json(&s.text, "data")
 }
@@ -541,6 +503,23 @@ impl ResponseOpener {
         })
     }
 
+    /// `rek` → `data` → `hmac` (when present), leaving j64 in `scratch.text`.
+    fn open_j64(
+        &self,
+        data: &[u8],
+        rek: &[u8],
+        hmac: Option<&[u8]>,
+        tolerant: bool,
+        scratch: &mut Scratch,
+    ) -> Result<()> {
+        let rk = self.open_rek(rek, tolerant, scratch)?;
+        rk.open_data(data, tolerant, scratch)?;
+        if let Some(mac) = hmac {
+            rk.verify(mac, tolerant, scratch)?;
+        }
+        Ok(())
+    }
+
     /// The whole record: `rek` → `data` → `hmac` (when present) → inner Base64.
     pub fn open(
         &self,
@@ -550,11 +529,7 @@ impl ResponseOpener {
         tolerant: bool,
         scratch: &mut Scratch,
     ) -> Result<Vec<u8>> {
-        let rk = self.open_rek(rek, tolerant, scratch)?;
-        rk.open_data(data, tolerant, scratch)?;
-        if let Some(mac) = hmac {
-            rk.verify(mac, tolerant, scratch)?;
-        }
+        self.open_j64(data, rek, hmac, tolerant, scratch)?;
         RecordKey::finish(scratch)
     }
 
@@ -569,12 +544,8 @@ impl ResponseOpener {
         scratch: &mut Scratch,
         out: &mut [u8],
     ) -> Result<usize> {
-        let rk = self.open_rek(rek, tolerant, scratch)?;
-        rk.open_data(data, tolerant, scratch)?;
-        if let Some(mac) = hmac {
-            rk.verify(mac, tolerant, scratch)?;
-        }
-        b64::decode_into(&scratch.text, out).map_err(|_| Error::new(Reason::InnerBase64, "data"))
+        self.open_j64(data, rek, hmac, tolerant, scratch)?;
+        json_into(&scratch.text, out)
     }
 
     /// [`open_into`](Self::open_into) for two records at once: when both carry an
@@ -621,7 +592,7 @@ impl ResponseOpener {
                 if let Some(t) = tag {
                     check_tag(&s.aux, &t)?;
                 }
-                b64::decode_into(&s.text, out).map_err(|_| Error::new(Reason::InnerBase64, "data"))
+                json_into(&s.text, out)
             };
         (
             finish(ra, ta, scratch_a, out_a),
@@ -688,7 +659,6 @@ pub fn encrypt_response(key: &Key, rek: &Key, payload: &[u8]) -> Result<Response
         &mut buf,
     );
     let rek_wire = seal_field(&Encryptor::new(key), rek.as_bytes(), &mut buf);
-    debug_assert_eq!(rek.as_bytes().len(), KEY_LEN);
     Ok(ResponseEnvelope {
         data,
         rek: rek_wire,
