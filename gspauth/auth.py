@@ -23,11 +23,12 @@ from collections.abc import Callable, Generator
 import httpx
 
 from gspauth.errors import GSPError, GSPLayerError, PluginContractError
-from gspauth.plugins import Hooks, redact_headers
+from gspauth.plugins import Hooks
+from gspauth.redact import redact_headers, redact_url
 from gspauth.replies import json_object
-from gspauth.types import Api, Credentials, Environment, GSPSession, SigningContext, redact_url
+from gspauth.types import Api, Credentials, Environment, GSPSession, SigningContext
 
-__all__ = ["EXTENSION", "GSPAuth", "redact_headers", "request_context"]
+__all__ = ["EXTENSION", "GSPAuth", "request_context"]
 
 logger = logging.getLogger("gspauth.auth")
 

@@ -62,7 +62,8 @@ from gspauth.errors import (
     SessionLimitExceeded,
 )
 from gspauth.session import DEFAULT_MARGIN, Session, SessionKey, utcnow
-from gspauth.types import Api, Credentials, SessionEvent, redact_url
+from gspauth.redact import install_log_filters
+from gspauth.types import Api, Credentials, SessionEvent
 
 if TYPE_CHECKING:
     from gspauth.store import SessionStore
@@ -76,18 +77,6 @@ __all__ = [
 log = logging.getLogger("gspauth.client")
 
 
-class _RedactUrls(logging.Filter):
-    """httpx logs each request URL at INFO; hide sensitive query values (FILEDET ``token``,
-    TaxPro-style ``password``/``OTP``) before any handler sees them."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.args, tuple) and any(isinstance(a, httpx.URL) for a in record.args):
-            record.args = tuple(redact_url(a) if isinstance(a, httpx.URL) else a for a in record.args)
-        return True
-
-
-if not any(isinstance(f, _RedactUrls) for f in logging.getLogger("httpx").filters):
-    logging.getLogger("httpx").addFilter(_RedactUrls())
 T = TypeVar("T")
 
 #: How long an OTP sent by OTPREQUEST is assumed to stay valid (GSTN does not say; the
@@ -235,6 +224,7 @@ class _BaseClient:
     ) -> None:
         from gspauth.gstin import validate_gstin
 
+        install_log_filters()  # httpx logs request URLs: hide FILEDET tokens and the like
         self.gsp = gsp
         self.environment = str(getattr(environment, "value", environment))
         self.credentials = credentials if credentials is not None else Credentials()

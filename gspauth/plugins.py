@@ -40,8 +40,8 @@ import pluggy
 
 from gspauth import hookspecs
 from gspauth.errors import ConfigurationError, GSPError, PluginContractError, PluginError, ProviderNotFound
+from gspauth.redact import SECURE, redact_value
 from gspauth.types import (
-    SECURE,
     Api,
     Credentials,
     Environment,
@@ -51,9 +51,6 @@ from gspauth.types import (
     SessionEvent,
     SigningContext,
     check_base_url,
-    is_sensitive_header,
-    redact_headers,
-    redact_url,
 )
 
 if TYPE_CHECKING:
@@ -67,11 +64,7 @@ __all__ = [
     "PluginInfo",
     "get_plugin_manager",
     "host_env_var",
-    "is_sensitive_header",
     "list_plugins",
-    "redact",
-    "redact_headers",
-    "redact_url",
 ]
 
 logger = logging.getLogger("gspauth.plugins")
@@ -92,33 +85,10 @@ def _names(name: str) -> list[str]:
     return [n.strip() for n in os.environ.get(name, "").split(",") if n.strip()]
 
 
-def redact(value: Any) -> str:
-    """A log-safe one-line rendering of a hook argument or result."""
-    import httpx  # local: only tracing needs it
-
-    if value is None or isinstance(value, (bool, int, float)):
-        return repr(value)
-    if isinstance(value, httpx.Request):
-        return (f"<Request {value.method} {redact_url(value.url)} "
-                f"headers={redact_headers(value.headers.multi_items())}>")
-    if isinstance(value, httpx.Response):
-        return f"<Response [{value.status_code}] for {value.request.method} {redact_url(value.request.url)}>"
-    if isinstance(value, Mapping):
-        return repr(redact_headers({str(k): str(v) for k, v in value.items()}))
-    if isinstance(value, (Credentials, GSPInfo, SigningContext, SessionEvent, GSPSession, GSPSessionLogin, Api)):
-        return repr(value)  # their reprs are redacted by construction
-    if isinstance(value, str):
-        value = redact_url(value) if value.startswith(("http://", "https://")) else value
-        return repr(value) if len(value) <= 120 else repr(value[:117] + "...")
-    if callable(value):
-        return f"<callable {getattr(value, '__qualname__', type(value).__name__)}>"
-    return f"<{type(value).__name__}>"
-
-
 def _trace_hooks(pm: pluggy.PluginManager) -> None:
     def before(hook_name: str, hook_impls: Sequence[pluggy.HookImpl], kwargs: Mapping[str, Any]) -> None:
         if logger.isEnabledFor(logging.DEBUG):
-            args = ", ".join(f"{k}={redact(v)}" for k, v in kwargs.items())
+            args = ", ".join(f"{k}={redact_value(v)}" for k, v in kwargs.items())
             impls = ", ".join(impl.plugin_name for impl in hook_impls)
             logger.debug("call %s(%s) -> [%s]", hook_name, args, impls)
 
@@ -130,7 +100,7 @@ def _trace_hooks(pm: pluggy.PluginManager) -> None:
                 logger.debug("%s raised %s", hook_name, type(outcome.exception).__name__)
                 return
             result = outcome.get_result()
-            shown = SECURE if hook_name in _SECRET_RESULTS and result is not None else redact(result)
+            shown = SECURE if hook_name in _SECRET_RESULTS and result is not None else redact_value(result)
             logger.debug("%s returned %s", hook_name, shown)
 
     pm.add_hookcall_monitoring(before, after)

@@ -31,7 +31,6 @@ from typing import Any, Protocol
 from gspauth import codes, crypto
 from gspauth.errors import GSPError, InvalidParameter, RequestRejected, ServerError
 from gspauth.gstin import validate_gstin, validate_state_code
-from gspauth.types import redact_headers
 
 __all__ = [
     "AUTH_ACTIONS",
@@ -52,7 +51,6 @@ __all__ = [
     "parse_json",
     "parse_reply",
     "parse_token_grant",
-    "redact_headers",
     "refresh_token_request",
     "reply_ok",
     "unwrap_payload",

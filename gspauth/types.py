@@ -17,6 +17,8 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Literal, get_args
 from urllib.parse import urlsplit
 
+from gspauth.redact import SECURE, redact_url
+
 if TYPE_CHECKING:
     import httpx
 
@@ -30,19 +32,12 @@ __all__ = [
     "GSPSessionLogin",
     "PRODUCTION",
     "SANDBOX",
-    "SECURE",
     "SessionEvent",
     "SessionEventKind",
     "SigningContext",
     "check_base_url",
     "is_loopback_host",
-    "is_sensitive_header",
-    "redact_headers",
-    "redact_url",
 ]
-
-#: What every secret prints as.
-SECURE = "[secure]"
 
 #: An environment name: ``"sandbox"``, ``"production"`` or any extra one a plugin declares
 #: (``"legacy-sandbox"`` …). Plain ``str`` so plugins can add their own without a core release.
@@ -53,10 +48,6 @@ PRODUCTION: Environment = "production"
 #: ``"passthrough"``: the client does GSTN crypto and the GSP forwards bytes (ClearTax, Vayana /gus,
 #: IRIS, TaxPro). ``"gsp_decrypts"``: the GSP does the GSTN crypto itself (MastersIndia, TaxPro "dec").
 CryptoMode = Literal["passthrough", "gsp_decrypts"]
-
-# Header and query-parameter names whose values are secret, or telling enough to treat as such.
-_SENSITIVE_WORDS = ("secret", "token", "password", "passwd", "key", "signature", "authorization",
-                    "sek", "session", "otp", "cookie", "rek")
 
 _VERSION_RE = re.compile(r"v\d+\.\d+\Z")
 _GSP_ID_RE = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?\Z")
@@ -129,34 +120,6 @@ def is_loopback_host(hostname: str | None) -> bool:
         return ipaddress.ip_address(hostname.strip("[]")).is_loopback
     except ValueError:
         return False
-
-
-def is_sensitive_header(name: str) -> bool:
-    """``True`` for header (or query parameter) names whose values must never be logged:
-    ``auth-token``, ``client-secret``, ``X-CT-Auth-Token``, ``X-Asp-Auth-Signature``, ``appkey``,
-    ``Authorization``, ``session-id``, ``asp-secret``, ``password``, ``otp`` …"""
-    lowered = name.lower()
-    return any(word in lowered for word in _SENSITIVE_WORDS)
-
-
-def redact_headers(headers: Mapping[str, str] | Iterable[tuple[str, str]]) -> dict[str, str]:
-    """A copy of ``headers`` with the values of sensitive headers replaced by ``[secure]``."""
-    items = headers.items() if isinstance(headers, Mapping) else headers
-    return {k: (SECURE if is_sensitive_header(k) else v) for k, v in items}
-
-
-def redact_url(url: object) -> str:
-    """``url`` as text with the values of sensitive query parameters shown as ``[secure]``
-    (TaxPro's "dec" mode puts ``password`` and ``OTP`` in the query)."""
-    text = str(url)
-    base, sep, query = text.partition("?")
-    if not sep:
-        return text
-    parts = []
-    for pair in query.split("&"):
-        name, eq, _ = pair.partition("=")
-        parts.append(f"{name}={SECURE}" if eq and is_sensitive_header(name) else pair)
-    return base + "?" + "&".join(parts)
 
 
 def check_base_url(url: str, *, what: str = "host") -> str:
@@ -451,3 +414,9 @@ class SessionEvent:
             raise ValueError(f"SessionEvent.kind must be one of {sorted(_EVENT_KINDS)}, got {self.kind!r}")
         if self.at.tzinfo is None:
             raise ValueError("SessionEvent.at must be timezone-aware")
+
+
+#: Types whose ``repr`` hides every secret by construction: the tracer and logs may print them.
+REDACTED_REPR_TYPES: tuple[type, ...] = (
+    Api, Credentials, GSPInfo, GSPSession, GSPSessionLogin, SessionEvent, SigningContext,
+)

@@ -41,7 +41,8 @@ import pytest
 from gspauth.auth import GSPAuth
 from gspauth.errors import ConfigurationError, GSPAuthError, PluginError
 from gspauth.hookspecs import PROJECT
-from gspauth.plugins import Hooks, check_hooks, collect_gsps, get_plugin_manager, is_sensitive_header, load_entry_point
+from gspauth.plugins import Hooks, check_hooks, collect_gsps, get_plugin_manager, load_entry_point
+from gspauth.redact import is_sensitive
 from gspauth.types import Api, Credentials, GSPInfo, GSPSession, SigningContext, is_loopback_host
 
 __all__ = ["ProviderConformance"]
@@ -473,7 +474,7 @@ class ProviderConformance:
             except GSPAuthError as exc:
                 errors.append(str(exc))
                 continue
-            secrets.update(v for k, v in headers.items() if is_sensitive_header(k))
+            secrets.update(v for k, v in headers.items() if is_sensitive(k))
         auth = GSPAuth(hooks, self.gsp, env, credentials, gstin=gstin, clock=lambda: _FROZEN_NOW)
         request = self.sample_requests(hooks, gstin, env)[1][1]
         refused = self._http_handler(403, {"status_cd": "0", "error": {"error_cd": "AUTH4033",
