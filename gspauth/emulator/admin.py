@@ -41,7 +41,7 @@ ROUTES: tuple[tuple[str, str, str], ...] = (
     ("POST", "/_emulator/faults", '{"latency_ms","error_5xx_rate","rate_429","drop_rate",...}'),
     ("GET", "/_emulator/stats", "requests per layer and action, error codes, faults"),
     ("POST", "/_emulator/stats/reset", "zero the counters"),
-    ("POST", "/_emulator/vayana/asps", '{"public_key_pem", "clientid"?, "client_secret"?, "cust_id"?, "client_id"?, "name"?}'),
+    ("POST", "/_emulator/vayana/asps", '{"public_key_pem", "clientid", "client_secret", "cust_id"|"client_id", "name"?}'),
     ("GET", "/_emulator/vayana/asps", "registered Vayana ASPs (no secrets)"),
     ("POST", "/_emulator/cleartax/tokens", '{"token", "application"?}'),
     ("GET", "/_emulator/config", "configuration (credentials hidden)"),
@@ -156,8 +156,12 @@ def _dispatch(emu: Emulator, request: Request, raw: bytes) -> Response:
     if path == "/vayana/asps":
         if method == "POST":
             b = _body(raw)
-            kw = {k: b[k] for k in ("clientid", "client_secret", "cust_id", "client_id", "name") if k in b}
-            asp = emu.register_vayana_asp(b.get("public_key_pem"), **kw)
+            for required in ("clientid", "client_secret"):
+                if not isinstance(b.get(required), str) or not b[required]:
+                    raise ValueError(f"{required} is required (a new ASP gets no demo credentials)")
+            kw = {k: b[k] for k in ("cust_id", "client_id", "name") if k in b}
+            asp = emu.register_vayana_asp(b.get("public_key_pem"), clientid=b["clientid"],
+                                          client_secret=b["client_secret"], **kw)
             return json_response(201, asp.public_view())
         if method == "GET":
             return json_response(200, {"asps": emu.vayana_asps()})

@@ -235,8 +235,13 @@ class Emulator(AuthActions, ReturnActions):
         with self._lock:
             if self.keys.current is not old:  # rotated meanwhile
                 raise ValueError("the keys were rotated concurrently; retry")
-            old.accepted_until = min(old.accepted_until, self.clock.now() + overlap)
-            self._store.save_key(old.index, old.private_pem(), old.der, old.accepted_until.isoformat())
+            # Every retired key, not only the one retired now: a short overlap after a long one
+            # must not leave an older certificate accepted longer than its successor.
+            cutoff = self.clock.now() + overlap
+            for key in self.keys.keys:
+                if key.accepted_until > cutoff:
+                    key.accepted_until = cutoff
+                    self._store.save_key(key.index, key.private_pem(), key.der, key.accepted_until.isoformat())
             self._install_key(new)
             self._write_cert_files()
         return {"current": new.describe(self.clock.now()), "previous": old.describe(self.clock.now())}
@@ -308,13 +313,24 @@ class Emulator(AuthActions, ReturnActions):
         self,
         public_key: rsa.RSAPublicKey | str | bytes | None,
         *,
-        clientid: str = defaults.VAYANA_ASP_CLIENTID,
-        client_secret: str = defaults.VAYANA_ASP_CLIENT_SECRET,
-        cust_id: str | None = defaults.VAYANA_ASP_CUST_ID,
-        client_id: str | None = defaults.VAYANA_ASP_CLIENT_ID,
-        name: str = defaults.VAYANA_APPLICATION,
+        clientid: str,
+        client_secret: str,
+        cust_id: str | None = None,
+        client_id: str | None = None,
+        name: str = "ASP",
     ) -> VayanaAsp:
-        """Register (or replace) a Vayana ASP and its signature public key (PEM key/cert or key object)."""
+        """Register (or replace) a Vayana ASP and its signature public key (PEM key/cert or key object).
+
+        Nothing is filled in from the demo ASP: a new ASP has exactly the identities it is
+        given, so a token naming the demo customer is refused for it (VAY-4017). The demo
+        ASP itself is registered at start with :mod:`~gspauth.emulator.defaults` values.
+
+        :raises ValueError: ``clientid`` or ``client_secret`` empty, neither ``cust_id`` nor
+            ``client_id`` given, or a key that is not RSA.
+        """
+        for label, value in (("clientid", clientid), ("client_secret", client_secret)):
+            if not isinstance(value, str) or not value:
+                raise ValueError(f"a Vayana ASP needs a non-empty {label}")
         if public_key is not None and not isinstance(public_key, rsa.RSAPublicKey):
             public_key = load_public_key(public_key)
         if not cust_id and not client_id:

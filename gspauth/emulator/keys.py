@@ -169,7 +169,14 @@ class GstnKey:
         return hashlib.sha256(self.der).hexdigest()
 
     def accepts_at(self, when: _dt.datetime) -> bool:
-        return self.not_valid_before <= when <= min(self.accepted_until, self.not_valid_after)
+        """Inside the certificate's validity (both ends included) and before a rotation cut-off.
+
+        A rotation cut-off (``accepted_until`` before ``not_valid_after``) is exclusive: a
+        rotation with no overlap retires the old key at once.
+        """
+        if not self.not_valid_before <= when <= self.not_valid_after:
+            return False
+        return self.accepted_until >= self.not_valid_after or when < self.accepted_until
 
     def decrypt(self, ciphertext: bytes) -> bytes | None:
         return rsa_pkcs1v15_decrypt(self._raw, ciphertext)

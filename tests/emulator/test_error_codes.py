@@ -189,7 +189,9 @@ VAYANA_SCENARIOS: dict[str, Scenario] = {
                                  _vay_token(e, m, _tok(e, txn="T9"), txn="T9"),
                                  _vay_token(e, m, _tok(e, txn="T9"), txn="T9"))[2],
     "VAY-4030": lambda e, m, c: _vay(e, m, **{"x-asp-auth-signature": vayana_sign(rsa.generate_private_key(65537, 2048), "x")}),
-    "VAY-4031": lambda e, m, c: (e.register_vayana_asp(None), _vay(e, m))[1],
+    "VAY-4031": lambda e, m, c: (e.register_vayana_asp(None, clientid=defaults.VAYANA_ASP_CLIENTID,
+                                                       client_secret=defaults.VAYANA_ASP_CLIENT_SECRET,
+                                                       cust_id=defaults.VAYANA_ASP_CUST_ID), _vay(e, m))[1],
     "VAY-4040": lambda e, m, c: c.get("/vayana/gus/nowhere"),
 }
 
