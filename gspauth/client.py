@@ -256,6 +256,8 @@ class _BaseClient:
 
             hooks = Hooks(get_plugin_manager(), hosts=hosts) if hosts is not None else Hooks(get_plugin_manager())
         self.hooks = hooks
+        # Unknown, missing or malformed credentials fail here, before an OTP is spent.
+        self.credentials = hooks.check_credentials(gsp, self.credentials)
         self._session: Session | None = None
         self._pending_app_key: bytes | None = None
         self._otp_sent_at: _dt.datetime | None = None

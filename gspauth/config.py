@@ -31,7 +31,8 @@ value can also come from a flag or an environment variable; the precedence is
     certificate = "~/gstn/GSTN_G2B_SANDBOX_UAT_public.cer"   # --certificate / GSPAUTH_CERTIFICATE
     store = "~/.local/share/gspauth/sessions.db"              # --store / GSPAUTH_STORE (optional)
 
-    [profiles.acme-mh.credentials]       # passed to gspauth.types.Credentials(**…)
+    [profiles.acme-mh.credentials]       # gspauth.types.Credentials: the names the GSP plugin declares
+                                         # (`gspauth plugins --json`); env GSPAUTH_CRED_<NAME> overrides
     client_id = "…"
     client_secret_env = "ACME_CLIENT_SECRET"  # a *_env key names an env var holding the value
 

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 
 from gspauth.errors import ConfigurationError
 from gspauth.hookspecs import hookimpl
-from gspauth.types import Api, Credentials, GSPInfo
+from gspauth.types import Api, CredentialField, Credentials, GSPInfo
 
 __all__ = ["GSP", "INFO"]
 
@@ -25,6 +25,10 @@ INFO = GSPInfo(
     name="GSTN (direct)",
     environments={"sandbox": "https://devapi.gst.gov.in", "production": "https://api.gst.gov.in"},
     description="GSTN's own URL layout with clientid/client-secret; also the emulator's /generic pass-through",
+    credentials=(
+        CredentialField("client_id", "the clientid GSTN issued", required=True, secret=False),
+        CredentialField("client_secret", "the client-secret GSTN issued", required=True),
+    ),
 )
 
 

@@ -41,6 +41,7 @@ if TYPE_CHECKING:  # keep runtime imports light
 
 __all__ = [
     "PROJECT",
+    "gspauth_check_credentials",
     "gspauth_endpoint_url",
     "gspauth_gsp_session_login",
     "gspauth_gsp_session_logout",
@@ -227,6 +228,24 @@ def gspauth_on_session_event(event: SessionEvent) -> None:
     ``gspauth.plugins`` logger and does not stop the client or the other observers.
 
     .. versionadded:: 0.1
+    """
+
+
+@hookspec
+def gspauth_check_credentials(gsp: str, credentials: Credentials) -> None:
+    """Check ``credentials`` for ``gsp`` beyond what its :class:`~gspauth.types.CredentialField`
+    declarations say; raise :class:`~gspauth.errors.ConfigurationError` if they cannot work.
+
+    The core calls this when a client is built, after it checked the declared fields (unknown
+    names, required values, ``choices``) and filled in defaults: before any request, so a
+    broken setting never costs the taxpayer an OTP. Check what only your plugin understands —
+    "exactly one of two ids", "this PEM is an RSA private key" — and name the field in the
+    message, never its value. Pure: no network, disk or clock. Return ``None`` for GSP ids you
+    did not register.
+
+    Called on every plugin that implements it.
+
+    .. versionadded:: 0.2
     """
 
 

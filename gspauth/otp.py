@@ -36,9 +36,12 @@ import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Protocol, TextIO, cast, runtime_checkable
+from typing import IO, TYPE_CHECKING, Any, Protocol, TextIO, cast, runtime_checkable
 
 from gspauth.session import utcnow
+
+if TYPE_CHECKING:
+    from gspauth.plugins import Hooks
 
 __all__ = [
     "ChainOtp",
@@ -316,23 +319,20 @@ class CommandOtp:
 
 
 class HookOtp:
-    """Ask installed plugins (``gspauth_provide_otp``) for the OTP.
+    """Ask installed plugins (``gspauth_provide_otp``) for the OTP, through the plugin facade.
 
-    :param pm: a plugin manager from :func:`gspauth.plugins.get_plugin_manager`.
+    :param hooks: the :class:`~gspauth.plugins.Hooks` whose plugins to ask (default: the
+        process-wide :func:`~gspauth.plugins.default_hooks`).
     """
 
-    def __init__(self, pm: Any) -> None:
-        self._pm = pm
+    def __init__(self, hooks: Hooks | None = None) -> None:
+        self._hooks = hooks
 
     def get_otp(self, request: OtpRequest) -> str | None:
-        hook = getattr(self._pm.hook, "gspauth_provide_otp", None)
-        if hook is None:
-            return None
-        value = hook(gsp=request.gsp, environment=request.environment, gstin=request.gstin, username=request.username)
-        if value is not None and not isinstance(value, str):
-            from gspauth.errors import PluginContractError
+        from gspauth.plugins import default_hooks
 
-            raise PluginContractError(f"gspauth_provide_otp must return str or None, got {type(value).__name__}")
+        hooks = self._hooks if self._hooks is not None else default_hooks()
+        value = hooks.provide_otp(request.gsp, request.environment, request.gstin, request.username)
         return _clean(value, "a plugin")
 
 
@@ -397,7 +397,7 @@ class EmulatorOtp:
             time.sleep(self.poll)
 
 
-def default_otp_provider(*, interactive: bool = True, pm: Any = None) -> OtpProvider:
+def default_otp_provider(*, interactive: bool = True, hooks: Hooks | None = None) -> OtpProvider:
     """The chain the CLI uses: env → ``$GSPAUTH_OTP_DIR`` files → ``$GSPAUTH_OTP_COMMAND`` → plugins → prompt.
 
     ``GSPAUTH_OTP_DIR`` enables :class:`FileOtp` (``GSPAUTH_OTP_WAIT`` seconds, default 0);
@@ -412,8 +412,7 @@ def default_otp_provider(*, interactive: bool = True, pm: Any = None) -> OtpProv
     command = os.environ.get("GSPAUTH_OTP_COMMAND")
     if command:
         providers.append(CommandOtp(shlex.split(command)))
-    if pm is not None:
-        providers.append(HookOtp(pm))
+    providers.append(HookOtp(hooks))
     if interactive:
         providers.append(PromptOtp())
     return ChainOtp(providers)

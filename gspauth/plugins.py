@@ -31,6 +31,8 @@ import importlib.metadata
 import logging
 import os
 import re
+import threading
+import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,9 +64,11 @@ __all__ = [
     "DEFAULT_PLUGINS",
     "Hooks",
     "PluginInfo",
+    "default_hooks",
     "get_plugin_manager",
     "host_env_var",
     "list_plugins",
+    "reset_default_hooks",
 ]
 
 logger = logging.getLogger("gspauth.plugins")
@@ -208,15 +212,42 @@ def check_hooks(pm: pluggy.PluginManager) -> None:
         ) from None
 
 
+def _each_plugin(pm: pluggy.PluginManager, hook_name: str) -> list[tuple[str, pluggy.HookCaller]]:
+    """``(plugin name, caller)`` for every plugin implementing ``hook_name``, in call order.
+
+    Each caller is pluggy's subset caller for that one plugin, so the call goes through the
+    manager's hook execution like any other: ``GSPAUTH_TRACE_HOOKS`` sees it, and the core
+    still knows which plugin answered (registration) or failed (observers).
+    """
+    caller = getattr(pm.hook, hook_name)
+    impls = list(reversed(caller.get_hookimpls()))  # pluggy calls the last registered first
+    out = []
+    for impl in impls:
+        others = [i.plugin for i in impls if i.plugin is not impl.plugin]
+        out.append((impl.plugin_name, pm.subset_hook_caller(hook_name, remove_plugins=others)))
+    return out
+
+
+# pm -> (the plugins it held, their GSP registry): computed once per manager and set of plugins.
+_REGISTRIES: weakref.WeakKeyDictionary[pluggy.PluginManager, tuple[tuple[int, ...], dict[str, tuple[GSPInfo, str]]]]
+_REGISTRIES = weakref.WeakKeyDictionary()
+_REGISTRIES_GUARD = threading.Lock()
+
+
 def collect_gsps(pm: pluggy.PluginManager) -> dict[str, tuple[GSPInfo, str]]:
-    """Ask every plugin to register its GSPs: ``{gsp id: (GSPInfo, plugin name)}``.
+    """Every plugin's registered GSPs: ``{gsp id: (GSPInfo, plugin name)}``.
+
+    Computed once per manager (again only if plugins were registered or removed since).
 
     :raises PluginContractError: a non-:class:`GSPInfo` or a duplicate id (naming both plugins).
     """
+    plugins = tuple(id(p) for p in pm.get_plugins())
+    with _REGISTRIES_GUARD:
+        cached = _REGISTRIES.get(pm)
+    if cached is not None and cached[0] == plugins:
+        return cached[1]
     found: dict[str, tuple[GSPInfo, str]] = {}
-    # Call each implementation ourselves so we know which plugin registered what.
-    for impl in reversed(pm.hook.gspauth_register_gsps.get_hookimpls()):
-        plugin_name = impl.plugin_name
+    for plugin_name, call in _each_plugin(pm, "gspauth_register_gsps"):
 
         def register(info: GSPInfo, _plugin: str = plugin_name) -> None:
             if not isinstance(info, GSPInfo):
@@ -231,8 +262,9 @@ def collect_gsps(pm: pluggy.PluginManager) -> dict[str, tuple[GSPInfo, str]]:
                 )
             found[info.id] = (info, _plugin)
 
-        kwargs = {"register": register}
-        impl.function(**{name: kwargs[name] for name in impl.argnames if name in kwargs})
+        call(register=register)
+    with _REGISTRIES_GUARD:
+        _REGISTRIES[pm] = (plugins, found)
     return found
 
 
@@ -529,12 +561,54 @@ class Hooks:
     # -- observers and OTP ----------------------------------------------------------------
     def session_event(self, event: SessionEvent) -> None:
         """Tell every observer about ``event``. An observer's exception is logged, not raised."""
-        for impl in reversed(self.pm.hook.gspauth_on_session_event.get_hookimpls()):
+        for plugin_name, call in _each_plugin(self.pm, "gspauth_on_session_event"):
             try:
-                impl.function(**{name: event for name in impl.argnames if name == "event"})
+                call(event=event)
             except Exception as exc:  # an audit plugin must not break the client
-                logger.error("observer %s failed on %s event: %s", impl.plugin_name, event.kind,
-                             type(exc).__name__)
+                logger.error("observer %s failed on %s event: %s", plugin_name, event.kind, type(exc).__name__)
+
+    # -- credentials ----------------------------------------------------------------------
+    def check_credentials(self, gsp: str, credentials: Credentials) -> Credentials:
+        """``credentials`` checked against the fields ``gsp``'s plugin declares, defaults filled in.
+
+        Runs before any request is built, so a typo or a missing value fails before an OTP is
+        spent: unknown names, missing required values and values outside ``choices`` raise;
+        then the plugin's ``gspauth_check_credentials`` checks what only it understands
+        (one of two ids, a parseable key …).
+
+        :raises ConfigurationError: naming the field(s) and how to set them, never a value.
+        """
+        info = self.gsp(gsp)
+        declared = {f.name: f for f in info.credentials}
+        unknown = sorted(set(credentials) - set(declared))
+        if unknown:
+            known = ", ".join(declared) or "(none)"
+            raise ConfigurationError(
+                f"GSP {gsp!r} does not use credential(s) {', '.join(unknown)}; it reads: {known} "
+                "(see `gspauth plugins --json`)"
+            )
+        values: dict[str, str] = dict(credentials)
+        missing = []
+        for f in info.credentials:
+            value = values.get(f.name)
+            if value is None and f.default is not None:
+                values[f.name] = value = f.default
+            if value is None or value == "":
+                if f.required:
+                    missing.append(f.name)
+                continue
+            if f.choices and value not in f.choices:
+                raise ConfigurationError(f"credential {f.name!r} for GSP {gsp!r} must be one of "
+                                         f"{', '.join(f.choices)}")
+        if missing:
+            how = ", ".join(f"GSPAUTH_CRED_{m.upper()}" for m in missing)
+            raise ConfigurationError(
+                f"GSP {gsp!r} needs credential(s) {', '.join(missing)}: pass Credentials({missing[0]}=...), "
+                f"or for the CLI set {how} or the profile's [profiles.<name>.credentials] table"
+            )
+        checked = Credentials(values)
+        self.pm.hook.gspauth_check_credentials(gsp=gsp, credentials=checked)
+        return checked
 
     def provide_otp(self, gsp: str, environment: Environment, gstin: str, username: str) -> str | None:
         """An OTP from an OTP-provider plugin, or ``None`` when none can supply it."""
@@ -543,6 +617,31 @@ class Hooks:
         if result is not None and not isinstance(result, str):
             raise PluginContractError(f"gspauth_provide_otp returned {type(result).__name__}, expected str")
         return result
+
+
+_DEFAULT: Hooks | None = None
+_DEFAULT_GUARD = threading.Lock()
+
+
+def default_hooks() -> Hooks:
+    """The process-wide :class:`Hooks` over every installed plugin (built on first use).
+
+    Clients built without ``hooks=`` share it, so the plugins load and register once per
+    process. Environment switches (``GSPAUTH_PLUGINS`` …) are read when it is built; call
+    :func:`reset_default_hooks` after changing them (tests do).
+    """
+    global _DEFAULT
+    with _DEFAULT_GUARD:
+        if _DEFAULT is None:
+            _DEFAULT = Hooks(get_plugin_manager())
+        return _DEFAULT
+
+
+def reset_default_hooks() -> None:
+    """Forget the shared :class:`Hooks`; the next :func:`default_hooks` builds a new one."""
+    global _DEFAULT
+    with _DEFAULT_GUARD:
+        _DEFAULT = None
 
 
 @dataclass(frozen=True)
@@ -583,6 +682,7 @@ class PluginInfo:
                     "capabilities": sorted(g.capabilities),
                     "description": g.description,
                     "docs_url": g.docs_url,
+                    "credentials": [f.to_dict() for f in g.credentials],
                 }
                 for g in self.gsps
             ],

@@ -11,8 +11,8 @@ import datetime as _dt
 import enum
 import ipaddress
 import re
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field, fields
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Literal, get_args
 from urllib.parse import urlsplit
@@ -24,8 +24,10 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Api",
-    "CryptoMode",
+    "CORE_CREDENTIALS",
+    "CredentialField",
     "Credentials",
+    "CryptoMode",
     "Environment",
     "GSPInfo",
     "GSPSession",
@@ -167,6 +169,8 @@ class GSPInfo:
         GetKey, GSTOne/Fynamics JWT); the plugin then implements ``gspauth_gsp_session_login``.
     :param docs_url: where users read about the GSP's onboarding.
     :param description: one line for ``gspauth plugins``.
+    :param credentials: the :class:`CredentialField` values the plugin reads from
+        :class:`Credentials` (checked by the core before any request).
     """
 
     id: str
@@ -178,6 +182,7 @@ class GSPInfo:
     gsp_session: bool = False
     docs_url: str | None = None
     description: str = ""
+    credentials: tuple[CredentialField, ...] = ()
 
     def __post_init__(self) -> None:
         if not isinstance(self.id, str) or not _GSP_ID_RE.match(self.id):
@@ -198,85 +203,172 @@ class GSPInfo:
         if self.crypto_mode not in get_args(CryptoMode):
             raise ValueError(f"GSP {self.id!r}: crypto_mode must be one of {get_args(CryptoMode)}")
         object.__setattr__(self, "capabilities", frozenset(self.capabilities))
+        declared = tuple(self.credentials)
+        if not all(isinstance(f, CredentialField) for f in declared):
+            raise ValueError(f"GSP {self.id!r}: credentials must be CredentialField values")
+        names = [f.name for f in declared]
+        if len(set(names)) != len(names):
+            raise ValueError(f"GSP {self.id!r}: a credential field is declared twice")
+        object.__setattr__(self, "credentials", declared)
 
     def __hash__(self) -> int:
         return hash((self.id, tuple(self.environments.items())))
 
+    @property
+    def public_credentials(self) -> frozenset[str]:
+        """Names of the declared credentials that are not secret (ids)."""
+        return frozenset(f.name for f in self.credentials if not f.secret)
 
-#: Credential fields whose values are secret (printed as ``[secure]``).
-_SECRET_FIELDS = frozenset({"client_secret", "gsp_token", "private_key_pem", "asp_password", "options"})
+    def credential_field(self, name: str) -> CredentialField | None:
+        """The declaration of credential ``name``, or ``None``."""
+        return next((f for f in self.credentials if f.name == name), None)
 
 
-@dataclass(frozen=True, repr=False)
-class Credentials:
-    """What an ASP holds for one GSP. Every field is optional; each plugin documents what it needs.
+_FIELD_NAME_RE = re.compile(r"[a-z][a-z0-9_]{0,63}\Z")
+#: Credential names the core itself reads: GSTN's ``clientid`` / ``client-secret`` headers (spec §2.3).
+CORE_CREDENTIALS = ("client_id", "client_secret")
+#: Values that are shown in reprs (identifiers, not secrets). Every other value prints ``[secure]``.
+_PUBLIC_CREDENTIALS = frozenset({"client_id"})
 
-    :param client_id: ``clientid`` header (GSTN/GSP client id).
-    :param client_secret: ``client-secret`` header. *Secret.*
-    :param gsp_token: a static GSP token, e.g. ClearTax ``X-CT-Auth-Token``. *Secret.*
-    :param asp_cust_id: Vayana customer id for ``X-Asp-Auth-Token`` (set this *or* ``asp_client_id``).
-    :param asp_client_id: Vayana ASP client id for ``X-Asp-Auth-Token``.
-    :param private_key_pem: the ASP's RSA private key (PEM) for request signatures. *Secret.*
-    :param signature_hash: hash for RSA signatures: ``"sha256"`` (default) or ``"sha1"``.
-    :param asp_id: an ASP id for GSP-level logins (TaxPro ``aspid``, GSTOne user).
-    :param asp_password: the password for a GSP-level login. *Secret.*
-    :param options: anything else a plugin documents (values are treated as secret in reprs).
 
-    ``repr()`` shows which secrets are set, never their values.
+@dataclass(frozen=True)
+class CredentialField:
+    """One credential a GSP plugin reads, declared in :attr:`GSPInfo.credentials`.
+
+    The core checks a client's :class:`Credentials` against these declarations before any
+    request (:meth:`gspauth.plugins.Hooks.check_credentials`): unknown names (typos),
+    missing required values and values outside ``choices`` fail with a
+    :class:`~gspauth.errors.ConfigurationError` naming the field, never its value.
+    ``gspauth plugins --json`` lists them, and the CLI reads each from
+    ``GSPAUTH_CRED_<NAME>`` or the profile's ``[profiles.<name>.credentials]`` table.
+
+    :param name: lowercase identifier (``"gsp_token"``, ``"private_key_pem"``).
+    :param description: one line for users: what it is and where it comes from.
+    :param required: a client cannot be built without it.
+    :param secret: its value is a secret (documentation; reprs hide every value anyway).
+    :param choices: the allowed values, if the set is closed.
+    :param default: the value used when none is given (filled in by the check).
+
+    .. versionadded:: 0.2
     """
 
-    client_id: str | None = None
-    client_secret: str | None = None
-    gsp_token: str | None = None
-    asp_cust_id: str | None = None
-    asp_client_id: str | None = None
-    private_key_pem: bytes | None = None
-    signature_hash: str = "sha256"
-    asp_id: str | None = None
-    asp_password: str | None = None
-    options: Mapping[str, str] = field(default_factory=dict)
+    name: str
+    description: str
+    required: bool = False
+    secret: bool = True
+    choices: tuple[str, ...] = ()
+    default: str | None = None
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "options", _frozen_mapping(self.options))
-        if self.signature_hash not in ("sha256", "sha1"):
-            raise ValueError(f"signature_hash must be 'sha256' or 'sha1', got {self.signature_hash!r}")
-        if isinstance(self.private_key_pem, str):
-            raise TypeError("private_key_pem must be bytes (PEM), not str")
+        if not isinstance(self.name, str) or not _FIELD_NAME_RE.match(self.name):
+            raise ValueError(f"credential field name {self.name!r} must be a lowercase identifier (a-z, 0-9, _)")
+        object.__setattr__(self, "choices", tuple(self.choices))
+        if self.default is not None and self.choices and self.default not in self.choices:
+            raise ValueError(f"credential field {self.name!r}: default is not one of its choices")
 
-    def __repr__(self) -> str:
-        parts = []
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if f.name == "options":
-                if value:
-                    parts.append(f"options={{{', '.join(f'{k!r}: {SECURE!r}' for k in sorted(value))}}}")
-                continue
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready form (for ``gspauth plugins --json``)."""
+        return {"name": self.name, "description": self.description, "required": self.required,
+                "secret": self.secret, "choices": list(self.choices), "default": self.default,
+                "env": f"GSPAUTH_CRED_{self.name.upper()}"}
+
+
+class Credentials(Mapping[str, str]):
+    """What an ASP holds for one GSP: named text values. Each plugin declares the names it reads.
+
+    ::
+
+        Credentials(gsp_token="…")                                   # ClearTax
+        Credentials(client_id="…", client_secret="…", asp_cust_id="…",
+                    private_key_pem=pem_text)                         # Vayana
+
+    The core reads only :data:`CORE_CREDENTIALS` (``client_id``, ``client_secret``: GSTN's
+    ``clientid`` / ``client-secret`` headers); everything else is the plugin's business and is
+    checked against its :class:`CredentialField` declarations when a client is built.
+    ``bytes`` values (a PEM key) are stored as ASCII text; ``None`` values are left out.
+
+    ``repr()`` shows which names are set and the value of ``client_id`` only; every other
+    value prints as ``[secure]``.
+    """
+
+    __slots__ = ("_values",)
+    _values: Mapping[str, str]
+
+    def __init__(self, values: Mapping[str, str | bytes | None] | None = None, /,
+                 **fields: str | bytes | None) -> None:
+        merged: dict[str, str] = {}
+        for name, value in {**(values or {}), **fields}.items():
+            if not isinstance(name, str) or not _FIELD_NAME_RE.match(name):
+                raise ValueError(f"credential name {name!r} must be a lowercase identifier (a-z, 0-9, _)")
             if value is None:
                 continue
-            if f.name in _SECRET_FIELDS:
-                parts.append(f"{f.name}={SECURE!r}")
-            elif f.name != "signature_hash" or value != "sha256":
-                parts.append(f"{f.name}={value!r}")
+            if isinstance(value, (bytes, bytearray)):
+                try:
+                    value = bytes(value).decode("ascii")
+                except UnicodeDecodeError:
+                    raise ValueError(f"credential {name!r} is bytes but not ASCII text (a PEM key is ASCII)") from None
+            if not isinstance(value, str):
+                raise TypeError(f"credential {name!r} must be str, not {type(value).__name__}")
+            merged[name] = value
+        object.__setattr__(self, "_values", MappingProxyType(merged))
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError("Credentials are immutable; build new ones with replace()")
+
+    def __getitem__(self, name: str) -> str:
+        return self._values[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Credentials) and dict(self._values) == dict(other._values)
+
+    def __hash__(self) -> int:
+        return hash(tuple(sorted(self._values.items())))
+
+    def __reduce__(self) -> tuple[type[Credentials], tuple[dict[str, str]]]:
+        return (Credentials, (dict(self._values),))  # picklable (worker processes)
+
+    @property
+    def client_id(self) -> str | None:
+        """GSTN/GSP ``clientid``, when set."""
+        return self._values.get("client_id")
+
+    @property
+    def client_secret(self) -> str | None:
+        """GSTN/GSP ``client-secret``, when set. *Secret.*"""
+        return self._values.get("client_secret")
+
+    def replace(self, **fields: str | bytes | None) -> Credentials:
+        """A copy with ``fields`` set (``None`` removes one)."""
+        merged: dict[str, str | bytes | None] = dict(self._values)
+        merged.update(fields)
+        return Credentials(merged)
+
+    def __repr__(self) -> str:
+        parts = [f"{k}={v!r}" if k in _PUBLIC_CREDENTIALS else f"{k}={SECURE!r}" for k, v in sorted(self._values.items())]
         return f"Credentials({', '.join(parts)})"
 
     __str__ = __repr__
 
-    def __hash__(self) -> int:
-        return hash((self.client_id, self.asp_cust_id, self.asp_client_id, self.asp_id, self.signature_hash))
+    def secret_values(self, public: Iterable[str] = _PUBLIC_CREDENTIALS) -> frozenset[str]:
+        """Every secret value held (for log redaction and for tests that grep for leaks).
 
-    def secret_values(self) -> frozenset[str]:
-        """Every secret value held (for log redaction and for tests that grep for leaks)."""
+        :param public: names whose values are not secret (default ``client_id``; a GSP's
+            :attr:`GSPInfo.public_credentials` for its plugin's view).
+        """
+        shown = frozenset(public)
         out: set[str] = set()
-        for name in ("client_secret", "gsp_token", "asp_password"):
-            value = getattr(self, name)
-            if value:
-                out.add(value)
-        if self.private_key_pem:
-            text = self.private_key_pem.decode("ascii", "replace")
-            out.add(text)
-            # a key body line is as telling as the whole PEM
-            out.update(line for line in text.splitlines() if len(line) >= 32 and "-----" not in line)
-        out.update(v for v in self.options.values() if v)
+        for name, value in self._values.items():
+            if name in shown or not value:
+                continue
+            out.add(value)
+            # a key body line of a PEM is as telling as the whole key
+            out.update(line for line in value.splitlines() if len(line) >= 32 and "-----" not in line)
         return frozenset(out)
 
 

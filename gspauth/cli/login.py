@@ -17,17 +17,23 @@ This module also holds the helpers the other session commands share.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import datetime as _dt
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gspauth.config import Profile, config_path, load_profile
 from gspauth.errors import ConfigurationError, OtpRequired
 
-__all__ = ["add_target_arguments", "build_client", "open_ledger", "open_store", "profile_from_args", "register"]
+if TYPE_CHECKING:
+    from gspauth.plugins import Hooks
+    from gspauth.types import Credentials
+
+__all__ = [
+    "add_target_arguments", "build_client", "credentials_for", "open_ledger", "open_store", "profile_from_args",
+    "register",
+]
 
 _TARGET_FIELDS = ("gsp", "environment", "gstin", "username", "ip_usr", "host", "certificate", "store")
 
@@ -66,20 +72,20 @@ def open_ledger(profile: Profile) -> Any:
     return Ledger()
 
 
-def _credentials(profile: Profile) -> Any:
+def credentials_for(profile: Profile, hooks: Hooks) -> Credentials:
+    """The profile's credentials, each field the GSP declares overridable by ``GSPAUTH_CRED_<NAME>``.
+
+    Unknown or missing fields are reported by :meth:`Hooks.check_credentials` when the client
+    is built, naming the variable to set.
+    """
     from gspauth.types import Credentials
 
-    known = {f.name for f in dataclasses.fields(Credentials)} - {"options"}
-    values: dict[str, Any] = dict(profile.credentials)
-    for name in known:
-        env = os.environ.get(f"GSPAUTH_CRED_{name.upper()}")
+    values: dict[str, str] = {k: str(v) for k, v in profile.credentials.items()}
+    for f in hooks.gsp(str(profile.gsp)).credentials:
+        env = os.environ.get(f"GSPAUTH_CRED_{f.name.upper()}")
         if env:
-            values[name] = env
-    options = {k: v for k, v in values.items() if k not in known}
-    kwargs = {k: v for k, v in values.items() if k in known}
-    if isinstance(kwargs.get("private_key_pem"), str):
-        kwargs["private_key_pem"] = kwargs["private_key_pem"].encode("ascii")
-    return Credentials(**kwargs, options=options)
+            values[f.name] = env
+    return Credentials(values)
 
 
 def build_client(profile: Profile, *, otp_provider: Any = None, store: Any = None, ledger: Any = None) -> Any:
@@ -103,7 +109,7 @@ def build_client(profile: Profile, *, otp_provider: Any = None, store: Any = Non
     return Client(
         str(profile.gsp),
         profile.environment,
-        _credentials(profile),
+        credentials_for(profile, hooks),
         gstin=str(profile.gstin),
         username=str(profile.username),
         certificate=certificate,

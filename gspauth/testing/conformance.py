@@ -304,6 +304,16 @@ class ProviderConformance:
             f"{self.supports_refresh}; make them agree"
         )
 
+    def test_credentials_are_declared_and_accepted(self, hooks: Hooks, info: GSPInfo,
+                                                   credentials: Credentials) -> None:
+        undocumented = [f.name for f in info.credentials if not f.description.strip()]
+        assert not undocumented, f"describe these credential fields in GSPInfo.credentials: {undocumented}"
+        try:
+            hooks.check_credentials(self.gsp, credentials)
+        except GSPAuthError as exc:
+            pytest.fail(f"the `credentials` fixture does not pass the plugin's own declarations: {exc}. Declare "
+                        "every field your hooks read in GSPInfo(credentials=(CredentialField(...), ...))")
+
     # -- 2. URLs -------------------------------------------------------------------------------
     def test_endpoint_urls_are_well_formed(self, hooks: Hooks, info: GSPInfo) -> None:
         problems = []
@@ -461,7 +471,7 @@ class ProviderConformance:
         hooks = Hooks(pm, config=False)
         info = hooks.gsp(self.gsp)
         env = self.emulator_environment
-        secrets = set(credentials.secret_values())
+        secrets = set(credentials.secret_values(info.public_credentials))
         if info.gsp_session:
             secrets.update([*gsp_session.headers.values(), *gsp_session.data.values()])
         texts = [repr(credentials), str(credentials), repr(info), repr(hooks), repr(gsp_session)]
@@ -551,7 +561,7 @@ class ProviderConformance:
         steps = ["OTPREQUEST", "AUTHTOKEN", "RETSAVE", "B2B", *(["REFRESHTOKEN"] if self.supports_refresh else []),
                  "LOGOUT"]
         step = steps[0]
-        secrets = set(emulator_credentials.secret_values()) | {SANDBOX_OTP}
+        secrets = set(emulator_credentials.secret_values(hooks.gsp(self.gsp).public_credentials)) | {SANDBOX_OTP}
         client = Client(self.gsp, env, emulator_credentials, gstin=taxpayer.gstin, username=taxpayer.username,
                         certificate=emulator.emulator.certificate_pem, hooks=hooks,
                         transport=_KitTransport(self.gsp_layer, generic, prefix),

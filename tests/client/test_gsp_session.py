@@ -13,7 +13,7 @@ from gspauth import Client, Credentials
 from gspauth.emulator import Emulator, defaults
 from gspauth.hookspecs import hookimpl
 from gspauth.plugins import Hooks, get_plugin_manager
-from gspauth.types import Api, GSPInfo, GSPSession, GSPSessionLogin, SigningContext
+from gspauth.types import Api, CredentialField, GSPInfo, GSPSession, GSPSessionLogin, SigningContext
 
 HOST = "http://127.0.0.1:9"  # never contacted: a MockTransport routes everything
 
@@ -21,7 +21,10 @@ HOST = "http://127.0.0.1:9"  # never contacted: a MockTransport routes everythin
 class JwtGsp:
     @hookimpl
     def gspauth_register_gsps(self, register: Callable[[GSPInfo], None]) -> None:
-        register(GSPInfo(id="jwt", name="JWT GSP", environments={"sandbox": "https://jwt.example"}, gsp_session=True))
+        register(GSPInfo(id="jwt", name="JWT GSP", environments={"sandbox": "https://jwt.example"}, gsp_session=True,
+                         credentials=(CredentialField("asp_id", "login id", required=True),
+                                      CredentialField("client_id", "GSTN clientid"),
+                                      CredentialField("client_secret", "GSTN client-secret"))))
 
     @hookimpl
     def gspauth_endpoint_url(self, gsp: str, api: Api, version: str, host: str) -> str | None:
@@ -43,7 +46,7 @@ class JwtGsp:
             return GSPSession(headers={"Authorization": "Bearer " + response.json()["jwt"]},
                               expires_at=now + _dt.timedelta(hours=1))
 
-        return GSPSessionLogin(httpx.Request("POST", host + "/auth/", json={"user": credentials.asp_id}), parse)
+        return GSPSessionLogin(httpx.Request("POST", host + "/auth/", json={"user": credentials.get("asp_id")}), parse)
 
     @hookimpl
     def gspauth_gsp_session_logout(self, gsp: str, host: str, session: GSPSession) -> httpx.Request | None:
@@ -94,7 +97,9 @@ def test_endpoint_url_hook_receives_the_gstn_action(action: str) -> None:
     class Routed:
         @hookimpl
         def gspauth_register_gsps(self, register: Callable[[GSPInfo], None]) -> None:
-            register(GSPInfo(id="routed", name="Routed", environments={"sandbox": "https://routed.example"}))
+            register(GSPInfo(id="routed", name="Routed", environments={"sandbox": "https://routed.example"},
+                             credentials=(CredentialField("client_id", "GSTN clientid"),
+                                          CredentialField("client_secret", "GSTN client-secret"))))
 
         @hookimpl
         def gspauth_endpoint_url(self, gsp: str, api: Api, version: str, host: str,

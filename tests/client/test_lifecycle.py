@@ -405,14 +405,12 @@ def test_consent_ledger_records_every_event(env: Env, tmp_path: Any) -> None:
 @pytest.mark.parametrize("gsp_id", ["cleartax", "vayana"])
 def test_gsp_layer_refusal_is_typed(env: Env, gsp_id: str) -> None:
     """The GSP's own error shape goes through the plugin's map_error, not GSTN's table."""
-    import dataclasses
-
     from tests.client.client_support import credentials_for
     from gspauth.errors import ClientCredentialsError, GSPLayerError
 
     good = credentials_for(gsp_id)
-    bad = (dataclasses.replace(good, gsp_token="not-a-cleartax-token") if gsp_id == "cleartax"
-           else dataclasses.replace(good, client_secret="0" * 32))
+    bad = (good.replace(gsp_token="not-a-cleartax-token") if gsp_id == "cleartax"
+           else good.replace(client_secret="0" * 32))
     client = env.client(gsp_id, credentials=bad)
     with pytest.raises((GSPLayerError, ClientCredentialsError)) as info:
         client.request_otp()

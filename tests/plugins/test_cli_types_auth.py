@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as _dt
 import json
+import pickle
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +15,7 @@ import pytest
 
 from gspauth.auth import GSPAuth
 from gspauth.cli import main
+from gspauth.errors import ConfigurationError
 from gspauth.plugins import Hooks, list_plugins
 from gspauth.types import Api, Credentials, GSPSession, SessionEvent, SigningContext
 
@@ -58,7 +60,7 @@ def test_cli_plugins_table(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["plugins"]) == 0
     out = capsys.readouterr().out
     assert "cleartax (gspauth-cleartax)" in out and "https://yoda.api.vayanagsp.in" in out
-    assert "vayana hooks: endpoint_url, map_error, register_gsps, sign_headers" in out
+    assert "vayana hooks: check_credentials, endpoint_url, map_error, register_gsps, sign_headers" in out
 
 
 def test_cli_plugin_new(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -77,18 +79,41 @@ def test_list_plugins_uses_public_pluggy_data() -> None:
 def test_credentials_repr_hides_every_secret() -> None:
     creds = Credentials(client_id="cid", client_secret="s3cret-value", gsp_token="tok-value",
                         private_key_pem=b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
-                        asp_password="pw-value", options={"private_key_password": "kp-value"})
+                        asp_password="pw-value", private_key_password="kp-value")
     text = repr(creds) + str(creds)
     for secret in ("s3cret-value", "tok-value", "AAAA", "pw-value", "kp-value"):
         assert secret not in text
     assert "client_id='cid'" in text and "gsp_token='[secure]'" in text
     assert {"s3cret-value", "tok-value", "pw-value", "kp-value"} <= creds.secret_values()
-    assert hash(creds) == hash(Credentials(client_id="cid"))  # hashable despite the mapping
+    assert "cid" not in creds.secret_values()
+    assert hash(creds) == hash(Credentials(dict(creds)))  # hashable, equal by value
+    assert creds.get("private_key_pem", "").startswith("-----BEGIN")  # bytes are kept as ASCII text
+    assert pickle.loads(pickle.dumps(creds)) == creds
+
+
+def test_credentials_are_checked_against_the_plugins_declarations(hooks: Hooks) -> None:
+    ok = hooks.check_credentials("cleartax", Credentials(gsp_token="tok-0001"))
+    assert ok == Credentials(gsp_token="tok-0001")
+    with pytest.raises(ConfigurationError, match=r"does not use credential\(s\) gsp_tokn; it reads: gsp_token"):
+        hooks.check_credentials("cleartax", Credentials(gsp_tokn="typo"))
+    with pytest.raises(ConfigurationError, match="needs credential.*gsp_token.*GSPAUTH_CRED_GSP_TOKEN") as err:
+        hooks.check_credentials("cleartax", Credentials(client_id="c", client_secret="s-secret-1"))
+    assert "s-secret-1" not in str(err.value)
+    with pytest.raises(ConfigurationError, match="client_id and client_secret together"):
+        hooks.check_credentials("cleartax", Credentials(gsp_token="t", client_id="c"))
+    vayana = dict(client_id="c", client_secret="s", asp_cust_id="C", private_key_pem=b"NOT-A-KEY-SECRET")
+    with pytest.raises(ConfigurationError, match="private_key_pem is not a usable PEM") as err:
+        hooks.check_credentials("vayana", Credentials(vayana))
+    assert "NOT-A-KEY" not in str(err.value)
+    with pytest.raises(ConfigurationError, match="signature_hash.*sha256, sha1"):
+        hooks.check_credentials("vayana", Credentials(vayana, signature_hash="md5"))
 
 
 def test_types_validate() -> None:
-    with pytest.raises(ValueError, match="sha256"):
-        Credentials(signature_hash="md5")
+    with pytest.raises(ValueError, match="lowercase identifier"):
+        Credentials({"Bad-Name": "x"})
+    with pytest.raises(TypeError, match="must be str"):
+        Credentials(gsp_token=123)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="timezone-aware"):
         SigningContext(gsp="g", environment="e", action=None, gstin=None, txn="t", now=_dt.datetime(2024, 1, 1))
     with pytest.raises(ValueError, match="kind"):

@@ -222,7 +222,7 @@ class Eas:
         if gsp != self.GSP:
             return None
         rek = context.nonce  # the core's randomness: repeatable under test, fresh in production
-        return {"X-FLYNN-N-ORG-ID": credentials.asp_id or "",
+        return {"X-FLYNN-N-ORG-ID": credentials.get("asp_id") or "",
                 "X-FLYNN-S-GSTIN": encrypt_field(rek, (context.gstin or "").encode()),
                 # RSA-wrapping the REK for Vayana is randomized padding; a real plugin adds
                 # X-FLYNN-S-REK here with the GSP's public key.

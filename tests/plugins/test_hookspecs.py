@@ -16,10 +16,19 @@ import pytest
 
 from gspauth import hookspecs
 from gspauth.auth import GSPAuth
-from gspauth.errors import GSPError, GSPLayerError, PluginContractError
+from gspauth.errors import ConfigurationError, GSPError, GSPLayerError, PluginContractError
 from gspauth.hookspecs import hookimpl
 from gspauth.plugins import Hooks, get_plugin_manager
-from gspauth.types import Api, Credentials, GSPInfo, GSPSession, GSPSessionLogin, SessionEvent, SigningContext
+from gspauth.types import (
+    Api,
+    CredentialField,
+    Credentials,
+    GSPInfo,
+    GSPSession,
+    GSPSessionLogin,
+    SessionEvent,
+    SigningContext,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 NOW = _dt.datetime(2024, 7, 15, 6, 30, tzinfo=_dt.timezone.utc)
@@ -56,8 +65,8 @@ class JwtGsp:
     def gspauth_gsp_session_login(self, gsp: str, host: str, credentials: Credentials) -> GSPSessionLogin | None:
         if gsp != "jwt":
             return None
-        request = httpx.Request("POST", host + "/auth/", json={"user": credentials.asp_id,
-                                                               "password": credentials.asp_password})
+        request = httpx.Request("POST", host + "/auth/", json={"user": credentials.get("asp_id"),
+                                                               "password": credentials.get("asp_password")})
         return GSPSessionLogin(request, self._parse)
 
     @hookimpl
@@ -203,6 +212,37 @@ def test_hook_gspauth_provide_otp() -> None:
     hooks = Hooks(pm, config=False)
     assert hooks.provide_otp("vayana", "sandbox", "27AAAPZ1234C1ZV", "u") == "123456"
     assert hooks.provide_otp("vayana", "sandbox", "29AABCE1234F1ZQ", "u") is None
+
+
+def test_hook_gspauth_check_credentials() -> None:
+    class Strict:
+        @hookimpl
+        def gspauth_register_gsps(self, register: Callable[[GSPInfo], None]) -> None:
+            register(GSPInfo(id="strict", name="Strict", environments={"sandbox": "https://s.example"},
+                             credentials=(CredentialField("region", "one of our regions", required=True,
+                                                          secret=False),
+                                          CredentialField("mode", "signing mode", secret=False,
+                                                          choices=("a", "b"), default="a"))))
+
+        @hookimpl
+        def gspauth_check_credentials(self, gsp: str, credentials: Credentials) -> None:
+            if gsp == "strict" and credentials["region"] not in ("north", "south"):
+                raise ConfigurationError("Strict: region must be north or south")
+
+    pm = get_plugin_manager(autoload=False)
+    pm.register(Strict())
+    hooks = Hooks(pm, config=False)
+    assert hooks.check_credentials("strict", Credentials(region="north")) == Credentials(region="north", mode="a")
+    with pytest.raises(ConfigurationError, match="region must be north or south"):
+        hooks.check_credentials("strict", Credentials(region="east"))
+    with pytest.raises(ConfigurationError, match="needs credential.*region"):
+        hooks.check_credentials("strict", Credentials(mode="b"))
+    with pytest.raises(ConfigurationError, match="mode.*one of a, b"):
+        hooks.check_credentials("strict", Credentials(region="north", mode="c"))
+    with pytest.raises(ConfigurationError, match="does not use credential.*regoin"):
+        hooks.check_credentials("strict", Credentials(regoin="north"))
+    # other GSPs are not the plugin's business: gstn-direct only checks its own declarations
+    hooks.check_credentials("gstn-direct", Credentials(client_id="c", client_secret="s"))
 
 
 # -- contract enforcement of GSP-session results ---------------------------------------------------------

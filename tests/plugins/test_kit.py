@@ -69,10 +69,11 @@ def _run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
 def test_broken_plugin_fails_the_kit_with_readable_messages(pytester: pytest.Pytester, broken_site: Path) -> None:
     pytester.makepyfile(test_broken=BROKEN_TEST)
     result = _run(pytester)
-    result.assert_outcomes(passed=3, failed=7)
+    result.assert_outcomes(passed=4, failed=7)
     passed = {line.rsplit("::", 1)[1].strip() for line in result.outlines if line.startswith("PASSED ")}
     assert passed == {
-        "test_discovered_under_entry_name", "test_gsp_info_is_well_formed", "test_endpoint_urls_are_well_formed"}
+        "test_discovered_under_entry_name", "test_gsp_info_is_well_formed", "test_endpoint_urls_are_well_formed",
+        "test_credentials_are_declared_and_accepted"}
     result.stdout.fnmatch_lines_random([
         "*these URLs ignore the override (use the `host` argument of gspauth_endpoint_url)*",
         "*gspauth_endpoint_url returned str for GSP id 'not-broken'; it must return None for ids you did not register*",
@@ -155,4 +156,4 @@ def test_generated_plugin_passes_its_own_tests(
     write_dist(root / "src", names["dist"], {names["gsp"]: names["module"]})
     _on_pythonpath(monkeypatch, root / "src")
     result = _run(pytester, str(root / "tests"))
-    result.assert_outcomes(passed=12)
+    result.assert_outcomes(passed=13)

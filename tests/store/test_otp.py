@@ -10,10 +10,10 @@ import threading
 import time
 from pathlib import Path
 
-import pluggy
 import pytest
 
 from gspauth import hookspecs
+from gspauth.plugins import Hooks, get_plugin_manager
 from gspauth.otp import (
     ChainOtp,
     CommandOtp,
@@ -36,7 +36,7 @@ class FakeTty(io.StringIO):
 
 
 def test_every_provider_satisfies_the_protocol(tmp_path: Path) -> None:
-    for p in (PromptOtp(), EnvOtp(), FileOtp(tmp_path), CommandOtp(["true"]), ChainOtp([]), HookOtp(None)):
+    for p in (PromptOtp(), EnvOtp(), FileOtp(tmp_path), CommandOtp(["true"]), ChainOtp([]), HookOtp()):
         assert isinstance(p, OtpProvider)
 
 
@@ -151,9 +151,11 @@ def test_command_otp(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
         CommandOtp("echo 1")  # type: ignore[arg-type]
 
 
-def test_hook_otp_asks_plugins() -> None:
-    pm = pluggy.PluginManager(hookspecs.PROJECT)
-    pm.add_hookspecs(hookspecs)
+def test_hook_otp_asks_plugins_through_the_traced_facade(monkeypatch: pytest.MonkeyPatch,
+                                                         caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setenv("GSPAUTH_TRACE_HOOKS", "1")
+    caplog.set_level(logging.DEBUG, logger="gspauth.plugins")
+    pm = get_plugin_manager(autoload=False)
     asked: list[tuple[str, str]] = []
 
     class Plugin:
@@ -162,11 +164,15 @@ def test_hook_otp_asks_plugins() -> None:
             asked.append((gsp, gstin))
             return "616161" if gsp == "cleartax" else None
 
-    assert HookOtp(pm).get_otp(REQ) is None  # no plugin answers
+    hooks = Hooks(pm, config=False)
+    assert HookOtp(hooks).get_otp(REQ) is None  # no plugin answers
     pm.register(Plugin())
-    assert HookOtp(pm).get_otp(REQ) == "616161"
-    assert HookOtp(pm).get_otp(OtpRequest("vayana", "sandbox", GSTIN, "u")) is None
+    assert HookOtp(hooks).get_otp(REQ) == "616161"
+    assert HookOtp(hooks).get_otp(OtpRequest("vayana", "sandbox", GSTIN, "u")) is None
     assert asked == [("cleartax", GSTIN), ("vayana", GSTIN)]
+    traced = [r.getMessage() for r in caplog.records if "gspauth_provide_otp" in r.getMessage()]
+    assert any(m.startswith("call gspauth_provide_otp") for m in traced)  # the tracer sees the call
+    assert not any("616161" in m for m in traced) and any("returned [secure]" in m for m in traced)
 
 
 def test_chain_takes_the_first_answer_and_default_chain(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -185,5 +191,5 @@ def test_chain_takes_the_first_answer_and_default_chain(tmp_path: Path, monkeypa
     monkeypatch.setenv("GSPAUTH_OTP_DIR", str(tmp_path))
     (tmp_path / f"{GSTIN}.otp").write_text("919191")
     chain = default_otp_provider(interactive=False)
-    assert [type(p).__name__ for p in chain.providers] == ["EnvOtp", "FileOtp"]  # type: ignore[attr-defined]
+    assert [type(p).__name__ for p in chain.providers] == ["EnvOtp", "FileOtp", "HookOtp"]  # type: ignore[attr-defined]
     assert chain.get_otp(REQ) == "919191"

@@ -15,14 +15,16 @@ import httpx
 
 from gspauth.errors import GSPError, GSPLayerError
 from gspauth.hookspecs import hookimpl
-from gspauth.types import Api, Credentials, GSPInfo
+from gspauth.types import Api, CredentialField, Credentials, GSPInfo
 
 log = logging.getLogger("gspauth.broken")
 
 
 @hookimpl
 def gspauth_register_gsps(register: Callable[[GSPInfo], None]) -> None:
-    register(GSPInfo(id="broken", name="Broken GSP", environments={"sandbox": "https://sandbox.broken.example"}))
+    register(GSPInfo(id="broken", name="Broken GSP", environments={"sandbox": "https://sandbox.broken.example"},
+                     credentials=(CredentialField("client_id", "id", required=True, secret=False),
+                                  CredentialField("client_secret", "secret", required=True))))
 
 
 @hookimpl

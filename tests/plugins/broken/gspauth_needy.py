@@ -9,12 +9,15 @@ import httpx
 
 from gspauth.errors import ConfigurationError
 from gspauth.hookspecs import hookimpl
-from gspauth.types import Api, Credentials, GSPInfo, GSPSession, GSPSessionLogin
+from gspauth.types import Api, CredentialField, Credentials, GSPInfo, GSPSession, GSPSessionLogin
 
 
 @hookimpl
 def gspauth_register_gsps(register: Callable[[GSPInfo], None]) -> None:
-    register(GSPInfo(id="needy", name="Needy GSP", environments={"sandbox": "https://n.example"}, gsp_session=True))
+    register(GSPInfo(id="needy", name="Needy GSP", environments={"sandbox": "https://n.example"}, gsp_session=True,
+                     credentials=(CredentialField("gsp_token", "the Needy token", required=True),
+                                  CredentialField("client_id", "id", secret=False),
+                                  CredentialField("client_secret", "secret"))))
 
 
 @hookimpl
@@ -34,6 +37,7 @@ def gspauth_gsp_session_login(gsp: str, host: str) -> GSPSessionLogin | None:
 def gspauth_sign_headers(gsp: str, credentials: Credentials) -> Mapping[str, str] | None:
     if gsp != "needy":
         return None
-    if not credentials.gsp_token:
+    token = credentials.get("gsp_token")
+    if not token:
         raise ConfigurationError("Needy needs Credentials(gsp_token=...)")
-    return {"X-Needy-Token": credentials.gsp_token}
+    return {"X-Needy-Token": token}

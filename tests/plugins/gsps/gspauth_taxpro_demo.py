@@ -29,7 +29,7 @@ from gspauth.crypto import encrypt_field
 from gspauth.errors import ConfigurationError, GSPError, GSPLayerError
 from gspauth.hookspecs import hookimpl
 from gspauth.replies import gsp_outage, is_gstn_reply, json_object
-from gspauth.types import Api, Credentials, GSPInfo, GSPSession, GSPSessionLogin, SigningContext
+from gspauth.types import Api, CredentialField, Credentials, GSPInfo, GSPSession, GSPSessionLogin, SigningContext
 
 GSP = "taxpro-demo"
 IST = _dt.timezone(_dt.timedelta(hours=5, minutes=30))
@@ -38,15 +38,21 @@ INFO = GSPInfo(
     name="TaxPro-style demo GSP",
     environments={"sandbox": "https://gstsandbox.charteredinfo.com", "production": "https://gstapi.charteredinfo.com"},
     gsp_session=True,
+    credentials=(
+        CredentialField("asp_id", "the aspid TaxPro issued", required=True, secret=False),
+        CredentialField("asp_password", "the ASP password, sent encrypted as asp-secret", required=True),
+        CredentialField("private_key_pem", "the ASP's RSA private key (PEM) that signs GetKey", required=True),
+    ),
 )
 
 
 def _private_key(credentials: Credentials) -> rsa.RSAPrivateKey:
-    if not credentials.private_key_pem:
+    pem = credentials.get("private_key_pem")
+    if not pem:
         raise ConfigurationError("taxpro-demo needs Credentials(private_key_pem=...) to sign GetKey")
-    key = serialization.load_pem_private_key(credentials.private_key_pem, None)
+    key = serialization.load_pem_private_key(pem.encode("ascii"), None)
     if not isinstance(key, rsa.RSAPrivateKey):
-        raise ConfigurationError("Credentials.private_key_pem must be an RSA key")
+        raise ConfigurationError("credential private_key_pem must be an RSA key")
     return key
 
 
@@ -70,12 +76,13 @@ def gspauth_gsp_session_login(gsp: str, host: str, credentials: Credentials, now
                               txn: str) -> GSPSessionLogin | None:
     if gsp != GSP:
         return None
-    if not credentials.asp_id:
+    asp_id = credentials.get("asp_id")
+    if not asp_id:
         raise ConfigurationError("taxpro-demo needs Credentials(asp_id=...)")
     key = _private_key(credentials)
     timestamp = getkey_timestamp(now)
-    signed = key.sign((credentials.asp_id + timestamp).encode(), padding.PKCS1v15(), hashes.SHA256())
-    request = httpx.Request("POST", host + "/getkey", headers={"aspid": credentials.asp_id, "txn": txn},
+    signed = key.sign((asp_id + timestamp).encode(), padding.PKCS1v15(), hashes.SHA256())
+    request = httpx.Request("POST", host + "/getkey", headers={"aspid": asp_id, "txn": txn},
                             json={"timestamp": timestamp, "signed_content": base64.b64encode(signed).decode()})
 
     def parse(response: httpx.Response) -> GSPSession:
@@ -92,13 +99,13 @@ def gspauth_gsp_session_login(gsp: str, host: str, credentials: Credentials, now
 def gspauth_sign_headers(gsp: str, context: SigningContext, credentials: Credentials) -> Mapping[str, str] | None:
     if gsp != GSP:
         return None
-    if not credentials.asp_id or not credentials.asp_password:
+    asp_id, password = credentials.get("asp_id"), credentials.get("asp_password")
+    if not asp_id or not password:
         raise ConfigurationError("taxpro-demo needs Credentials(asp_id=..., asp_password=...)")
     if context.gsp_session is None or "enc_key" not in context.gsp_session.data:
         raise ConfigurationError("taxpro-demo signs with the GetKey session's enc_key; none was given")
     asp_ek = base64.b64decode(context.gsp_session.data["enc_key"])
-    return {"aspid": credentials.asp_id, "appver": "1.0",
-            "asp-secret": encrypt_field(asp_ek, credentials.asp_password.encode())}
+    return {"aspid": asp_id, "appver": "1.0", "asp-secret": encrypt_field(asp_ek, password.encode())}
 
 
 @hookimpl

@@ -6,7 +6,7 @@ ClearTax forwards GSTN's taxpayer API unchanged under its own prefix:
   the legacy host profile as extra environments ``legacy-sandbox``
   (``https://sandbox.gsp.cleartax.in``) and ``legacy-production`` (``https://gsp.cleartax.in``);
 * URLs: ``{host}/gsp/api`` + GSTN path (legacy hosts: ``{host}/api`` + GSTN path);
-* headers: ``X-CT-Auth-Token`` (the static token ClearTax issues: ``Credentials.gsp_token``),
+* headers: ``X-CT-Auth-Token`` (the static token ClearTax issues: credential ``gsp_token``),
   and on auth calls ``appkey`` = the body's ``app_key``; ``clientid`` / ``client-secret`` only
   if you were given them (new ClearTax users are not). No request signing.
 * errors: ClearTax's own layer answers ``{"error_code": "CT4xx", "error_message": ...}``;
@@ -25,7 +25,7 @@ import httpx
 from gspauth.errors import ConfigurationError, GSPError, GSPLayerError
 from gspauth.hookspecs import hookimpl
 from gspauth.replies import gsp_outage, is_gstn_reply, json_object
-from gspauth.types import Api, Credentials, Environment, GSPInfo, SigningContext
+from gspauth.types import Api, CredentialField, Credentials, Environment, GSPInfo, SigningContext
 
 __all__ = ["GSP", "INFO", "__version__"]
 __version__ = "0.1.0"
@@ -44,6 +44,13 @@ INFO = GSPInfo(
     capabilities=frozenset({"files", "evc"}),
     docs_url="https://docs.cleartax.in/cleartax-docs/gst-gsp-api/gst-gsp-api-reference",
     description="ClearTax GST GSP: /gsp/api pass-through with X-CT-Auth-Token",
+    credentials=(
+        CredentialField("gsp_token", "the X-CT-Auth-Token ClearTax issued you (sandbox and production differ)",
+                        required=True),
+        CredentialField("client_id", "GSTN clientid, only if ClearTax gave you one (new users have none)",
+                        secret=False),
+        CredentialField("client_secret", "GSTN client-secret that goes with client_id"),
+    ),
 )
 
 _AUTH_ACTIONS = frozenset({"OTPREQUEST", "AUTHTOKEN", "REFRESHTOKEN", "LOGOUT"})
@@ -90,9 +97,10 @@ def gspauth_sign_headers(
 ) -> Mapping[str, str] | None:
     if gsp != GSP:
         return None
-    if not credentials.gsp_token:
+    token = credentials.get("gsp_token")
+    if not token:
         raise ConfigurationError("ClearTax needs Credentials(gsp_token=...): the X-CT-Auth-Token ClearTax issued")
-    headers = {"X-CT-Auth-Token": credentials.gsp_token}
+    headers = {"X-CT-Auth-Token": token}
     if credentials.client_id and credentials.client_secret:
         headers["clientid"] = credentials.client_id
         headers["client-secret"] = credentials.client_secret
@@ -104,6 +112,14 @@ def gspauth_sign_headers(
         if app_key is not None:
             headers["appkey"] = app_key
     return headers
+
+
+@hookimpl
+def gspauth_check_credentials(gsp: str, credentials: Credentials) -> None:
+    if gsp != GSP:
+        return
+    if bool(credentials.client_id) != bool(credentials.client_secret):
+        raise ConfigurationError("ClearTax: set client_id and client_secret together, or neither")
 
 
 @hookimpl
