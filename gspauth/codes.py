@@ -105,6 +105,13 @@ _TABLE: tuple[ErrorCode, ...] = (
        "GSTN queued the request; poll RETSTATUS later"),
     _E("RTN_24", "Request is in progress, please try after some time", errors.RequestInProgress,
        "GSTN queued the request; poll RETSTATUS later"),
+    # INFERRED, defined by the emulator (GSTN's own code for an oversized body is not public): GSTN
+    # documents 5 MB of JSON per save; the wire body is that JSON Base64-encoded, encrypted and
+    # Base64-encoded again (x16/9), which the emulator's default limit of 10 MiB leaves room for.
+    _E("GEN5413", "Request payload is too large", errors.RequestRejected,
+       "split the payload into requests whose JSON is below 5,000,000 bytes (GSTN's 5 MB per save; "
+       "about 8.9 MB on the wire once encrypted and Base64-encoded twice) and send each with its own txn",
+       413),
 )  # fmt: skip
 
 #: code → :class:`ErrorCode`.

@@ -72,7 +72,12 @@ INFERRED behaviours (each configurable in :class:`EmulatorConfig`; strict defaul
 * Faults: 5xx bodies carry TEC4001; 429 carries ``EMU429`` and ``Retry-After``; a dropped
   connection closes the socket before any processing. An emulator bug answers 500 TEC4001.
 * Logs carry no secret: the uvicorn access log (off by default) has FILEDET tokens and
-  file ids redacted.
+  file ids redacted by :mod:`gspauth.redact` (the project's one redaction module).
+* Request bodies over ``max_request_body_bytes`` (10 MiB: GSTN's 5 MB of JSON per save after
+  the double Base64 envelope, with headroom) are refused before parsing with HTTP 413 and
+  ``GEN5413`` (an emulator-defined code; GSTN's is not public), on every layer and in
+  :meth:`Emulator.handle` alike; the server stops reading at the limit and closes the
+  connection after the reply.
 * Vayana ``txn`` replay check is off by default (it would break idempotent retries).
 """
 

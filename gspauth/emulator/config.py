@@ -109,6 +109,13 @@ class EmulatorConfig:
     filedet_records_per_file: int = 100
     filedet_url_life_seconds: int = 3600
 
+    #: Largest request body accepted, in bytes; a larger one is refused before it is parsed
+    #: with HTTP 413 and GSTN-style GEN5413 (INFERRED code). Why 10 MiB: GSTN documents 5 MB of
+    #: JSON per save payload; on the wire that JSON is Base64-encoded, AES-padded and Base64-encoded
+    #: again (x16/9), so 5 MiB of JSON is a 9.32 MB ``data`` field; 10 MiB leaves ~12 % for the
+    #: rest of the envelope. The server stops reading at the limit (nothing past it is buffered).
+    max_request_body_bytes: int = 10 * 1024 * 1024
+
     # --- GSP layers -----------------------------------------------------------------
     #: GSTN-level GSP clients: clientid → client-secret.
     gstn_clients: dict[str, str] = field(repr=False, default_factory=lambda: {
@@ -144,6 +151,8 @@ class EmulatorConfig:
             raise ValueError("bad_app_key_code must be TEC4002, AUTH4036 or TEC4003")
         if self.txn_conflict_policy not in ("reject", "first-wins"):
             raise ValueError("txn_conflict_policy must be 'reject' or 'first-wins'")
+        if self.max_request_body_bytes < 1:
+            raise ValueError("max_request_body_bytes must be positive")
         if self.max_sessions_per_user < 1 or self.otp_attempt_limit < 1:
             raise ValueError("max_sessions_per_user and otp_attempt_limit must be >= 1")
         bad = set(self.vayana_signature_hashes) - {"sha256", "sha1"}

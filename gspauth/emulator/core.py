@@ -62,7 +62,7 @@ __all__ = ["EMITTED_GSTN_CODES", "FAULT_CODES", "Emulator", "Outbox", "Portal", 
 EMITTED_GSTN_CODES: frozenset[str] = frozenset({
     "AUT4031", "AUT4032", "AUT4033", "AUT4034", "AUTH403", "AUTH158", "AUTH4032", "AUTH4033", "AUTH4034",
     "AUTH4036", "AUTH4037", "AUTH4038", "AUTH4039", "AUTH4040", "AUTH4041", "GEN5001", "GEN5007",
-    "RET13506", "TEC4001", "TEC4002", "TEC4003",
+    "RET13506", "TEC4001", "TEC4002", "TEC4003", "GEN5413",
 })  # fmt: skip
 #: Codes only injected faults use: TEC4001 with HTTP 5xx, and ``EMU429`` (not a GSTN code) with HTTP 429.
 FAULT_CODES: dict[str, int] = {"TEC4001": 503, "EMU429": 429}
@@ -450,6 +450,8 @@ class Emulator(AuthActions, ReturnActions):
 
         :raises DroppedConnection: an injected fault (the server must close the connection).
         """
+        if len(request.body) > self.config.max_request_body_bytes:
+            return self.body_too_large(len(request.body))
         if request.path.startswith("/_emulator"):
             from gspauth.emulator.admin import handle_admin
 
@@ -469,6 +471,23 @@ class Emulator(AuthActions, ReturnActions):
             response, code = r.response, r.code
         self._stats.answered(response.status, code)
         return response
+
+    def body_too_large(self, size: int | None) -> Response:
+        """The reply to a body over :attr:`EmulatorConfig.max_request_body_bytes` (HTTP 413, GEN5413).
+
+        :param size: the body's size when known (``Content-Length`` or the bytes read), else
+            ``None`` (a chunked body that went past the limit: the server stopped reading).
+        """
+        limit = self.config.max_request_body_bytes
+        # JSON that fits once Base64-encoded, padded and Base64-encoded again (x16/9), with
+        # 256 bytes for the rest of the envelope.
+        json_max = max(0, (limit - 256) * 9 // 16)
+        seen = f"is {size:,} bytes" if size is not None else f"exceeds {limit:,} bytes"
+        detail = (f"the request body {seen}; the limit is {limit:,} bytes, about {json_max:,} bytes of "
+                  f"JSON before encryption: split the payload")
+        reply = gstn_error("GEN5413", detail)
+        self._stats.answered(reply.response.status, reply.code)
+        return reply.response
 
     def draw_latency(self) -> float:
         """The injected latency (seconds) for the next non-admin request."""

@@ -151,6 +151,7 @@ GSTN_SCENARIOS: dict[str, Scenario] = {
     "AUTH158": _wrong_gstin,
     "RET13506": _retfile_bad_otp,
     "TEC4001": _faulty("error_5xx_rate"),
+    "GEN5413": lambda e, m, c: (e.update_config(max_request_body_bytes=1024), _raw_post(c, m(), b"{" + b" " * 2048 + b"}"))[1],
 }
 
 FAULT_SCENARIOS: dict[str, Scenario] = {"EMU429": _faulty("rate_429")}
