@@ -1,16 +1,15 @@
 """Run the emulator as a real HTTP server (uvicorn) in a background thread.
 
 uvicorn's access log (off unless asked for) prints request paths with their query
-strings; :class:`RedactingFilter` replaces the values that work as bearer handles there
-(the FILEDET ``token`` query parameter and the file id of a FILEDET download URL) with
-``[secure]``. Everything else secret travels in headers and bodies, which are never logged.
+strings; :func:`gspauth.redact.install_log_filters` puts the project's one redacting filter
+on the uvicorn loggers, which hides the values that work as bearer handles there (the
+FILEDET ``token`` query parameter and the file id of a FILEDET download URL). Everything
+else secret travels in headers and bodies, which are never logged.
 """
 
 from __future__ import annotations
 
-import logging
 import os
-import re
 import socket
 import threading
 from typing import Any
@@ -20,30 +19,9 @@ import uvicorn
 from gspauth.emulator.asgi import DroppingH11Protocol, EmulatorASGI
 from gspauth.emulator.config import EmulatorConfig
 from gspauth.emulator.core import Emulator
+from gspauth.redact import install_log_filters
 
-__all__ = ["RedactingFilter", "ThreadedEmulator", "make_server"]
-
-_SECRET_QUERY = re.compile(r"(?i)([?&](?:token|otp|auth_token|auth-token|app_key|appkey|sek|rek|client-secret)=)[^&\s\"]*")
-_FILE_ID = re.compile(r"/files/[0-9a-f]{32}/")
-
-
-def redact_url(text: str) -> str:
-    """``text`` with secret-bearing query values and FILEDET file ids replaced by ``[secure]``."""
-    return _FILE_ID.sub("/files/[secure]/", _SECRET_QUERY.sub(r"\1[secure]", text))
-
-
-class RedactingFilter(logging.Filter):
-    """A logging filter that applies :func:`redact_url` to every string argument of a record."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.args, tuple):
-            record.args = tuple(redact_url(a) if isinstance(a, str) else a for a in record.args)
-        if isinstance(record.msg, str):
-            record.msg = redact_url(record.msg)
-        return True
-
-
-_REDACTOR = RedactingFilter()
+__all__ = ["ThreadedEmulator", "make_server"]
 
 
 def make_server(emulator: Emulator, *, log_level: str = "warning", access_log: bool = False) -> uvicorn.Server:
@@ -51,10 +29,7 @@ def make_server(emulator: Emulator, *, log_level: str = "warning", access_log: b
         EmulatorASGI(emulator), http=DroppingH11Protocol, lifespan="off", log_level=log_level,
         access_log=access_log, timeout_keep_alive=30, backlog=2048,
     )  # fmt: skip
-    for name in ("uvicorn.access", "uvicorn.error"):  # uvicorn configured them in Config(); idempotent
-        logger = logging.getLogger(name)
-        if _REDACTOR not in logger.filters:
-            logger.addFilter(_REDACTOR)
+    install_log_filters()  # after Config(), which configures uvicorn's loggers; idempotent
     return uvicorn.Server(config)
 
 

@@ -150,3 +150,24 @@ def test_cli_serve_runs_as_a_separate_process(tmp_path: object) -> None:
     finally:
         stop_process(proc)
     assert proc.returncode == 0
+
+
+def test_server_redacts_through_the_one_redaction_module() -> None:
+    """The access log is filtered by gspauth.redact's filter (once), not by a copy of it."""
+    import logging
+
+    from gspauth.emulator import server as server_module
+    from gspauth.redact import RedactingFilter
+
+    assert not hasattr(server_module, "RedactingFilter") and not hasattr(server_module, "redact_url")
+    server_module.make_server(Emulator(seed=5), access_log=True)
+    server_module.make_server(Emulator(seed=5), access_log=True)  # idempotent
+    for name in ("uvicorn.access", "uvicorn.error"):
+        filters = [f for f in logging.getLogger(name).filters if isinstance(f, RedactingFilter)]
+        assert len(filters) == 1, name
+    record = logging.LogRecord("uvicorn.access", logging.INFO, __file__, 1, '%s - "%s %s HTTP/%s" %d',
+                               ("127.0.0.1:5", "GET", "/gstn/files/" + "ab" * 16 + "/x.tar.gz?token=t0k3n&a=1",
+                                "1.1", 200), None)  # fmt: skip
+    assert filters[0].filter(record)
+    line = record.getMessage()
+    assert "t0k3n" not in line and "ab" * 16 not in line and "token=[secure]" in line and "a=1" in line
