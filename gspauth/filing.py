@@ -58,6 +58,7 @@ from gspauth.errors import (
     SessionInvalid,
     StoreCorrupted,
 )
+from gspauth.locks import ExclusiveFile
 from gspauth.types import Api
 
 __all__ = ["BatchFiler", "ChunkFailure", "ChunkResult", "FilingSummary", "chunk_content", "chunk_key"]
@@ -222,30 +223,18 @@ class _Journal:
         with self._file.transaction() as db:
             for statement in filter(str.strip, _SCHEMA.split(";")):
                 db.execute(statement)
-        self._held: int | None = None
+        self._exclusive = ExclusiveFile(self.path + ".lock")
 
     def acquire(self) -> None:
         """Exclusive use of the journal for one :meth:`BatchFiler.file` run (threads and processes)."""
-        from gspauth.store import _os_trylock
-
-        fd = os.open(self.path + ".lock", os.O_RDWR | os.O_CREAT, 0o600)
-        if not _os_trylock(fd):
-            os.close(fd)
+        if not self._exclusive.acquire():
             raise JournalBusy(
                 f"filing journal {self.path} is in use by another filer (this or another process); "
                 "wait for it to finish, or give each worker its own journal (e.g. one per GSTIN range)"
             )
-        self._held = fd
 
     def release(self) -> None:
-        from gspauth.store import _os_unlock
-
-        fd, self._held = self._held, None
-        if fd is not None:
-            try:
-                _os_unlock(fd)
-            finally:
-                os.close(fd)
+        self._exclusive.release()
 
     @contextmanager
     def _tx(self, durable: bool = False) -> Iterator[sqlite3.Connection]:

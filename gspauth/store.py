@@ -68,6 +68,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from gspauth.errors import ConfigurationError, LockTimeout, StoreCorrupted, StoreKeyMismatch
+from gspauth.locks import KeyLocks, hold_file_lock
 from gspauth.session import Session, SessionKey, effective_expiry, utcnow
 
 if TYPE_CHECKING:
@@ -203,131 +204,6 @@ class SessionStore(Protocol):
 
 
 # --------------------------------------------------------------------------------------------
-# Locks
-
-
-class _ThreadKeyLocks:
-    """Re-entrant per-name thread locks with a timeout."""
-
-    def __init__(self) -> None:
-        self._guard = threading.Lock()
-        self._locks: dict[str, threading.RLock] = {}
-
-    def get(self, name: str) -> threading.RLock:
-        with self._guard:
-            lock = self._locks.get(name)
-            if lock is None:
-                lock = self._locks[name] = threading.RLock()
-            return lock
-
-
-def _acquire(lock: threading.RLock, timeout: float | None, what: str) -> None:
-    ok = lock.acquire() if timeout is None else lock.acquire(timeout=max(0.0, timeout))
-    if not ok:
-        raise LockTimeout(f"waited {timeout:.1f}s for the lock on session {what}; another auth or refresh holds it")
-
-
-class _FileLock:
-    """One lock file, held at most once per process (thread part: an RLock; process part: flock)."""
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self.rlock = threading.RLock()
-        self.depth = 0
-        self.fd: int | None = None
-
-
-_file_locks: dict[str, _FileLock] = {}
-_file_locks_guard = threading.Lock()
-
-
-def _after_fork_in_child() -> None:
-    # The child inherits descriptors that share the parent's open file descriptions:
-    # unlocking them would release the *parent's* lock, so only close them.
-    global _file_locks, _file_locks_guard
-    for fl in _file_locks.values():
-        if fl.fd is not None:
-            with contextlib.suppress(OSError):
-                os.close(fl.fd)
-    _file_locks = {}
-    _file_locks_guard = threading.Lock()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
-
-
-def _os_trylock(fd: int) -> bool:
-    if sys.platform == "win32":  # pragma: no cover - Windows only
-        import msvcrt
-
-        try:
-            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
-        except OSError:
-            return False
-        return True
-    import fcntl
-
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return False
-    return True
-
-
-def _os_unlock(fd: int) -> None:
-    if sys.platform == "win32":  # pragma: no cover - Windows only
-        import msvcrt
-
-        os.lseek(fd, 0, os.SEEK_SET)
-        msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
-        return
-    import fcntl
-
-    fcntl.flock(fd, fcntl.LOCK_UN)
-
-
-@contextlib.contextmanager
-def _hold_file_lock(path: str, timeout: float | None, what: str) -> Iterator[None]:
-    deadline = None if timeout is None else time.monotonic() + timeout
-    with _file_locks_guard:
-        fl = _file_locks.get(path)
-        if fl is None:
-            fl = _file_locks[path] = _FileLock(path)
-    _acquire(fl.rlock, timeout, what)
-    try:
-        if fl.depth == 0:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-            try:
-                delay = 0.002
-                while not _os_trylock(fd):
-                    if deadline is not None and time.monotonic() >= deadline:
-                        raise LockTimeout(
-                            f"waited {timeout:.1f}s for the lock on session {what}; "
-                            "another process is authenticating or refreshing it"
-                        )
-                    time.sleep(delay)
-                    delay = min(delay * 2, 0.05)
-            except BaseException:
-                os.close(fd)
-                raise
-            fl.fd = fd
-        fl.depth += 1
-        try:
-            yield
-        finally:
-            fl.depth -= 1
-            if fl.depth == 0 and fl.fd is not None:
-                fd, fl.fd = fl.fd, None
-                try:
-                    _os_unlock(fd)
-                finally:
-                    os.close(fd)
-    finally:
-        fl.rlock.release()
-
-
-# --------------------------------------------------------------------------------------------
 # Memory store
 
 
@@ -337,7 +213,7 @@ class MemoryStore:
     def __init__(self) -> None:
         self._guard = threading.Lock()
         self._sessions: dict[SessionKey, tuple[Session, _dt.datetime]] = {}
-        self._locks = _ThreadKeyLocks()
+        self._locks = KeyLocks()
 
     def load(self, key: SessionKey) -> Session | None:
         with self._guard:
@@ -357,14 +233,8 @@ class MemoryStore:
             items = sorted(self._sessions.values(), key=lambda it: it[0].key.id)
         return [SessionSummary.of(s, updated) for s, updated in items]
 
-    @contextlib.contextmanager
-    def lock(self, key: SessionKey, timeout: float | None = 60.0) -> Iterator[None]:
-        lock = self._locks.get(key.id)
-        _acquire(lock, timeout, key.id)
-        try:
-            yield
-        finally:
-            lock.release()
+    def lock(self, key: SessionKey, timeout: float | None = 60.0) -> contextlib.AbstractContextManager[None]:
+        return self._locks.hold(key.id, timeout, f"session {key.id}")
 
     def __repr__(self) -> str:
         return f"MemoryStore({len(self._sessions)} sessions)"
@@ -702,4 +572,4 @@ class SQLiteStore:
         return out
 
     def lock(self, key: SessionKey, timeout: float | None = 60.0) -> contextlib.AbstractContextManager[None]:
-        return _hold_file_lock(str(self.lock_dir / f"{key.digest}.lock"), timeout, key.id)
+        return hold_file_lock(self.lock_dir / f"{key.digest}.lock", timeout, f"session {key.id}")
