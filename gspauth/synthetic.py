@@ -38,14 +38,19 @@ from __future__ import annotations
 import calendar
 import json
 import random
+from collections.abc import Iterator
 from typing import Any, NamedTuple
 
 from gspauth.gstin import STATE_CODES, check_character, is_valid_gstin
 
 __all__ = [
+    "B2B_CSV_HEADER",
     "DEFAULT_RET_PERIOD",
     "RATES",
+    "b2b_csv",
+    "b2b_gstr1_json",
     "b2b_invoices",
+    "b2b_jsonl",
     "gstr1_chunks",
     "invoice_payloads",
     "random_gstin",
@@ -317,3 +322,113 @@ def invoice_payloads(
     head = f'{{"gstin":"{gen.supplier}","fp":"{ret_period}","b2b":[{{"ctin":"'
     as_json = gen.as_json
     return [f'{head}{inv.ctin}","inv":[{as_json(inv)}]}}]}}'.encode("ascii") for inv in gen.invoices(count)]
+
+
+# --------------------------------------------------------------------------- input files
+# The same invoices as the functions above, written as the files filers have: JSONL
+# (one invoice per line), GSTR-1 JSON as the offline tool writes it, and the offline
+# tool's b2b CSV template (one row per invoice line). Used by the ingest tests and
+# benchmarks; see docs/ingest.md for the formats.
+
+#: Header of the GST offline tool's b2b CSV template (the current one).
+B2B_CSV_HEADER = (
+    "GSTIN/UIN of Recipient,Receiver Name,Invoice Number,Invoice date,Invoice Value,Place Of Supply,"
+    "Reverse Charge,Applicable % of Tax Rate,Invoice Type,E-Commerce GSTIN,Rate,Taxable Value,Cess Amount"
+)
+_INV_TYPE_LABEL = {"R": "Regular B2B", "SEWP": "SEZ supplies with payment", "DE": "Deemed Exp"}
+_MONTH_ABBR = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def _stream(count: int, seed: int, supplier_gstin: str | None, ret_period: str,
+            block: int = 10_000) -> tuple[_Generator, Any]:
+    """The generator and an iterator over ``count`` invoices, drawn ``block`` at a time.
+
+    The invoices equal those of :func:`b2b_invoices` for ``count <= block``; larger
+    counts continue the same seeded stream with consecutive invoice numbers, so memory
+    stays flat however many are asked for.
+    """
+    _check_count(count)
+    gen = _Generator(seed, supplier_gstin, ret_period)
+
+    def invoices() -> Any:
+        done = 0
+        while done < count:
+            n = min(block, count - done)
+            for i, inv in enumerate(gen.invoices(n), done + 1):
+                yield inv._replace(inum=f"{gen.series}{i:07d}")
+            done += n
+
+    return gen, invoices()
+
+
+def b2b_jsonl(
+    count: int,
+    *,
+    seed: int,
+    supplier_gstin: str | None = None,
+    ret_period: str = DEFAULT_RET_PERIOD,
+) -> Iterator[bytes]:
+    """``count`` JSONL lines (with their LF): each invoice of :func:`b2b_invoices` plus
+    ``gstin``, ``fp``, ``section`` and ``ctin``; about 2 KiB each."""
+    gen, invoices = _stream(count, seed, supplier_gstin, ret_period)
+    head = f'{{"gstin":"{gen.supplier}","fp":"{ret_period}","section":"b2b","ctin":"'
+    for inv in invoices:
+        yield f'{head}{inv.ctin}",{gen.as_json(inv)[1:]}\n'.encode("ascii")
+
+
+def b2b_gstr1_json(
+    count: int,
+    *,
+    seed: int,
+    supplier_gstin: str | None = None,
+    ret_period: str = DEFAULT_RET_PERIOD,
+) -> Iterator[bytes]:
+    """The same invoices as one GSTR-1 JSON file (offline-tool shape, pretty-printed with one
+    invoice per line), yielded in pieces: ``{"gstin","fp","gt","cur_gt","b2b":[{"ctin","inv":[…]}]}``.
+
+    Consecutive invoices to the same recipient share a ``ctin`` group, as the tool writes them.
+    """
+    gen, invoices = _stream(count, seed, supplier_gstin, ret_period)
+    yield f'{{\n "gstin": "{gen.supplier}",\n "fp": "{ret_period}",\n "gt": 0,\n "cur_gt": 0,\n "b2b": ['.encode()
+    ctin = None
+    for inv in invoices:
+        if inv.ctin != ctin:
+            sep = "" if ctin is None else "\n  ]},"
+            ctin = inv.ctin
+            yield f'{sep}\n  {{"ctin": "{ctin}", "inv": [\n   {gen.as_json(inv)}'.encode("ascii")
+        else:
+            yield f",\n   {gen.as_json(inv)}".encode("ascii")
+    yield b"\n  ]}\n ]\n}\n" if ctin is not None else b"]\n}\n"
+
+
+def _money_text(paise: int) -> str:
+    return f"{paise // 100}.{paise % 100:02d}"
+
+
+def b2b_csv(
+    count: int,
+    *,
+    seed: int,
+    supplier_gstin: str | None = None,
+    ret_period: str = DEFAULT_RET_PERIOD,
+) -> Iterator[bytes]:
+    """The same invoices as the offline tool's b2b CSV: the header line, then one row per
+    invoice line (CRLF line ends, dates ``dd-Mmm-yyyy``, places of supply ``29-Karnataka``).
+
+    Reading it with section ``b2b``, the generator's supplier GSTIN and ``ret_period`` gives
+    the same canonical invoices as :func:`b2b_jsonl` (taxes are computed half-up to the paisa
+    from rate and taxable value, as the generator computes them).
+    """
+    gen, invoices = _stream(count, seed, supplier_gstin, ret_period)
+    yield (B2B_CSV_HEADER + "\r\n").encode("ascii")
+    for inv in invoices:
+        day, month, year = inv.idt.split("-")
+        head = (f"{inv.ctin},Customer {inv.ctin[2:7]},{inv.inum},{day}-{_MONTH_ABBR[int(month) - 1]}-{year},"
+                f"{_money_text(round(inv.val * 100))},{inv.pos}-{STATE_CODES[inv.pos]},{inv.rchrg},,"
+                f"{_INV_TYPE_LABEL[inv.inv_typ]},,")
+        rows = []
+        for i in inv.lines:
+            det = gen.catalogues[inv.igst][i].det
+            rows.append(f"{head}{det['rt']},{_money_text(round(det['txval'] * 100))},"
+                        f"{_money_text(round(det['csamt'] * 100))}\r\n")
+        yield "".join(rows).encode("utf-8")

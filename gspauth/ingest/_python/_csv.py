@@ -1,0 +1,445 @@
+"""CSV in the layout of the GST offline tool's section templates (Rust twin: ``ingest/csv.rs``).
+
+Row syntax: fields separated by ``,``; a row ends at LF or CRLF (or the end of the
+input); a field is either unquoted (no ``,`` ``"`` CR or LF in it) or quoted
+(``"…"``, ``""`` for a quote, may hold commas and line breaks) and then followed
+by ``,`` or the end of the row. Anything else is a ``csv`` error for that row,
+which is then skipped up to the next LF. Fields are trimmed of spaces and tabs;
+rows whose fields are all empty are skipped. ``docs/ingest.md`` lists the
+accepted headers and how each column becomes GSTR-1 JSON.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any
+
+from gspauth.ingest._python._errors import Reject, show
+from gspauth.ingest._python._numbers import Num, csv_number, from_cents, round_div
+from gspauth.ingest._python._rules import _MAX_ITEMS
+
+if TYPE_CHECKING:
+    from gspauth.ingest._python._parser import Parser
+
+__all__ = ["LAYOUTS", "CsvReader"]
+
+# Header name (as the tool writes it) → logical column.
+_COLUMNS = {
+    "GSTIN/UIN of Recipient": "ctin", "Receiver Name": "name", "Invoice Number": "inum", "Invoice date": "idt",
+    "Invoice Value": "val", "Place Of Supply": "pos", "Reverse Charge": "rchrg", "Applicable % of Tax Rate": "diff",
+    "Invoice Type": "inv_typ", "E-Commerce GSTIN": "etin", "Rate": "rt", "Taxable Value": "txval",
+    "Cess Amount": "csamt", "Type": "typ", "Note Number": "nt_num", "Note Date": "nt_dt", "Note Type": "ntty",
+    "Note Supply Type": "inv_typ", "Note Value": "val", "HSN": "hsn_sc", "Description": "desc", "UQC": "uqc",
+    "Total Quantity": "qty", "Total Value": "val", "Integrated Tax Amount": "iamt", "Central Tax Amount": "camt",
+    "State/UT Tax Amount": "samt",
+}  # fmt: skip
+_B2B = ("GSTIN/UIN of Recipient", "Receiver Name", "Invoice Number", "Invoice date", "Invoice Value",
+        "Place Of Supply", "Reverse Charge", "Applicable % of Tax Rate", "Invoice Type", "E-Commerce GSTIN", "Rate",
+        "Taxable Value", "Cess Amount")
+#: The accepted header rows per section, the current template first.
+LAYOUTS: dict[str, tuple[tuple[str, ...], ...]] = {
+    "b2b": (_B2B, tuple(c for c in _B2B if c not in ("Receiver Name", "Applicable % of Tax Rate"))),
+    "b2cl": (("Invoice Number", "Invoice date", "Invoice Value", "Place Of Supply", "Applicable % of Tax Rate", "Rate",
+              "Taxable Value", "Cess Amount", "E-Commerce GSTIN"),
+             ("Invoice Number", "Invoice date", "Invoice Value", "Place Of Supply", "Rate", "Taxable Value",
+              "Cess Amount", "E-Commerce GSTIN")),
+    "b2cs": (("Type", "Place Of Supply", "Applicable % of Tax Rate", "Rate", "Taxable Value", "Cess Amount",
+              "E-Commerce GSTIN"),
+             ("Type", "Place Of Supply", "Rate", "Applicable % of Tax Rate", "Taxable Value", "Cess Amount",
+              "E-Commerce GSTIN"),
+             ("Type", "Place Of Supply", "Rate", "Taxable Value", "Cess Amount", "E-Commerce GSTIN")),
+    "cdnr": (("GSTIN/UIN of Recipient", "Receiver Name", "Note Number", "Note Date", "Note Type", "Place Of Supply",
+              "Reverse Charge", "Note Supply Type", "Note Value", "Applicable % of Tax Rate", "Rate", "Taxable Value",
+              "Cess Amount"),),
+    "hsn": (("HSN", "Description", "UQC", "Total Quantity", "Total Value", "Rate", "Taxable Value",
+             "Integrated Tax Amount", "Central Tax Amount", "State/UT Tax Amount", "Cess Amount"),),
+}
+#: Invoice Type / Note Supply Type labels (compared ASCII-case-insensitively) → inv_typ.
+INV_TYPE_LABELS = {
+    "regular b2b": "R", "regular": "R", "sez supplies with payment": "SEWP", "sez supplies without payment": "SEWOP",
+    "deemed exp": "DE", "deemed exports": "DE", "intra-state supplies attracting igst": "CBW",
+}  # fmt: skip
+_MONTHS = {m: i for i, m in enumerate("jan feb mar apr may jun jul aug sep oct nov dec".split(), 1)}
+_DATE = re.compile(r"([0-9]{2})-([A-Za-z]{3})-([0-9]{4})")
+_POS = re.compile(r"([0-9]{2})(?:-.*)?", re.DOTALL)
+# Invoice-level columns: repeated on every row of an invoice, and must agree.
+_INVOICE_COLS = {
+    "b2b": ("idt", "val", "pos", "rchrg", "diff", "inv_typ", "etin"),
+    "b2cl": ("idt", "val", "pos", "diff", "etin"),
+    "cdnr": ("nt_dt", "ntty", "pos", "rchrg", "inv_typ", "val", "diff"),
+}
+_KEY_COLS = {"b2b": ("ctin", "inum"), "b2cl": ("inum",), "cdnr": ("ctin", "nt_num")}
+_SPACE = re.compile(rb"[ \t]+")
+
+
+def _norm(name: bytes) -> bytes:
+    return _SPACE.sub(b" ", name.strip(b" \t")).lower()
+
+
+_NORMALISED = {s: tuple(tuple(_norm(c.encode()) for c in layout) for layout in layouts)
+               for s, layouts in LAYOUTS.items()}
+
+
+class _RowError(Exception):
+    def __init__(self, code: str, message: str, at: int) -> None:
+        super().__init__(code)
+        self.code, self.message, self.at = code, message, at
+
+
+def _split(buf: bytearray, start: int, final: bool) -> tuple[list[bytes], int] | None:
+    """One row from ``start`` → (fields, end after its terminator); None if more input is needed."""
+    fields: list[bytes] = []
+    i, n = start, len(buf)
+    while True:
+        if i < n and buf[i] == 0x22:  # quoted
+            j = i + 1
+            while True:
+                k = buf.find(b'"', j)
+                if k < 0:
+                    if final:
+                        raise _RowError("truncated", "the file ends inside a quoted field", n)
+                    return None
+                if k + 1 < n and buf[k + 1] == 0x22:
+                    j = k + 2
+                    continue
+                if k + 1 == n and not final:
+                    return None
+                break
+            fields.append(bytes(buf[i + 1 : k]).replace(b'""', b'"'))
+            i = k + 1
+            if i == n:
+                return fields, n  # final
+            c = buf[i]
+            if c == 0x2C:
+                i += 1
+                continue
+            if c == 0x0A:
+                return fields, i + 1
+            if c == 0x0D and i + 1 < n and buf[i + 1] == 0x0A:
+                return fields, i + 2
+            if c == 0x0D and i + 1 == n and not final:
+                return None
+            raise _RowError("csv", "text after the closing quote of a field", i)
+        m = _UNQUOTED_END.search(buf, i)
+        if m is None:
+            if not final:
+                return None
+            fields.append(bytes(buf[i:n]))
+            return fields, n
+        k = m.start()
+        c = buf[k]
+        if c == 0x22:
+            raise _RowError("csv", "a quote inside an unquoted field (quote the whole field)", k)
+        fields.append(bytes(buf[i:k]))
+        if c == 0x2C:
+            i = k + 1
+            continue
+        if c == 0x0A:
+            return fields, k + 1
+        if k + 1 < n and buf[k + 1] == 0x0A:  # CR
+            return fields, k + 2
+        if k + 1 == n and not final:
+            return None
+        raise _RowError("csv", "a carriage return that does not end a line", k)
+
+
+_UNQUOTED_END = re.compile(rb'[,"\r\n]')
+
+
+class _Invoice:
+    __slots__ = ("bad", "cells", "items", "key", "line", "pos", "rec")
+
+    def __init__(self, key: tuple[str, ...], line: int, cells: dict[str, str]) -> None:
+        self.key, self.line, self.cells = key, line, cells
+        self.pos = ""
+        self.rec: dict[str, Any] = {}
+        self.items: list[dict[str, Any]] = []
+        self.bad = False
+
+
+class CsvReader:
+    def __init__(self, parser: Parser) -> None:
+        from gspauth.ingest._python._parser import MAX_RECORD_BYTES
+
+        self.p = parser
+        self.max = MAX_RECORD_BYTES
+        self.section: str = parser.section or ""
+        self.gstin: str = parser.gstin or ""
+        self.fp: str = parser.fp or ""
+        self.buf = bytearray()
+        self.pos = 0
+        self.line = 1
+        self.skip_to_lf = False
+        self.columns: dict[str, int] | None = None  # logical column → index, once the header is read
+        self.width = 0
+        self.open: _Invoice | None = None
+        self.gap = 0  # line of an unreadable row since the last readable one (0: none)
+        self.rows = 0  # data rows so far (hsn num)
+
+    # --- rows ------------------------------------------------------------------
+
+    def feed(self, data: bytes, final: bool) -> None:
+        self.buf += data
+        while not self.p.failed:
+            if self.skip_to_lf:
+                nl = self.buf.find(b"\n", self.pos)
+                if nl < 0:
+                    self._consume(len(self.buf))
+                    break
+                self._consume(nl + 1)
+                self.skip_to_lf = False
+                continue
+            if self.pos == len(self.buf):
+                break
+            line = self.line
+            try:
+                got = _split(self.buf, self.pos, final)
+            except _RowError as e:
+                self._unreadable(line, e.code, e.message, e.at)
+                continue
+            # A row longer than the limit is skipped from its start to the next LF, whether or
+            # not its end is in the buffer yet, so that the outcome does not depend on the split.
+            if got is None:
+                if len(self.buf) - self.pos > self.max:
+                    self._unreadable(line, "too-large", f"the row is longer than {self.max} bytes", self.pos)
+                    continue
+                break
+            fields, end = got
+            if end - self.pos > self.max:
+                self._unreadable(line, "too-large", f"the row is longer than {self.max} bytes", self.pos)
+                continue
+            self._consume(end)
+            self._row(fields, line)
+        if final and not self.p.failed:
+            self._close()
+        del self.buf[: self.pos]
+        self.pos = 0
+
+    def _consume(self, end: int) -> None:
+        self.line += self.buf.count(b"\n", self.pos, end)
+        self.pos = end
+
+    def _unreadable(self, line: int, code: str, message: str, at: int) -> None:
+        """Report a row that cannot be split and skip to the LF after ``at``."""
+        self._consume(at)
+        self.skip_to_lf = True
+        if self.columns is None:
+            self.p.fatal(line, "header", f"the header row cannot be read: {message}")
+            return
+        self.rows += 1
+        self.gap = self.gap or line
+        self.p.error(line, code, message)
+
+    def _row(self, raw: list[bytes], line: int) -> None:
+        fields = [f.strip(b" \t") for f in raw]
+        if not any(fields):
+            return
+        if self.columns is None:
+            self._header(fields, line)
+            return
+        self.rows += 1
+        try:
+            if len(fields) < self.width or any(fields[self.width :]):
+                raise Reject("csv", f"the row has {len(fields)} fields; the header has {self.width}")
+            try:
+                cells = [f.decode("utf-8") for f in fields[: self.width]]
+            except UnicodeDecodeError:
+                raise Reject("utf8", "the row is not valid UTF-8") from None
+        except Reject as r:
+            self.gap = self.gap or line
+            self.p.error(line, r.code, r.message)
+            return
+        cols = self.columns
+        row = {name: cells[i] for name, i in cols.items()}
+        gap, self.gap = self.gap, 0
+        if self.section in _KEY_COLS:
+            self._fold(row, line, gap)
+        else:
+            self._close()
+            self._single(row, line)
+
+    def _header(self, fields: list[bytes], line: int) -> None:
+        while fields and not fields[-1]:
+            fields.pop()
+        names = tuple(_norm(f) for f in fields)
+        for layout, normalised in zip(LAYOUTS[self.section], _NORMALISED[self.section]):
+            if names == normalised:
+                self.columns = {_COLUMNS[name]: i for i, name in enumerate(layout)}
+                self.width = len(layout)
+                return
+        expected = ", ".join(LAYOUTS[self.section][0])
+        self.p.fatal(line, "header", f"the header does not match the {self.section} template of the GST offline "
+                                     f"tool; expected the columns: {expected}")
+
+    # --- invoices ----------------------------------------------------------------
+
+    def _fold(self, row: dict[str, str], line: int, gap: int) -> None:
+        key = tuple(row[c] for c in _KEY_COLS[self.section])
+        inv = self.open
+        if inv is not None and inv.key == key:
+            if inv.bad:
+                return
+            try:
+                if gap:
+                    raise Reject("csv", f"an unreadable row (line {gap}) interrupts this invoice")
+                for col in _INVOICE_COLS[self.section]:
+                    if row.get(col, "") != inv.cells.get(col, ""):
+                        raise Reject("inconsistent", f"{_title(self.section, col)} differs from the invoice's first "
+                                                     f"row (line {inv.line})")
+                self._item(inv, row)
+            except Reject as r:
+                inv.bad = True
+                self.p.error(line, r.code, r.message)
+            return
+        self._close()
+        inv = self.open = _Invoice(key, line, row)
+        try:
+            self._invoice_fields(inv, row)
+            self._item(inv, row)
+        except Reject as r:
+            inv.bad = True
+            self.p.error(line, r.code, r.message)
+
+    def _invoice_fields(self, inv: _Invoice, row: dict[str, str]) -> None:
+        s, rec = self.section, inv.rec
+        if s == "cdnr":
+            rec["nt_num"] = row["nt_num"]
+            rec["nt_dt"] = _date(row["nt_dt"], "Note Date")
+            rec["ntty"] = row["ntty"]
+        else:
+            rec["inum"] = row["inum"]
+            rec["idt"] = _date(row["idt"], "Invoice date")
+        rec["val"] = csv_number(row["val"], _title(s, "val"), 2, False)
+        pos = inv.pos = _pos(row["pos"])
+        if s != "b2cl":
+            rec["pos"] = pos
+            rec["rchrg"] = row["rchrg"]
+        diff = _diff(row.get("diff", ""))
+        if diff is not None:
+            rec["diff_percent"] = diff
+        if s != "b2cl":
+            rec["inv_typ"] = _inv_typ(row["inv_typ"], _title(s, "inv_typ"))
+        if row.get("etin"):
+            rec["etin"] = row["etin"]
+
+    def _item(self, inv: _Invoice, row: dict[str, str]) -> None:
+        if len(inv.items) >= _MAX_ITEMS:
+            raise Reject("items", f"itms has more than {_MAX_ITEMS} items")
+        rt = csv_number(row["rt"], "Rate", 2, False)
+        txval = csv_number(row["txval"], "Taxable Value", 2, False)
+        csamt = csv_number(row["csamt"], "Cess Amount", 2, False) if row["csamt"] else from_cents(0)
+        inv.items.append({"rt": rt, "txval": txval, "csamt": csamt})
+
+    def _close(self) -> None:
+        inv, self.open = self.open, None
+        if inv is None or inv.bad:
+            return
+        s, rec = self.section, inv.rec
+        pos = inv.pos
+        if s == "b2cl":
+            igst, nil = True, False
+        else:
+            igst = rec["inv_typ"] in ("SEWP", "SEWOP", "CBW") or pos != self.gstin[:2]
+            nil = rec["inv_typ"] == "SEWOP"
+        factor = 65 if "diff_percent" in rec else 100
+        rec["itms"] = [{"num": from_cents(n * 100), "itm_det": _taxed(det, factor, igst, nil)}
+                       for n, det in enumerate(inv.items, 1)]
+        key = pos if s == "b2cl" else inv.key[0]
+        self.p.record(s, self.gstin, self.fp, key, rec, inv.line)
+
+    def _single(self, row: dict[str, str], line: int) -> None:
+        """A b2cs or hsn row: one record."""
+        try:
+            if self.section == "b2cs":
+                rec = self._b2cs(row)
+            else:
+                rec = self._hsn(row)
+        except Reject as r:
+            self.p.error(line, r.code, r.message)
+            return
+        self.p.record(self.section, self.gstin, self.fp, "", rec, line)
+
+    def _b2cs(self, row: dict[str, str]) -> dict[str, Any]:
+        rec: dict[str, Any] = {"typ": row["typ"]}
+        pos = rec["pos"] = _pos(row["pos"])
+        diff = _diff(row.get("diff", ""))
+        rt = rec["rt"] = csv_number(row["rt"], "Rate", 2, False)
+        txval = rec["txval"] = csv_number(row["txval"], "Taxable Value", 2, True)
+        rec["csamt"] = csv_number(row["csamt"], "Cess Amount", 2, True) if row["csamt"] else from_cents(0)
+        if row["etin"]:
+            rec["etin"] = row["etin"]
+        intra = pos == self.gstin[:2]
+        rec["sply_ty"] = "INTRA" if intra else "INTER"
+        factor = 100
+        if diff is not None:
+            rec["diff_percent"] = diff
+            factor = 65
+        rec.update(_taxed({"rt": rt, "txval": txval}, factor, not intra, False))
+        return rec
+
+    def _hsn(self, row: dict[str, str]) -> dict[str, Any]:
+        rec: dict[str, Any] = {"num": from_cents(self.rows * 100), "hsn_sc": row["hsn_sc"]}
+        if row["desc"]:
+            rec["desc"] = row["desc"]
+        rec["uqc"] = row["uqc"].split("-", 1)[0].rstrip(" \t")
+        rec["qty"] = csv_number(row["qty"], "Total Quantity", 2, False)
+        if row["val"]:
+            rec["val"] = csv_number(row["val"], "Total Value", 2, False)
+        rec["rt"] = csv_number(row["rt"], "Rate", 2, False)
+        rec["txval"] = csv_number(row["txval"], "Taxable Value", 2, False)
+        for col, title in (("iamt", "Integrated Tax Amount"), ("camt", "Central Tax Amount"),
+                           ("samt", "State/UT Tax Amount"), ("csamt", "Cess Amount")):
+            rec[col] = csv_number(row[col], title, 2, False) if row[col] else from_cents(0)
+        return rec
+
+
+def _taxed(det: dict[str, Num], factor: int, igst: bool, nil: bool) -> dict[str, Any]:
+    """The item's tax columns computed from rt and txval: half-up to the paisa."""
+    out: dict[str, Any] = dict(det)
+    exact = det["txval"].cents * det["rt"].cents * factor  # paise × 10^6
+    if igst:
+        out["iamt"] = from_cents(0 if nil else round_div(exact, 1_000_000))
+    else:
+        half = from_cents(round_div(exact, 2_000_000))
+        out["camt"] = out["samt"] = half
+    return out
+
+
+def _title(section: str, col: str) -> str:
+    for layout in LAYOUTS[section]:
+        for name in layout:
+            if _COLUMNS[name] == col:
+                return name
+    return col  # pragma: no cover
+
+
+def _date(text: str, title: str) -> str:
+    m = _DATE.fullmatch(text)
+    month = _MONTHS.get(m.group(2).lower()) if m else None
+    if m is None or month is None:
+        raise Reject("date", f"{title} {show(text)} is not a date dd-mmm-yyyy (e.g. 05-Jul-2017)")
+    return f"{m.group(1)}-{month:02d}-{m.group(3)}"
+
+
+def _pos(text: str) -> str:
+    m = _POS.fullmatch(text)
+    if m is None:
+        raise Reject("pos", f"Place Of Supply {show(text)} must be a state code and name such as 27-Maharashtra")
+    return m.group(1)
+
+
+def _diff(text: str) -> Num | None:
+    if not text:
+        return None
+    n = csv_number(text, "Applicable % of Tax Rate", 2, False)
+    if n.cents != 6500:
+        raise Reject("value", "Applicable % of Tax Rate must be empty or 65")
+    return from_cents(65)
+
+
+def _inv_typ(text: str, title: str) -> str:
+    code = INV_TYPE_LABELS.get(text.encode("utf-8").lower().decode("utf-8"))
+    if code is None:
+        raise Reject("value", f"{title} {show(text)} is not one of: Regular B2B, SEZ supplies with payment, "
+                              "SEZ supplies without payment, Deemed Exp, Intra-State supplies attracting IGST")
+    return code
