@@ -33,6 +33,17 @@ def register(subparsers: Any) -> None:
     serve.add_argument("--error-rate", type=float, default=0.0, help="fraction of requests answered 503")
     serve.add_argument("--rate-429", type=float, default=0.0, help="fraction of requests answered 429")
     serve.add_argument("--drop-rate", type=float, default=0.0, help="fraction of connections dropped")
+    serve.add_argument("--drop-after-rate", type=float, default=0.0,
+                       help="fraction of requests processed (a save stored) and then dropped unanswered")
+    serve.add_argument("--slow-rate", type=float, default=0.0,
+                       help="fraction of requests delayed by --slow-ms before processing (client timeouts)")
+    serve.add_argument("--slow-ms", type=float, default=0.0, help="delay of a slow request (milliseconds)")
+    serve.add_argument("--fault-actions", default="", metavar="A,B",
+                       help="inject faults only into these GSTN actions, e.g. RETSAVE,RETSTATUS (default: all)")
+    serve.add_argument("--retstatus-delay", type=int, metavar="SECONDS",
+                       help="RETSTATUS answers IP this long after a save (emulator clock; default 0)")
+    serve.add_argument("--max-body-bytes", type=int, metavar="BYTES",
+                       help="largest request body accepted (default 10485760; larger: HTTP 413 GEN5413)")
     serve.add_argument("--no-sample-taxpayers", action="store_true", help="do not register the sample taxpayers")
     serve.add_argument("--log-level", default="warning", help="uvicorn log level (default warning)")
     serve.add_argument("--access-log", action="store_true",
@@ -52,14 +63,25 @@ def _serve(args: argparse.Namespace) -> int:
         clock_start=_dt.datetime.fromisoformat(args.clock) if args.clock else None,
         register_sample_taxpayers=not args.no_sample_taxpayers,
         faults=FaultConfig(latency_ms=args.latency_ms, error_5xx_rate=args.error_rate, rate_429=args.rate_429,
-                           drop_rate=args.drop_rate),
+                           drop_rate=args.drop_rate, drop_after_rate=args.drop_after_rate, slow_rate=args.slow_rate,
+                           slow_ms=args.slow_ms,
+                           actions=tuple(a.strip() for a in args.fault_actions.split(",") if a.strip())),
     )  # fmt: skip
+    if args.retstatus_delay is not None:
+        config.retstatus_delay_seconds = args.retstatus_delay
+    if args.max_body_bytes is not None:
+        config.max_request_body_bytes = args.max_body_bytes
     if args.token_life is not None:
         config.token_life_minutes = args.token_life
     if args.otp_validity is not None:
         config.otp_validity_seconds = args.otp_validity
     if args.max_sessions is not None:
         config.max_sessions_per_user = args.max_sessions
+    try:
+        config.validate()
+    except ValueError as exc:
+        print(f"gspauth emulator serve: {exc}", file=sys.stderr)
+        return 2
     server = ThreadedEmulator(config=config, host=args.host, port=args.port, log_level=args.log_level,
                               access_log=args.access_log)
     server.start()

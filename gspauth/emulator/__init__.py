@@ -3,7 +3,7 @@
 Use it in-process (``httpx.MockTransport(emulator.handle)``), in a thread
 (:class:`ThreadedEmulator`) or as a process (``gspauth emulator serve``).
 
-Modules: :mod:`.core` (the :class:`Emulator`: routing, faults, public API), :mod:`.auth`
+Modules: :mod:`.core` (the :class:`Emulator`: routing, public API), :mod:`.faults`, :mod:`.auth`
 and :mod:`.returns` (GSTN actions), :mod:`.base` (shared checks and state), :mod:`.gsp`
 (ClearTax and Vayana layers), :mod:`.keys`, :mod:`.store` (SQLite), :mod:`.outbox`,
 :mod:`.gstr1`, :mod:`.model`, :mod:`.stats`, :mod:`.admin`, :mod:`.asgi`, :mod:`.server`.
@@ -69,8 +69,13 @@ INFERRED behaviours (each configurable in :class:`EmulatorConfig`; strict defaul
   emulator restarted on its state draws new identifiers (its seed is varied per start).
 * Determinism: with a ``seed`` and a frozen clock the same requests get byte-identical
   responses. The seeded GSTN key is public knowledge: emulator only (:mod:`.keys`).
-* Faults: 5xx bodies carry TEC4001; 429 carries ``EMU429`` and ``Retry-After``; a dropped
-  connection closes the socket before any processing. An emulator bug answers 500 TEC4001.
+* Faults (:class:`FaultConfig`, ``POST /_emulator/faults``, ``gspauth emulator serve --*-rate``;
+  seeded, counted in ``stats["faults"]``): 5xx bodies carry TEC4001; 429 carries ``EMU429`` and
+  ``Retry-After``; ``drop_rate`` closes the socket before any processing; ``drop_after_rate``
+  closes it *after* processing (the save is stored; a retry with the same ``txn`` gets the
+  first ``reference_id``); ``slow_rate`` × ``slow_ms`` delays a request before processing it
+  (client timeouts); ``actions`` limits all of them to some GSTN actions. An emulator bug
+  answers 500 TEC4001.
 * Logs carry no secret: the uvicorn access log (off by default) has FILEDET tokens and
   file ids redacted by :mod:`gspauth.redact` (the project's one redaction module).
 * Request bodies over ``max_request_body_bytes`` (10 MiB: GSTN's 5 MB of JSON per save after

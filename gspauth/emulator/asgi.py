@@ -92,16 +92,14 @@ class EmulatorASGI:
 
     async def _respond(self, request: Request) -> Response:
         emu = self.emulator
-        latency = 0.0
-        if not request.path.startswith("/_emulator"):
-            latency = emu.draw_latency()
-            if latency:
-                await asyncio.sleep(latency)
         try:
+            plan = emu.plan_faults(request)
+            if plan.delay:  # awaited here, so a slow request never stalls the others
+                await asyncio.sleep(plan.delay)
             if _in_thread(request.path):
                 loop = asyncio.get_running_loop()
-                return await loop.run_in_executor(None, lambda: emu.respond(request, latency=latency))
-            return emu.respond(request, latency=latency)
+                return await loop.run_in_executor(None, lambda: emu.respond(request, plan=plan))
+            return emu.respond(request, plan=plan)
         except DroppedConnection:
             raise
         except Exception as exc:  # noqa: BLE001 - a bug must not leak request data into logs

@@ -23,8 +23,12 @@ UTC = _dt.timezone.utc
 class FaultConfig:
     """Injected faults, applied to GSP/GSTN routes only (never to ``/_emulator``).
 
-    Rates are probabilities in ``[0, 1]`` drawn from a seeded RNG, checked in the order
-    dropped connection → 5xx → 429. ``latency_ms`` is added to every such request (real time).
+    Rates are probabilities in ``[0, 1]`` drawn from a seeded RNG (see
+    :mod:`gspauth.emulator.faults`): dropped connection → 5xx → 429 before processing, a
+    connection dropped *after* processing (``drop_after_rate``), and slow requests
+    (``slow_rate`` × ``slow_ms``, for client timeouts). ``latency_ms`` is added to every such
+    request (real time). ``actions`` (empty = all) limits faults to requests with those GSTN
+    actions, e.g. ``("RETSAVE", "RETSTATUS")`` to leave the login alone.
     """
 
     latency_ms: float = 0.0
@@ -34,16 +38,28 @@ class FaultConfig:
     rate_429: float = 0.0
     retry_after_seconds: int = 1
     drop_rate: float = 0.0
+    drop_after_rate: float = 0.0
+    slow_rate: float = 0.0
+    slow_ms: float = 0.0
+    actions: tuple[str, ...] = ()
 
     def validate(self) -> None:
-        for name in ("error_5xx_rate", "rate_429", "drop_rate"):
+        for name in ("error_5xx_rate", "rate_429", "drop_rate", "drop_after_rate", "slow_rate"):
             value = getattr(self, name)
-            if not 0.0 <= value <= 1.0:
-                raise ValueError(f"{name} must be within [0, 1], got {value}")
-        if self.latency_ms < 0 or self.latency_jitter_ms < 0:
-            raise ValueError("latency must not be negative")
-        if not 500 <= self.error_5xx_status <= 599:
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} must be a number within [0, 1], got {value!r}")
+        for name in ("latency_ms", "latency_jitter_ms", "slow_ms"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                raise ValueError(f"{name} must be a number >= 0, got {value!r}")
+        if isinstance(self.error_5xx_status, bool) or not isinstance(self.error_5xx_status, int) \
+                or not 500 <= self.error_5xx_status <= 599:  # fmt: skip
             raise ValueError("error_5xx_status must be a 5xx status")
+        if isinstance(self.retry_after_seconds, bool) or not isinstance(self.retry_after_seconds, int) \
+                or self.retry_after_seconds < 0:  # fmt: skip
+            raise ValueError("retry_after_seconds must be an integer >= 0")
+        if not isinstance(self.actions, tuple) or not all(isinstance(a, str) and a for a in self.actions):
+            raise ValueError("actions must be a list of GSTN action names (empty: every request)")
 
 
 @dataclass

@@ -35,6 +35,7 @@ from gspauth.emulator._http import (
 from gspauth.emulator.auth import AuthActions
 from gspauth.emulator.base import MAX_DEAD_TOKENS
 from gspauth.emulator.config import Clock, EmulatorConfig, FaultConfig
+from gspauth.emulator.faults import NO_FAULTS, FaultPlan, draw_plan, status_reply
 from gspauth.emulator.gsp import (
     VayanaAsp,
     check_cleartax,
@@ -75,6 +76,20 @@ _FILES_PATH = re.compile(r"/files/([0-9a-f]{32})/([A-Za-z0-9_.-]+\.tar\.gz)")
 _CLEARTAX_PROFILES = (("/cleartax/gsp/api/", "cleartax"), ("/cleartax-legacy/api/", "cleartax-legacy"))
 _FIXED_CONFIG = frozenset({"seed", "state_dir", "clock_start", "clock_frozen", "faults", "gstn_clients",
                            "cleartax_tokens", "vayana_signature_hashes"})  # fmt: skip
+
+
+def _parse_body(req: Request) -> tuple[dict[str, Any] | None, str | None]:
+    """The JSON body when it is an object (parsed once per request), and the GSTN action:
+    the body's ``action``, else the query's."""
+    parsed: dict[str, Any] | None = None
+    if req.body:
+        try:
+            obj = json.loads(req.body)
+        except (ValueError, UnicodeDecodeError):
+            obj = None
+        parsed = obj if isinstance(obj, dict) else None
+    body_action = parsed.get("action") if parsed is not None else None
+    return parsed, body_action if isinstance(body_action, str) else req.query.get("action")
 
 
 def _write_private(path: str, data: bytes) -> None:
@@ -375,6 +390,13 @@ class Emulator(AuthActions, ReturnActions):
         return self.config.faults
 
     def set_faults(self, **values: Any) -> FaultConfig:
+        """Change fault settings (unknown names: ``ValueError``); ``actions`` may be any sequence."""
+        known = {f.name for f in dataclasses.fields(FaultConfig)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown fault setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        if isinstance(values.get("actions"), (list, tuple)):
+            values["actions"] = tuple(values["actions"])
         new = dataclasses.replace(self.config.faults, **values)
         new.validate()
         self.config.faults = new
@@ -445,9 +467,11 @@ class Emulator(AuthActions, ReturnActions):
             exc.request = request
             raise
 
-    def respond(self, request: Request, *, latency: float | None = None) -> Response:
-        """Answer one :class:`Request`. ``latency``: injected delay already waited by the caller.
+    def respond(self, request: Request, *, plan: FaultPlan | None = None) -> Response:
+        """Answer one :class:`Request`.
 
+        :param plan: the request's faults, already drawn (and its delay already waited) by the
+            caller, as the ASGI adapter does; ``None``: draw them here and sleep the delay.
         :raises DroppedConnection: an injected fault (the server must close the connection).
         """
         if len(request.body) > self.config.max_request_body_bytes:
@@ -457,20 +481,42 @@ class Emulator(AuthActions, ReturnActions):
 
             self._stats.bump(self._stats.layers, "admin")
             return handle_admin(self, request)
-        if latency is None:
-            latency = self.draw_latency()
-            if latency:
-                time.sleep(latency)
-        fault = self._fault()
-        if fault is not None:
-            return fault
+        parsed, action = _parse_body(request)
+        if plan is None:
+            plan = self.plan_faults(request, action)
+            if plan.delay:
+                time.sleep(plan.delay)
+        if plan.slow:
+            self._stats.bump(self._stats.faults, "slow")
+        if plan.drop_before:
+            self._stats.bump(self._stats.faults, "drop")
+            raise DroppedConnection("Server disconnected without sending a response.")
+        if plan.status is not None:
+            self._stats.bump(self._stats.faults, str(plan.status))
+            return status_reply(self.config.faults, plan.status)
         code = None
         try:
-            response = self._route(request)
+            response = self._route(request, parsed, action)
         except Reply as r:
             response, code = r.response, r.code
+        if plan.drop_after:  # processed (a save is stored), but the reply never leaves
+            self._stats.bump(self._stats.faults, "drop_after")
+            raise DroppedConnection("Server disconnected without sending a response.")
         self._stats.answered(response.status, code)
         return response
+
+    def plan_faults(self, request: Request, action: str | None = None) -> FaultPlan:
+        """Draw the injected faults of one GSP/GSTN request (seeded; see :mod:`.faults`).
+
+        :param action: the request's GSTN action if already known; needed only when
+            ``FaultConfig.actions`` restricts faults to some actions.
+        """
+        f = self.config.faults
+        if request.path.startswith("/_emulator"):
+            return NO_FAULTS
+        if f.actions and action is None:
+            action = _parse_body(request)[1]
+        return draw_plan(f, action, self._fault_rng, self._rng_lock)
 
     def body_too_large(self, size: int | None) -> Response:
         """The reply to a body over :attr:`EmulatorConfig.max_request_body_bytes` (HTTP 413, GEN5413).
@@ -489,44 +535,8 @@ class Emulator(AuthActions, ReturnActions):
         self._stats.answered(reply.response.status, reply.code)
         return reply.response
 
-    def draw_latency(self) -> float:
-        """The injected latency (seconds) for the next non-admin request."""
-        f = self.config.faults
-        if not (f.latency_ms or f.latency_jitter_ms):
-            return 0.0
-        with self._rng_lock:
-            jitter = self._fault_rng.uniform(0, f.latency_jitter_ms) if f.latency_jitter_ms else 0.0
-        return (f.latency_ms + jitter) / 1000
-
-    def _fault(self) -> Response | None:
-        f = self.config.faults
-        if not (f.drop_rate or f.error_5xx_rate or f.rate_429):
-            return None
-        with self._rng_lock:
-            r1, r2, r3 = self._fault_rng.random(), self._fault_rng.random(), self._fault_rng.random()
-        if r1 < f.drop_rate:
-            self._stats.bump(self._stats.faults, "drop")
-            raise DroppedConnection("Server disconnected without sending a response.")
-        if r2 < f.error_5xx_rate:
-            self._stats.bump(self._stats.faults, str(f.error_5xx_status))
-            return gstn_error("TEC4001", "injected fault", status=f.error_5xx_status).response
-        if r3 < f.rate_429:
-            self._stats.bump(self._stats.faults, "429")
-            body = {"status_cd": "0", "error": {"error_cd": "EMU429", "message": "Too Many Requests (injected fault)"}}
-            return json_response(429, body, {"retry-after": str(f.retry_after_seconds)})
-        return None
-
-    def _route(self, req: Request) -> Response:
+    def _route(self, req: Request, parsed: dict[str, Any] | None, action: str | None) -> Response:
         path = req.path
-        parsed: dict[str, Any] | None = None
-        if req.body:
-            try:
-                obj = json.loads(req.body)
-            except (ValueError, UnicodeDecodeError):
-                obj = None
-            parsed = obj if isinstance(obj, dict) else None
-        body_action = parsed.get("action") if parsed is not None else None
-        action = body_action if isinstance(body_action, str) else req.query.get("action")
         headers = dict(req.headers)
         if path.startswith(("/gstn/", "/generic/")):
             base = "/gstn" if path.startswith("/gstn/") else "/generic"

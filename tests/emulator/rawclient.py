@@ -90,10 +90,13 @@ class Raw:
 
     def call(self, method: str, path: str, *, action: str, body: dict[str, Any] | None = None,
              params: dict[str, str] | None = None, data: bool = False, period: str | None = None,
-             txn: str | None = None, headers: dict[str, str] | None = None) -> httpx.Response:
+             txn: str | None = None, headers: dict[str, str] | None = None,
+             timeout: float | None = None) -> httpx.Response:
         h = self.headers(action, txn or new_txn(), data=data, period=period) | (headers or {})
         content = json.dumps(body).encode() if body is not None else None
-        return self.client.request(method, PREFIX[self.layer] + path, content=content, params=params, headers=h)
+        extra: dict[str, Any] = {} if timeout is None else {"timeout": timeout}
+        return self.client.request(method, PREFIX[self.layer] + path, content=content, params=params, headers=h,
+                                   **extra)
 
     # --- auth ---------------------------------------------------------------------
     def rsa_app_key(self, ak: bytes | None = None) -> str:
