@@ -15,6 +15,10 @@ on every available core and with ``threads=0`` (auto), and called once per recor
 from a Python loop; the pure-Python backend ``gspauth.crypto._python`` (batch); and
 ``naive_client`` (per record, the way typical GST client code is written).
 
+With ``--native-before PATH`` (another build of the extension, e.g. a copy of
+``gspauth/_native.abi3.so`` saved before a change) its Rust rows run too, in the
+same run, as ``before-…`` rows: before/after ratios without the drift between runs.
+
 Each implementation runs once untimed and its output is checked — encrypt output
 must equal the Python reference byte for byte, decrypt output must equal the
 original JSON — before any timing counts; a wrong implementation is never timed.
@@ -116,6 +120,25 @@ def _native_module() -> tuple[ModuleType | None, str | None]:
     return native, None
 
 
+def load_native_file(path: Path) -> ModuleType:
+    """Load another build of the extension (a ``.so`` file) beside ``gspauth._native``.
+
+    It is imported as the top-level module ``_native`` (the name its init
+    function carries) without entering ``sys.modules``; it raises the same
+    ``gspauth.errors`` exceptions as the installed build.
+    """
+    import importlib.machinery
+    import importlib.util
+
+    loader = importlib.machinery.ExtensionFileLoader("_native", str(path))
+    spec = importlib.util.spec_from_file_location("_native", path, loader=loader)
+    if spec is None:
+        raise SystemExit(f"--native-before: cannot load {path}")
+    module = importlib.util.module_from_spec(spec)
+    loader.exec_module(module)
+    return module
+
+
 def _native_info(native: ModuleType | None, error: str | None) -> dict[str, Any]:
     if native is None:
         return {"available": False, "error": error}
@@ -143,7 +166,16 @@ def _native_info(native: ModuleType | None, error: str | None) -> dict[str, Any]
     return info
 
 
-def environment(native: ModuleType | None, native_error: str | None) -> dict[str, Any]:
+def _file_info(module: ModuleType) -> dict[str, Any]:
+    path = Path(module.__file__ or "")
+    data = path.read_bytes()
+    mtime = _dt.datetime.fromtimestamp(path.stat().st_mtime, _dt.timezone.utc).isoformat()
+    return {"file": str(path), "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data), "mtime": mtime}
+
+
+def environment(
+    native: ModuleType | None, native_error: str | None, before: ModuleType | None = None
+) -> dict[str, Any]:
     import cryptography
     from cryptography.hazmat.backends.openssl.backend import backend as ossl
 
@@ -167,6 +199,7 @@ def environment(native: ModuleType | None, native_error: str | None) -> dict[str
         "active_backend": api.BACKEND,
         "active_backend_reason": api.BACKEND_REASON,
         "native": _native_info(native, native_error),
+        "native_before": _file_info(before) if before is not None else None,
         "git_head": _git("rev-parse", "--short", "HEAD"),
     }
 
@@ -185,7 +218,7 @@ class Impl:
     decrypt: Decrypt
 
 
-def implementations(native: ModuleType | None, all_threads: int) -> list[Impl]:
+def implementations(native: ModuleType | None, all_threads: int, before: ModuleType | None = None) -> list[Impl]:
     """The rows of the benchmark; the Python backend first (it is the reference)."""
     rows = [
         Impl(
@@ -196,8 +229,15 @@ def implementations(native: ModuleType | None, all_threads: int) -> list[Impl]:
         ),
         Impl("naive", "naive per-record", naive_client.encrypt_request_many, naive_client.decrypt_response_many),
     ]
-    if native is None:
-        return rows
+    if native is not None:
+        rows += _rust_rows(native, all_threads)
+    if before is not None:
+        rows += _rust_rows(before, all_threads, "before-", "before: ")
+    return rows
+
+
+def _rust_rows(native: ModuleType, all_threads: int, name: str = "", label: str = "") -> list[Impl]:
+    """The Rust rows of one build of the extension (names and labels prefixed)."""
     enc_many, dec_many = native.encrypt_request_many, native.decrypt_response_many
     enc_one, dec_one = native.encrypt_request, native.decrypt_response
 
@@ -207,28 +247,27 @@ def implementations(native: ModuleType | None, all_threads: int) -> list[Impl]:
     def per_record_decrypt(k: bytes, items: Sequence[tuple[str, str, str | None]]) -> list[bytes]:
         return [dec_one(k, d, r, h, False) for d, r, h in items]
 
-    rows += [
+    return [
         Impl(
-            "rust-batch-1t",
-            "rust batch, 1 thread",
+            f"{name}rust-batch-1t",
+            f"{label}rust batch, 1 thread",
             lambda k, p: enc_many(k, p, 1),
             lambda k, it: dec_many(k, it, False, 1),
         ),
         Impl(
-            "rust-batch-all",
-            f"rust batch, {all_threads} threads",
+            f"{name}rust-batch-all",
+            f"{label}rust batch, {all_threads} threads",
             lambda k, p: enc_many(k, p, all_threads),
             lambda k, it: dec_many(k, it, False, all_threads),
         ),
         Impl(
-            "rust-batch-auto",
-            "rust batch, threads=0 (auto)",
+            f"{name}rust-batch-auto",
+            f"{label}rust batch, threads=0 (auto)",
             lambda k, p: enc_many(k, p, 0),
             lambda k, it: dec_many(k, it, False, 0),
         ),
-        Impl("rust-per-record", "rust per-record calls", per_record_encrypt, per_record_decrypt),
+        Impl(f"{name}rust-per-record", f"{label}rust per-record calls", per_record_encrypt, per_record_decrypt),
     ]
-    return rows
 
 
 # --- measurement ---------------------------------------------------------------
@@ -468,7 +507,9 @@ class Latency:
     target_met: bool | None = None
 
 
-def measure_latency(native: ModuleType | None, quick: bool, progress: Callable[[str], None]) -> list[Latency]:
+def measure_latency(
+    native: ModuleType | None, quick: bool, progress: Callable[[str], None], before: ModuleType | None = None
+) -> list[Latency]:
     """Single-call latency of ``encrypt_request``/``decrypt_response`` on a ~100-byte payload."""
     key = bytes(range(32, 64))
     rek = bytes(range(64, 96))
@@ -484,6 +525,12 @@ def measure_latency(native: ModuleType | None, quick: bool, progress: Callable[[
     if native is not None:
         add("encrypt_request", "rust", "f(k, p)", {"f": native.encrypt_request, **enc_env}, req)
         add("decrypt_response", "rust", "f(k, d, r, h, False)", {"f": native.decrypt_response, **dec_env}, SMALL_PAYLOAD)
+    if before is not None:
+        add("encrypt_request", "rust (before)", "f(k, p)", {"f": before.encrypt_request, **enc_env}, req)
+        add(
+            "decrypt_response", "rust (before)", "f(k, d, r, h, False)", {"f": before.decrypt_response, **dec_env},
+            SMALL_PAYLOAD,
+        )
     add(
         "encrypt_request",
         f"gspauth.crypto ({api.BACKEND})",
@@ -518,7 +565,7 @@ def measure_latency(native: ModuleType | None, quick: bool, progress: Callable[[
         times = timer.repeat(repeat=repeat, number=number)
         best = min(times) / number * 1e6
         entry = Latency(op, impl, len(SMALL_PAYLOAD), number, repeat, best, statistics.median(times) / number * 1e6)
-        if impl == "rust":
+        if impl.startswith("rust"):
             entry.target_us = LATENCY_TARGET_US
             entry.target_met = best <= LATENCY_TARGET_US
         out.append(entry)
@@ -567,14 +614,21 @@ def render(result: dict[str, Any]) -> str:
             if nat["available"]
             else f"NOT AVAILABLE ({nat['error']})"
         ),
+        *(
+            [f"before: {Path(env['native_before']['file']).name} sha256 {env['native_before']['sha256'][:12]} · "
+             f"built {env['native_before']['mtime']} (rows 'before: …')"]
+            if env.get("native_before")
+            else []
+        ),
         f"seed {result['config']['seed']} · best of {result['config']['repeat']} interleaved runs "
         f"(+ correctness run) · GC off while timing"
         + (" · glibc heap retained (--malloc-retain)" if result["config"]["malloc_retain"] else "")
         + _gate_note(result["load"]["quiet_gate"]),
         "",
     ]
+    width = max([30, *(len(r["label"]) for r in result["throughput"])])
     header = (
-        f"{'implementation':<30} {'best ms':>9} {'median ms':>10} {'records/s':>11} {'MB/s':>8} "
+        f"{'implementation':<{width}} {'best ms':>9} {'median ms':>10} {'records/s':>11} {'MB/s':>8} "
         f"{'×python':>8} {'×naive':>7} {'target':>7} {'load':>5}  ok"
     )
     for size in result["config"]["sizes"]:
@@ -589,7 +643,7 @@ def render(result: dict[str, Any]) -> str:
                     target = f"≥{r['target_vs_python']:.0f}× {'✓' if r['target_met'] else '✗'}"
                 ok = "yes" if r["correct"] else f"NO: {r['error']}"
                 lines.append(
-                    f"{r['label']:<30} {_fmt(r['best_s'] and r['best_s'] * 1e3, '9.1f')} "
+                    f"{r['label']:<{width}} {_fmt(r['best_s'] and r['best_s'] * 1e3, '9.1f')} "
                     f"{_fmt(r['median_s'] and r['median_s'] * 1e3, '10.1f')} "
                     f"{_fmt(r['records_per_s'], '11,.0f')} {_fmt(r['mb_per_s'], '8.1f')} "
                     f"{_fmt(r['vs_python'], '8.2f')} {_fmt(r['vs_naive'], '7.2f')} {target:>7} "
@@ -637,6 +691,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=20170701, help="synthetic data seed (default 20170701)")
     parser.add_argument("--threads", type=int, help="thread count of the 'all cores' row (default: cores available)")
     parser.add_argument("--impls", nargs="+", metavar="ROW", help="run only these rows (e.g. python-batch rust-batch-1t)")
+    parser.add_argument(
+        "--native-before",
+        type=Path,
+        metavar="PATH",
+        help="also time this other build of the extension (.so), as 'before: …' rows in the same run",
+    )
     parser.add_argument("--no-latency", action="store_true", help="skip the single-call latency measurement")
     parser.add_argument(
         "--require-native",
@@ -691,15 +751,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"gspauth._native is required but not importable: {native_error}", file=sys.stderr)
             return 2
         progress(f"WARNING: gspauth._native not importable ({native_error}); Rust rows are left out")
+    before = load_native_file(args.native_before) if args.native_before else None
     quiet_at_start = None
     if args.wait_quiet:
         quiet_at_start = wait_for_quiet(0.10, args.wait_quiet, progress)
     gate = QuietGate(args.quiet_gate, args.gate_wait) if args.quiet_gate else None
     load_before = os.getloadavg()
     whole_run = LoadMeter()
-    env = environment(native, native_error)
+    env = environment(native, native_error, before)
     all_threads = args.threads or env["cores_available"]
-    impls = implementations(native, all_threads)
+    impls = implementations(native, all_threads, before)
     if args.impls:
         unknown = set(args.impls) - {i.name for i in impls}
         if unknown:
@@ -735,7 +796,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         del items, payloads
         gc.collect()
 
-    latency = [] if args.no_latency else measure_latency(native, args.quick, progress)
+    latency = [] if args.no_latency else measure_latency(native, args.quick, progress, before)
     result: dict[str, Any] = {
         "schema": SCHEMA,
         "environment": env,
@@ -747,6 +808,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "quick": args.quick,
             "all_threads": all_threads,
             "impls": [i.name for i in impls],
+            "native_before": str(args.native_before) if args.native_before else None,
             "gc_disabled_while_timing": True,
             "malloc_retain": args.malloc_retain,
         },
