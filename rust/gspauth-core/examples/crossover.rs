@@ -76,14 +76,14 @@ fn main() {
     // The pool's fixed cost: fork/join of a batch whose records cost almost nothing.
     let tiny: Vec<Vec<u8>> = vec![b"{}".to_vec(); 8];
     let sealer = gspauth_core::RequestSealer::new(&ek);
-    let mut arena = Vec::new();
+    let mut buf = gspauth_core::ChunkBuf::new();
     let mut run = |batch: &[Vec<u8>], threads: usize, reps: usize| {
         best(reps, || {
             let par = Parallelism {
                 threads,
                 min_parallel_bytes: 0,
             };
-            gspauth_core::encrypt_request_many_into(&sealer, batch, par, &mut arena).unwrap();
+            buf.seal(&sealer, batch, par).unwrap();
         })
     };
     let (fork, here) = (run(&tiny, 2, 2000), run(&tiny, 1, 2000));
@@ -93,7 +93,7 @@ fn main() {
         fork * 1e6,
         here * 1e6
     );
-    println!("crossover (seal into arena, us per batch, best of 200):");
+    println!("crossover (seal into a chunk buffer, us per batch, best of 200):");
     for records in [2usize, 4, 8, 12, 16, 24, 32, 64] {
         let batch = &payloads[..records];
         let (one, two) = (run(batch, 1, 200), run(batch, 2, 200));

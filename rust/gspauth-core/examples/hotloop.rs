@@ -5,10 +5,7 @@
 use std::hint::black_box;
 use std::time::Instant;
 
-use gspauth_core::{
-    decrypt_response_many_into, encrypt_request_many_into, encrypt_response, Key, Parallelism,
-    RequestSealer, ResponseOpener,
-};
+use gspauth_core::{encrypt_response, ChunkBuf, Key, Parallelism, RequestSealer, ResponseOpener};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -32,14 +29,14 @@ fn main() {
         threads,
         min_parallel_bytes: 0,
     };
-    let mut arena = Vec::new();
+    let mut buf = ChunkBuf::new();
     let t = if what == "seal" {
         let sealer = RequestSealer::new(&ek);
         let t = Instant::now();
         for _ in 0..rounds {
-            for chunk in payloads.chunks(1024) {
-                encrypt_request_many_into(&sealer, chunk, par, &mut arena).unwrap();
-                black_box(&arena);
+            for chunk in payloads.chunks(gspauth_core::CHUNK_RECORDS) {
+                buf.seal(&sealer, chunk, par).unwrap();
+                black_box(&buf);
             }
         }
         t.elapsed()
@@ -52,13 +49,11 @@ fn main() {
             })
             .collect();
         let opener = ResponseOpener::new(&ek);
-        let mut lens = Vec::new();
         let t = Instant::now();
         for _ in 0..rounds {
-            for chunk in items.chunks(1024) {
-                decrypt_response_many_into(&opener, chunk, false, par, &mut arena, &mut lens)
-                    .unwrap();
-                black_box(&arena);
+            for chunk in items.chunks(gspauth_core::CHUNK_RECORDS) {
+                buf.open(&opener, chunk, false, par).unwrap();
+                black_box(&buf);
             }
         }
         t.elapsed()

@@ -1,58 +1,14 @@
 //! Batch forms: many records under one session key, one key schedule per batch,
-//! optionally spread over a rayon pool. Errors report the lowest failing index.
-
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
-
-use rayon::prelude::*;
-
-use std::cell::RefCell;
+//! run through the chunk pipeline of [`crate::pipeline`]. Errors report the
+//! lowest failing index.
 
 use crate::envelope::{
-    json_len_bound, sealed_len, RequestEnvelope, RequestSealer, ResponseInput, ResponseOpener,
-    Scratch,
+    json_len_bound, request_data_len, sealed_len, RequestEnvelope, RequestSealer, ResponseInput,
+    ResponseOpener, HMAC_B64_LEN,
 };
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::key::Key;
-
-/// Scratch buffers larger than this are not kept between records of different calls.
-const KEEP_SCRATCH_BYTES: usize = 1 << 20;
-
-thread_local! {
-    static SCRATCH: RefCell<(Scratch, Scratch)> = RefCell::new((Scratch::new(), Scratch::new()));
-}
-
-/// Run `f` with this thread's two reusable scratch sets (fresh ones if they are
-/// in use further up the stack); oversized buffers are released afterwards.
-fn with_scratch<T>(f: impl FnOnce(&mut Scratch, &mut Scratch) -> T) -> T {
-    SCRATCH.with(|cell| match cell.try_borrow_mut() {
-        Ok(mut guard) => {
-            let (a, b) = &mut *guard;
-            let out = f(a, b);
-            for s in [a, b] {
-                if s.capacity() > KEEP_SCRATCH_BYTES {
-                    *s = Scratch::new();
-                }
-            }
-            out
-        }
-        Err(_) => f(&mut Scratch::new(), &mut Scratch::new()),
-    })
-}
-
-/// With `threads == 0`, a batch whose input holds fewer bytes than this runs on
-/// the calling thread; larger ones use a pool with one thread per CPU.
-///
-/// How it was chosen (2-core development machine, `cargo run --release -p
-/// gspauth-core --example crossover`): sealing a ~2 KiB record costs ~1.7 µs of
-/// CPU; the pool's fork/join costs 6.5 µs at best (8 near-empty records: 7.4 µs
-/// on 2 threads vs 0.9 µs on 1), and waking an idle core adds ~10 µs more. Two
-/// threads pay off once half the work saves more than that overhead, i.e. above
-/// roughly 8–24 such records (16–48 KiB); 32 KiB sits in the middle. The shared
-/// machine was too loaded while this was tuned (load 3–4 on 2 cores) to see the
-/// crossover directly in wall time: there the second thread rarely got a core.
-pub const AUTO_PARALLEL_MIN_BYTES: usize = 32 * 1024;
+use crate::pipeline::{run_chunks, run_pairs, ChunkBuf, Parallelism};
 
 /// One record of a response batch: the `data`, `rek` and optional `hmac` wire
 /// fields as UTF-8 text.
@@ -77,208 +33,6 @@ impl<A: AsRef<[u8]>, B: AsRef<[u8]>, C: AsRef<[u8]>> ResponseParts for (A, B, Op
     }
 }
 
-/// How a batch runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Parallelism {
-    /// 0 = automatic (parallel above `min_parallel_bytes`), 1 = calling thread
-    /// only, N = at most N threads (capped at the machine's parallelism).
-    pub threads: usize,
-    /// Input size below which `threads == 0` stays on the calling thread.
-    pub min_parallel_bytes: usize,
-}
-
-impl Parallelism {
-    /// `threads` as documented, with the measured [`AUTO_PARALLEL_MIN_BYTES`].
-    pub fn new(threads: usize) -> Self {
-        Parallelism {
-            threads,
-            min_parallel_bytes: AUTO_PARALLEL_MIN_BYTES,
-        }
-    }
-}
-
-enum Plan {
-    Here,
-    Pool(Arc<rayon::ThreadPool>),
-}
-
-fn machine_threads() -> usize {
-    static N: OnceLock<usize> = OnceLock::new();
-    *N.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
-}
-
-/// Pools for explicit thread counts, built once each and kept (at most one per
-/// possible count, so the cache is bounded by the machine's parallelism).
-fn pool(threads: usize) -> Option<Arc<rayon::ThreadPool>> {
-    static POOLS: OnceLock<Mutex<HashMap<usize, Arc<rayon::ThreadPool>>>> = OnceLock::new();
-    let pools = POOLS.get_or_init(Default::default);
-    let mut map = pools
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
-    if let Some(p) = map.get(&threads) {
-        return Some(Arc::clone(p));
-    }
-    let built = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .thread_name(move |i| format!("gspauth-{threads}-{i}"))
-        .build()
-        .ok()?;
-    let p = Arc::new(built);
-    map.insert(threads, Arc::clone(&p));
-    Some(p)
-}
-
-fn plan(par: Parallelism, records: usize, bytes: usize) -> Plan {
-    if records < 2 || par.threads == 1 {
-        return Plan::Here;
-    }
-    let threads = if par.threads == 0 {
-        if bytes < par.min_parallel_bytes {
-            return Plan::Here;
-        }
-        machine_threads()
-    } else {
-        par.threads.min(machine_threads().max(2))
-    };
-    if threads < 2 {
-        return Plan::Here;
-    }
-    // could not start threads: still correct, just serial
-    pool(threads).map_or(Plan::Here, Plan::Pool)
-}
-
-/// The thread pool a batch of `records` records holding `bytes` input bytes
-/// uses under `par`, or `None` when it runs on the calling thread. Pools are
-/// built once per thread count and kept.
-pub fn pool_for(par: Parallelism, records: usize, bytes: usize) -> Option<Arc<rayon::ThreadPool>> {
-    match plan(par, records, bytes) {
-        Plan::Here => None,
-        Plan::Pool(p) => Some(p),
-    }
-}
-
-/// Run `f` over `items` in order (serially or on a pool) and return all outputs,
-/// or the error of the lowest failing index with that index set.
-fn run<T: Sync, O: Send>(
-    items: &[T],
-    par: Parallelism,
-    size: impl Fn(&T) -> usize,
-    f: impl Fn(&T, &mut Scratch) -> Result<O> + Sync,
-) -> Result<Vec<O>> {
-    let bytes = if par.threads == 0 {
-        items
-            .iter()
-            .fold(0usize, |acc, it| acc.saturating_add(size(it)))
-    } else {
-        0
-    };
-    let parallel = |items: &[T]| -> Result<Vec<O>> {
-        // Records past a known failure are skipped; the lowest failing index is
-        // always computed, since only a lower failure can make a record skip.
-        let first_err = AtomicUsize::new(usize::MAX);
-        let results: Vec<Option<Result<O>>> = items
-            .par_iter()
-            .enumerate()
-            .with_min_len(4)
-            .map_init(Scratch::new, |scratch, (i, item)| {
-                if i > first_err.load(Ordering::Relaxed) {
-                    return None;
-                }
-                let r = f(item, scratch).map_err(|e| {
-                    first_err.fetch_min(i, Ordering::Relaxed);
-                    e.at(i)
-                });
-                Some(r)
-            })
-            .collect();
-        let mut out = Vec::with_capacity(results.len());
-        for r in results {
-            match r {
-                Some(Ok(o)) => out.push(o),
-                Some(Err(e)) => return Err(e),
-                None => {}
-            }
-        }
-        Ok(out)
-    };
-    match plan(par, items.len(), bytes) {
-        Plan::Here => {
-            let mut scratch = Scratch::new();
-            let mut out = Vec::with_capacity(items.len());
-            for (i, item) in items.iter().enumerate() {
-                out.push(f(item, &mut scratch).map_err(|e| e.at(i))?);
-            }
-            Ok(out)
-        }
-        Plan::Pool(p) => p.install(|| parallel(items)),
-    }
-}
-
-/// Run `pair` over consecutive pairs of `(item, slot)` (and `one` over a last
-/// odd record), serially or on a pool; on failure return the error of the
-/// lowest failing index, with that index set. Records go in pairs so that
-/// their HMACs share the two SHA-NI lanes.
-fn run_pairs<T: Sync, S: Send>(
-    items: &[T],
-    slots: &mut [S],
-    par: Parallelism,
-    bytes: usize,
-    pair: impl Fn((&T, &mut S), (&T, &mut S), &mut Scratch, &mut Scratch) -> (Result<()>, Result<()>)
-        + Sync,
-    one: impl Fn(&T, &mut S, &mut Scratch) -> Result<()> + Sync,
-) -> Result<()> {
-    let work = |c: usize, its: &[T], ss: &mut [S]| -> Option<(usize, Error)> {
-        with_scratch(|sa, sb| match (its, ss) {
-            ([x, y], [sx, sy]) => {
-                let (rx, ry) = pair((x, sx), (y, sy), sa, sb);
-                match (rx, ry) {
-                    (Err(e), _) => Some((2 * c, e)),
-                    (Ok(()), Err(e)) => Some((2 * c + 1, e)),
-                    _ => None,
-                }
-            }
-            ([x], [sx]) => one(x, sx, sa).err().map(|e| (2 * c, e)),
-            _ => None, // items and slots are chunked alike
-        })
-    };
-    let parallel = |items: &[T], slots: &mut [S]| -> Result<()> {
-        let first_err = AtomicUsize::new(usize::MAX);
-        let found: Mutex<Option<(usize, Error)>> = Mutex::new(None);
-        items
-            .par_chunks(2)
-            .zip(slots.par_chunks_mut(2))
-            .enumerate()
-            .with_min_len(2)
-            .for_each(|(c, (its, ss))| {
-                if 2 * c > first_err.load(Ordering::Relaxed) {
-                    return; // a lower record already failed
-                }
-                if let Some((i, e)) = work(c, its, ss) {
-                    first_err.fetch_min(i, Ordering::Relaxed);
-                    let mut g = found.lock().unwrap_or_else(|p| p.into_inner());
-                    if g.as_ref().is_none_or(|(j, _)| i < *j) {
-                        *g = Some((i, e));
-                    }
-                }
-            });
-        match found.into_inner().unwrap_or_else(|p| p.into_inner()) {
-            Some((i, e)) => Err(e.at(i)),
-            None => Ok(()),
-        }
-    };
-    match plan(par, items.len(), bytes) {
-        Plan::Here => {
-            for (c, (its, ss)) in items.chunks(2).zip(slots.chunks_mut(2)).enumerate() {
-                if let Some((i, e)) = work(c, its, ss) {
-                    return Err(e.at(i));
-                }
-            }
-            Ok(())
-        }
-        Plan::Pool(p) => p.install(|| parallel(items, slots)),
-    }
-}
-
 /// Cut `arena[..sum(lens)]` into consecutive slots of the given lengths.
 fn split_slots(mut arena: &mut [u8], lens: impl Iterator<Item = usize>) -> Vec<&mut [u8]> {
     let mut slots = Vec::with_capacity(lens.size_hint().0);
@@ -291,93 +45,128 @@ fn split_slots(mut arena: &mut [u8], lens: impl Iterator<Item = usize>) -> Vec<&
     slots
 }
 
-/// Batch sealing without per-record allocation: record `i`'s `data` and `hmac`
-/// texts are written one after the other into `arena`, in a slot of
-/// [`sealed_len`]`(payloads[i].len())` bytes; slots follow each other in order.
-/// `arena` is grown (never shrunk) as needed, so reusing it across calls avoids
-/// re-allocation. Payloads are validated first: on error nothing is sealed.
-pub fn encrypt_request_many_into<P: AsRef<[u8]> + Sync>(
-    sealer: &RequestSealer,
-    payloads: &[P],
-    par: Parallelism,
-    arena: &mut Vec<u8>,
-) -> Result<()> {
-    let mut total = 0usize;
-    let mut bytes = 0usize;
-    for (i, p) in payloads.iter().enumerate() {
-        let p = p.as_ref();
-        RequestSealer::check(p).map_err(|e| e.at(i))?;
-        total = total.saturating_add(sealed_len(p.len()));
-        bytes = bytes.saturating_add(p.len());
+impl ChunkBuf {
+    /// Seal `payloads` (a chunk) without per-record allocation: record `i`'s
+    /// `data` and `hmac` texts are written one after the other into this
+    /// buffer, in a slot of [`sealed_len`]`(payloads[i].len())` bytes; read
+    /// them back with [`sealed`](Self::sealed). The buffer grows (never
+    /// shrinks) as needed. Payloads are validated first: on error nothing is
+    /// sealed. `par` may split the chunk across a pool.
+    pub fn seal<P: AsRef<[u8]> + Sync>(
+        &mut self,
+        sealer: &RequestSealer,
+        payloads: &[P],
+        par: Parallelism,
+    ) -> Result<()> {
+        let mut total = 0usize;
+        let mut bytes = 0usize;
+        for (i, p) in payloads.iter().enumerate() {
+            let p = p.as_ref();
+            RequestSealer::check(p).map_err(|e| e.at(i))?;
+            total = total.saturating_add(sealed_len(p.len()));
+            bytes = bytes.saturating_add(p.len());
+        }
+        let arena = &mut self.arena;
+        if arena.len() < total {
+            arena.resize(total, 0);
+        }
+        let mut slots = split_slots(
+            &mut arena[..total],
+            payloads.iter().map(|p| sealed_len(p.as_ref().len())),
+        );
+        run_pairs(
+            payloads,
+            &mut slots,
+            par,
+            bytes,
+            |(pa, oa), (pb, ob), sa, sb| {
+                let r = sealer.seal_pair_into((pa.as_ref(), oa), (pb.as_ref(), ob), sa, sb);
+                (r, Ok(()))
+            },
+            |p, slot, s| sealer.seal_into(p.as_ref(), slot, s),
+        )
     }
-    if arena.len() < total {
-        arena.resize(total, 0);
-    }
-    let mut slots = split_slots(
-        &mut arena[..total],
-        payloads.iter().map(|p| sealed_len(p.as_ref().len())),
-    );
-    run_pairs(
-        payloads,
-        &mut slots,
-        par,
-        bytes,
-        |(pa, oa), (pb, ob), sa, sb| {
-            let r = sealer.seal_pair_into((pa.as_ref(), oa), (pb.as_ref(), ob), sa, sb);
-            (r, Ok(()))
-        },
-        |p, slot, s| sealer.seal_into(p.as_ref(), slot, s),
-    )
-}
 
-/// Batch opening without per-record allocation: record `i`'s JSON is written at
-/// the start of its slot in `arena` (slots of [`crate::json_len_bound`]`(data.len())`
-/// bytes, in order) and its length stored in `lens[i]`. `arena` is grown as needed.
-/// On error, the lowest failing index is reported.
-pub fn decrypt_response_many_into<R: ResponseParts + Sync>(
-    opener: &ResponseOpener,
-    items: &[R],
-    tolerant: bool,
-    par: Parallelism,
-    arena: &mut Vec<u8>,
-    lens: &mut Vec<usize>,
-) -> Result<()> {
-    let mut total = 0usize;
-    let mut bytes = 0usize;
-    for r in items {
-        total = total.saturating_add(json_len_bound(r.data().len()));
-        bytes = bytes.saturating_add(r.data().len());
+    /// The `(data, hmac)` texts (ASCII) of each record of the chunk
+    /// [`seal`](Self::seal) last sealed from `payloads`, in order.
+    pub fn sealed<'a, P: AsRef<[u8]>>(
+        &'a self,
+        payloads: &'a [P],
+    ) -> impl Iterator<Item = (&'a [u8], &'a [u8])> + 'a {
+        let mut pos = 0;
+        payloads.iter().map(move |p| {
+            let n = request_data_len(p.as_ref().len());
+            let slot = &self.arena[pos..pos + n + HMAC_B64_LEN];
+            pos += n + HMAC_B64_LEN;
+            slot.split_at(n)
+        })
     }
-    if arena.len() < total {
-        arena.resize(total, 0);
+
+    /// Open `items` (a chunk) without per-record allocation: record `i`'s JSON
+    /// is written at the start of its slot in this buffer (slots of
+    /// [`crate::json_len_bound`]`(data.len())` bytes, in order); read them back
+    /// with [`opened`](Self::opened). On error, the lowest failing index is
+    /// reported. `par` may split the chunk across a pool.
+    pub fn open<R: ResponseParts + Sync>(
+        &mut self,
+        opener: &ResponseOpener,
+        items: &[R],
+        tolerant: bool,
+        par: Parallelism,
+    ) -> Result<()> {
+        let mut total = 0usize;
+        let mut bytes = 0usize;
+        for r in items {
+            total = total.saturating_add(json_len_bound(r.data().len()));
+            bytes = bytes.saturating_add(r.data().len());
+        }
+        let ChunkBuf { arena, lens } = self;
+        if arena.len() < total {
+            arena.resize(total, 0);
+        }
+        lens.clear();
+        lens.resize(items.len(), 0);
+        let slots = split_slots(
+            &mut arena[..total],
+            items.iter().map(|r| json_len_bound(r.data().len())),
+        );
+        let mut outs: Vec<(&mut [u8], &mut usize)> =
+            slots.into_iter().zip(lens.iter_mut()).collect();
+        run_pairs(
+            items,
+            &mut outs,
+            par,
+            bytes,
+            |(ra, (oa, la)), (rb, (ob, lb)), sa, sb| {
+                let (x, y) = opener.open_pair_into(
+                    input(ra),
+                    input(rb),
+                    tolerant,
+                    (sa, sb),
+                    (&mut **oa, &mut **ob),
+                );
+                (x.map(|n| **la = n), y.map(|n| **lb = n))
+            },
+            |r, (slot, len), s| {
+                **len = opener.open_into(r.data(), r.rek(), r.hmac(), tolerant, s, slot)?;
+                Ok(())
+            },
+        )
     }
-    lens.clear();
-    lens.resize(items.len(), 0);
-    let slots = split_slots(
-        &mut arena[..total],
-        items.iter().map(|r| json_len_bound(r.data().len())),
-    );
-    let mut outs: Vec<(&mut [u8], &mut usize)> = slots.into_iter().zip(lens.iter_mut()).collect();
-    run_pairs(
-        items,
-        &mut outs,
-        par,
-        bytes,
-        |(ra, (oa, la)), (rb, (ob, lb)), sa, sb| {
-            let (x, y) = opener.open_pair_into(
-                input(ra),
-                input(rb),
-                tolerant,
-                (sa, sb),
-                (&mut **oa, &mut **ob),
-            );
-            (x.map(|n| **la = n), y.map(|n| **lb = n))
-        },
-        |r, (slot, len), s| {
-            **len = opener.open_into(r.data(), r.rek(), r.hmac(), tolerant, s, slot)?;
-            Ok(())
-        },
-    )
+
+    /// The JSON of each record of the chunk [`open`](Self::open) last opened
+    /// from `items`, in order.
+    pub fn opened<'a, R: ResponseParts>(
+        &'a self,
+        items: &'a [R],
+    ) -> impl Iterator<Item = &'a [u8]> + 'a {
+        let mut pos = 0;
+        items.iter().zip(&self.lens).map(move |(r, &len)| {
+            let json = &self.arena[pos..pos + len];
+            pos += json_len_bound(r.data().len());
+            json
+        })
+    }
 }
 
 fn input<R: ResponseParts>(r: &R) -> ResponseInput<'_> {
@@ -388,6 +177,11 @@ fn input<R: ResponseParts>(r: &R) -> ResponseInput<'_> {
     }
 }
 
+/// Base64 output is ASCII by construction, so this copies without replacing anything.
+fn text(ascii: &[u8]) -> String {
+    String::from_utf8_lossy(ascii).into_owned()
+}
+
 /// Batch [`crate::encrypt_request`]: many JSON payloads under one key.
 pub fn encrypt_request_many<P: AsRef<[u8]> + Sync>(
     key: &Key,
@@ -395,12 +189,21 @@ pub fn encrypt_request_many<P: AsRef<[u8]> + Sync>(
     par: Parallelism,
 ) -> Result<Vec<RequestEnvelope>> {
     let sealer = RequestSealer::new(key);
-    run(
+    let mut out = Vec::with_capacity(payloads.len());
+    run_chunks(
         payloads,
         par,
         |p| p.as_ref().len(),
-        |p, s| sealer.seal(p.as_ref(), s),
-    )
+        |chunk, par, buf| buf.seal(&sealer, chunk, par),
+        |chunk, buf| {
+            out.extend(buf.sealed(chunk).map(|(data, hmac)| RequestEnvelope {
+                data: text(data),
+                hmac: text(hmac),
+            }));
+            Ok(())
+        },
+    )?;
+    Ok(out)
 }
 
 /// Batch [`crate::decrypt_response`]: many `(data, rek, hmac)` records under one key.
@@ -411,19 +214,26 @@ pub fn decrypt_response_many<R: ResponseParts + Sync>(
     par: Parallelism,
 ) -> Result<Vec<Vec<u8>>> {
     let opener = ResponseOpener::new(key);
-    run(
+    let mut out = Vec::with_capacity(items.len());
+    run_chunks(
         items,
         par,
         |r| r.data().len(),
-        |r, s| opener.open(r.data(), r.rek(), r.hmac(), tolerant, s),
-    )
+        |chunk, par, buf| buf.open(&opener, chunk, tolerant, par),
+        |chunk, buf| {
+            out.extend(buf.opened(chunk).map(<[u8]>::to_vec));
+            Ok(())
+        },
+    )?;
+    Ok(out)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::envelope::{encrypt_request, request_data_len, HMAC_B64_LEN};
+    use crate::envelope::encrypt_request;
     use crate::error::ErrorKind;
+    use crate::pipeline::CHUNK_RECORDS;
     use crate::{decrypt_response, encrypt_response};
 
     fn key(b: u8) -> Key {
@@ -447,28 +257,43 @@ mod tests {
     }
 
     #[test]
-    fn sealing_into_the_arena_equals_single_calls() {
+    fn sealing_into_a_chunk_buffer_equals_single_calls() {
         let k = key(1);
         let sealer = RequestSealer::new(&k);
         for n in [0, 1, 2, 3, 7, 40] {
             let ps = payloads(n);
             for par in pars() {
-                let mut arena = vec![0xAA; 5]; // reused, bigger or smaller than needed
-                encrypt_request_many_into(&sealer, &ps, par, &mut arena).unwrap();
+                let mut buf = ChunkBuf::new();
+                buf.arena = vec![0xAA; 5]; // reused, bigger or smaller than needed
+                buf.seal(&sealer, &ps, par).unwrap();
                 let mut pos = 0;
-                for p in &ps {
+                for (p, (data, hmac)) in ps.iter().zip(buf.sealed(&ps)) {
                     let want = encrypt_request(&k, p).unwrap();
                     let d = request_data_len(p.len());
-                    assert_eq!(&arena[pos..pos + d], want.data.as_bytes());
-                    assert_eq!(
-                        &arena[pos + d..pos + d + HMAC_B64_LEN],
-                        want.hmac.as_bytes()
-                    );
+                    assert_eq!(&buf.arena[pos..pos + d], want.data.as_bytes());
+                    assert_eq!((data, hmac), (want.data.as_bytes(), want.hmac.as_bytes()));
                     pos += d + HMAC_B64_LEN;
                 }
-                let v = encrypt_request_many(&k, &ps, par).unwrap();
-                assert_eq!(v.len(), n);
+                assert_eq!(buf.sealed(&ps).count(), n);
             }
+        }
+    }
+
+    #[test]
+    fn batches_of_several_chunks_equal_single_calls() {
+        let k = key(3);
+        let ps = payloads(2 * CHUNK_RECORDS + 77);
+        let want: Vec<RequestEnvelope> =
+            ps.iter().map(|p| encrypt_request(&k, p).unwrap()).collect();
+        for par in pars() {
+            assert_eq!(encrypt_request_many(&k, &ps, par).unwrap(), want, "{par:?}");
+        }
+        let items = responses(2 * CHUNK_RECORDS + 77);
+        for par in pars() {
+            assert_eq!(
+                decrypt_response_many(&key(1), &items, false, par).unwrap(),
+                payloads(items.len())
+            );
         }
     }
 
@@ -479,7 +304,7 @@ mod tests {
         ps[6] = Vec::new();
         ps[4] = Vec::new();
         for par in pars() {
-            let err = encrypt_request_many_into(&sealer, &ps, par, &mut Vec::new()).unwrap_err();
+            let err = ChunkBuf::new().seal(&sealer, &ps, par).unwrap_err();
             assert_eq!(
                 (err.kind(), err.index()),
                 (ErrorKind::InvalidInput, Some(4))
@@ -487,6 +312,12 @@ mod tests {
             assert_eq!(err.to_string(), "record 4: payload is empty");
             let err = encrypt_request_many(&key(1), &ps, par).unwrap_err();
             assert_eq!(err.index(), Some(4));
+        }
+        let mut ps = payloads(3 * CHUNK_RECORDS);
+        ps[2 * CHUNK_RECORDS + 5] = Vec::new();
+        for par in pars() {
+            let err = encrypt_request_many(&key(1), &ps, par).unwrap_err();
+            assert_eq!(err.index(), Some(2 * CHUNK_RECORDS + 5));
         }
     }
 
@@ -507,19 +338,13 @@ mod tests {
         par: Parallelism,
     ) -> Result<Vec<Vec<u8>>> {
         let opener = ResponseOpener::new(&key(1));
-        let (mut arena, mut lens) = (Vec::new(), Vec::new());
-        decrypt_response_many_into(&opener, items, false, par, &mut arena, &mut lens)?;
-        let mut pos = 0;
-        let mut out = Vec::new();
-        for (item, len) in items.iter().zip(&lens) {
-            out.push(arena[pos..pos + len].to_vec());
-            pos += json_len_bound(item.0.len());
-        }
-        Ok(out)
+        let mut buf = ChunkBuf::new();
+        buf.open(&opener, items, false, par)?;
+        Ok(buf.opened(items).map(<[u8]>::to_vec).collect())
     }
 
     #[test]
-    fn opening_into_the_arena_round_trips() {
+    fn opening_into_a_chunk_buffer_round_trips() {
         for n in [0, 1, 2, 3, 5, 40] {
             let items = responses(n);
             for par in pars() {
@@ -578,19 +403,6 @@ mod tests {
                 assert_eq!(single.kind(), ErrorKind::Integrity);
                 assert_eq!(single.index(), None);
             }
-        }
-    }
-
-    #[test]
-    fn thread_counts_are_capped_and_pools_reused() {
-        assert!(pool_for(Parallelism::new(1), 1000, 1 << 30).is_none());
-        assert!(pool_for(Parallelism::new(0), 1, 1 << 30).is_none());
-        assert!(pool_for(Parallelism::new(0), 1000, 10).is_none());
-        if machine_threads() >= 2 {
-            let a = pool_for(Parallelism::new(64), 1000, 0).unwrap();
-            let b = pool_for(Parallelism::new(64), 1000, 0).unwrap();
-            assert!(Arc::ptr_eq(&a, &b));
-            assert!(a.current_num_threads() <= machine_threads().max(2));
         }
     }
 }

@@ -14,6 +14,10 @@
 //! `base64-simd` (AVX2/SSSE3 detected). Each record allocates its outputs once;
 //! intermediate text lives in reusable [`Scratch`] buffers; key schedules are
 //! built once per batch.
+//!
+//! Batch parallelism is owned here, in one place: [`pipeline`] cuts a batch into
+//! chunks, computes them on a rayon pool ahead of a caller-supplied `deliver`
+//! callback, keeps the chunk buffers, and holds every tuning constant of it.
 #![deny(unsafe_code)] // one exception, in `sha::ni`, with its SAFETY argument
 #![warn(missing_docs)]
 
@@ -23,12 +27,10 @@ mod ecb;
 mod envelope;
 mod error;
 mod key;
+pub mod pipeline;
 mod sha;
 
-pub use batch::{
-    decrypt_response_many, decrypt_response_many_into, encrypt_request_many,
-    encrypt_request_many_into, pool_for, Parallelism, ResponseParts, AUTO_PARALLEL_MIN_BYTES,
-};
+pub use batch::{decrypt_response_many, encrypt_request_many, ResponseParts};
 pub use ecb::{padded_len, Decryptor, Encryptor};
 pub use envelope::{
     aes_decrypt, aes_encrypt, check_payload, check_wire, decode_wire, decrypt_field, decrypt_key,
@@ -39,6 +41,7 @@ pub use envelope::{
 };
 pub use error::{Error, ErrorKind, Reason, Result};
 pub use key::Key;
+pub use pipeline::{run_chunks, ChunkBuf, Parallelism, AUTO_PARALLEL_MIN_BYTES, CHUNK_RECORDS};
 
 /// Length of every key (AES-256, and the keys GSTN hands out).
 pub const KEY_LEN: usize = 32;

@@ -8,7 +8,8 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use gspauth_core as core;
 use gspauth_core::{
-    ErrorKind, Key, Parallelism, Reason, RequestSealer, ResponseOpener, ResponseParts, Scratch,
+    ChunkBuf, ErrorKind, Key, Parallelism, Reason, RequestSealer, ResponseOpener, ResponseParts,
+    Scratch,
 };
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
@@ -23,14 +24,6 @@ pyo3::import_exception!(gspauth.errors, IntegrityError);
 
 /// Inputs at least this large are processed with the GIL released in single calls.
 const DETACH_MIN_BYTES: usize = 64 * 1024;
-
-/// Batches are processed in chunks of this many records: the GIL is released for
-/// the crypto of each chunk and taken back only to turn its results (written into
-/// one reused buffer, no allocation per record) into Python objects. Large enough
-/// that the GIL release/re-acquire and the hand-over between threads per chunk
-/// cost little (~2 % at 2 KiB records), small enough that medium batches still
-/// pipeline (see `pipeline`).
-const CHUNK_RECORDS: usize = 512;
 
 // --- errors -------------------------------------------------------------------------
 
@@ -81,219 +74,24 @@ fn run<T: Send>(py: Python<'_>, size: usize, f: impl FnOnce() -> T + Send) -> Py
     }
 }
 
-/// Output buffers of one chunk of a batch, reused from chunk to chunk and call to call.
-#[derive(Default)]
-struct ChunkBuf {
-    arena: Vec<u8>,
-    lens: Vec<usize>,
-}
-
-/// Chunks a pooled batch may compute ahead of the one being converted; also the
-/// number of chunk buffers such a batch holds.
-const AHEAD: usize = 4;
-
-/// Chunk buffers kept between calls (at most this many, each at most
-/// `KEEP_BUF_BYTES`): a fresh arena costs zero-filling and page faults on
-/// every call (~2 MB per 512-record chunk of 2 KiB records). So at most
-/// 16 MiB stay allocated after a batch; larger chunk buffers are freed.
-const KEEP_BUFS: usize = AHEAD;
-const KEEP_BUF_BYTES: usize = 4 << 20;
-
-static SPARE: std::sync::Mutex<Vec<ChunkBuf>> = std::sync::Mutex::new(Vec::new());
-
-fn spare() -> std::sync::MutexGuard<'static, Vec<ChunkBuf>> {
-    SPARE.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-/// `n` chunk buffers, recycled ones first.
-fn take_bufs(n: usize) -> Vec<ChunkBuf> {
-    let mut kept = spare();
-    (0..n).map(|_| kept.pop().unwrap_or_default()).collect()
-}
-
-fn give_back(bufs: impl IntoIterator<Item = ChunkBuf>) {
-    let mut kept = spare();
-    for b in bufs {
-        if kept.len() < KEEP_BUFS && b.arena.capacity() <= KEEP_BUF_BYTES {
-            kept.push(b);
-        }
-    }
-}
-
-/// Records `k * CHUNK_RECORDS ..` of a batch, at most `CHUNK_RECORDS` of them.
-fn chunk<T>(items: &[T], k: usize) -> &[T] {
-    let start = (k * CHUNK_RECORDS).min(items.len());
-    &items[start..(start + CHUNK_RECORDS).min(items.len())]
-}
-
-type Work<'a> = dyn Fn(usize, Parallelism, &mut ChunkBuf) -> Result<(), core::Error> + Sync + 'a;
-type Convert<'a> = dyn FnMut(Python<'_>, usize, &ChunkBuf) -> PyResult<()> + Send + 'a;
-
-/// A computed chunk: `Err` for a panic, `Ok(Err)` for a crypto error.
-type Done = PyResult<Result<(), core::Error>>;
-
-/// Shared state of a pooled batch.
-struct Flow {
-    /// Next chunk to compute.
-    next: usize,
-    /// Chunks `..converted` are turned into Python objects (their buffers are free).
-    converted: usize,
-    /// Computed chunks not yet taken by the converting thread.
-    done: Vec<Option<Done>>,
-    /// Set when the calling thread stopped (finished or failed).
-    stop: bool,
-}
-
-impl Flow {
-    /// Claim the next chunk to compute, if any and its buffer is free.
-    fn claim(&mut self, chunks: usize) -> Option<usize> {
-        let j = self.next;
-        (!self.stop && j < chunks && j < self.converted + AHEAD).then(|| {
-            self.next += 1;
-            j
-        })
-    }
-}
-
-/// Run a batch chunk by chunk: `work` computes chunk `k` without the GIL, then
-/// `convert` turns it into Python objects with the GIL, in order.
-///
-/// With a pool, its other threads compute chunks ahead (up to `AHEAD`) while
-/// this thread converts; this thread computes too whenever the next chunk to
-/// convert is not ready yet. So at most the pool's thread count is busy, and
-/// building Python objects (the serial part, one thread) overlaps the crypto
-/// instead of competing with it for cores. Each chunk is computed by one thread
-/// (pairs of records share the SHA-NI lanes), except a single-chunk batch,
-/// which is split across the pool.
-fn pipeline(
+/// Run a batch through the core's pipeline with the GIL released. Released
+/// over owned data only (`PyBackedBytes` / `PyBackedStr` borrowed from
+/// immutable `bytes`/`str`); `deliver` gets each finished chunk, in order, with
+/// the GIL taken back.
+fn pipeline<T: Sync>(
     py: Python<'_>,
-    chunks: usize,
+    items: &[T],
     par: Parallelism,
-    pool: Option<std::sync::Arc<rayon::ThreadPool>>,
-    work: &Work<'_>,
-    convert: &mut Convert<'_>,
+    size: impl Fn(&T) -> usize + Send,
+    work: impl Fn(&[T], Parallelism, &mut ChunkBuf) -> core::Result<()> + Sync + Send,
+    mut deliver: impl FnMut(Python<'_>, &[T], &ChunkBuf) -> PyResult<()> + Send,
 ) -> PyResult<()> {
-    let serial = Parallelism::new(1);
-    let pool = match pool {
-        Some(p) if chunks > 1 && p.current_num_threads() > 1 => p,
-        other => {
-            // serial chunks, or one chunk split across the pool
-            let par = if other.is_some() { par } else { serial };
-            let mut bufs = take_bufs(1);
-            let mut run_all = || -> PyResult<()> {
-                for k in 0..chunks {
-                    py.detach(|| guarded(|| work(k, par, &mut bufs[0])))?
-                        .map_err(|e| to_py(py, e))?;
-                    convert(py, k, &bufs[0])?;
-                }
-                Ok(())
-            };
-            let out = run_all();
-            give_back(bufs);
-            return out;
-        }
-    };
-    let bufs: Vec<std::sync::Mutex<ChunkBuf>> = take_bufs(AHEAD.min(chunks))
-        .into_iter()
-        .map(std::sync::Mutex::new)
-        .collect();
-    let nbufs = bufs.len();
-    let flow = std::sync::Mutex::new(Flow {
-        next: 0,
-        converted: 0,
-        done: (0..chunks).map(|_| None).collect(),
-        stop: false,
-    });
-    let changed = std::sync::Condvar::new();
-    let lock = || flow.lock().unwrap_or_else(|p| p.into_inner());
-    let compute = |j: usize| {
-        let r = {
-            let mut buf = bufs[j % nbufs].lock().unwrap_or_else(|p| p.into_inner());
-            guarded(|| work(j, serial, &mut buf))
-        };
-        lock().done[j] = Some(r);
-        changed.notify_all();
-    };
-    let helper = || loop {
-        let mut st = lock();
-        let j = loop {
-            if st.stop || st.next >= chunks {
-                return;
-            }
-            if let Some(j) = st.claim(chunks) {
-                break j;
-            }
-            st = changed.wait(st).unwrap_or_else(|p| p.into_inner());
-        };
-        drop(st);
-        compute(j);
-    };
-    // `Err` is a Python error (conversion, panic); `Ok(Err)` a crypto error
-    let mut failed: Done = Ok(Ok(()));
-    py.detach(|| {
-        pool.in_place_scope(|s| {
-            for _ in 1..pool.current_num_threads().min(chunks) {
-                s.spawn(|_| helper());
-            }
-            'chunks: for k in 0..chunks {
-                let ready = loop {
-                    let mut st = lock();
-                    if let Some(r) = st.done[k].take() {
-                        break r;
-                    }
-                    if let Some(j) = st.claim(chunks) {
-                        drop(st);
-                        compute(j);
-                        continue;
-                    }
-                    // chunk k is being computed elsewhere
-                    drop(changed.wait(st).unwrap_or_else(|p| p.into_inner()));
-                };
-                // chunks before k converted without error, so k holds the lowest failure
-                match ready {
-                    Ok(Ok(())) => {}
-                    other => {
-                        failed = other;
-                        break 'chunks;
-                    }
-                }
-                let converted = {
-                    let buf = bufs[k % nbufs].lock().unwrap_or_else(|p| p.into_inner());
-                    Python::attach(|py| convert(py, k, &buf))
-                };
-                if let Err(e) = converted {
-                    failed = Err(e);
-                    break 'chunks;
-                }
-                lock().converted = k + 1;
-                changed.notify_all();
-            }
-            lock().stop = true;
-            changed.notify_all();
+    let run = || {
+        core::run_chunks(items, par, size, work, |chunk, buf| -> Result<(), Fail> {
+            Ok(Python::attach(|py| deliver(py, chunk, buf))?)
         })
-    });
-    give_back(
-        bufs.into_iter()
-            .map(|m| m.into_inner().unwrap_or_else(|p| p.into_inner())),
-    );
-    failed?.map_err(|e| to_py(py, e))
-}
-
-/// A chunk-relative batch error made relative to the whole batch.
-fn shift(err: core::Error, offset: usize) -> core::Error {
-    match err.index() {
-        Some(i) => err.at(offset + i),
-        None => err,
-    }
-}
-
-/// `arena[pos..pos + len]`; out of range would be a bug, reported rather than panicking.
-fn slot(arena: &[u8], pos: usize, len: usize) -> PyResult<&[u8]> {
-    pos.checked_add(len)
-        .and_then(|end| arena.get(pos..end))
-        .ok_or_else(|| {
-            PyRuntimeError::new_err("gspauth._native internal error: output slot out of range")
-        })
+    };
+    py.detach(|| guarded(run))?.map_err(|f| f.into_py(py, None))
 }
 
 /// A `str` from Base64 output (always ASCII). CPython checks it while copying
@@ -628,32 +426,23 @@ fn encrypt_request_many(
         return Err(e);
     }
     let sealer = RequestSealer::new(&key);
-    let bytes = held.iter().map(|p| p.len()).sum();
-    let pool = core::pool_for(par, held.len(), bytes);
     let list: Py<PyList> = PyList::empty(py).unbind();
-    let work = |k: usize, par: Parallelism, buf: &mut ChunkBuf| {
-        core::encrypt_request_many_into(&sealer, chunk(&held, k), par, &mut buf.arena)
-            .map_err(|e| shift(e, k * CHUNK_RECORDS))
-    };
-    let mut convert = |py: Python<'_>, k: usize, buf: &ChunkBuf| -> PyResult<()> {
-        let list = list.bind(py);
-        let mut pos = 0;
-        for p in chunk(&held, k) {
-            let n = core::request_data_len(p.len());
-            let data = ascii_str(py, slot(&buf.arena, pos, n)?)?;
-            let mac = ascii_str(py, slot(&buf.arena, pos + n, core::HMAC_B64_LEN)?)?;
-            pos += n + core::HMAC_B64_LEN;
-            list.append(PyTuple::new(py, [data, mac])?)?;
-        }
-        Ok(())
-    };
     pipeline(
         py,
-        held.len().div_ceil(CHUNK_RECORDS),
+        &held,
         par,
-        pool,
-        &work,
-        &mut convert,
+        |p| p.len(),
+        |chunk, par, buf| buf.seal(&sealer, chunk, par),
+        |py, chunk, buf| {
+            let list = list.bind(py);
+            for (data, mac) in buf.sealed(chunk) {
+                list.append(PyTuple::new(
+                    py,
+                    [ascii_str(py, data)?, ascii_str(py, mac)?],
+                )?)?;
+            }
+            Ok(())
+        },
     )?;
     Ok(list.into_any())
 }
@@ -875,30 +664,20 @@ fn decrypt_response_many(
         }
     }
     let opener = ResponseOpener::new(&key);
-    let bytes = held.iter().map(|r| r.data().len()).sum();
-    let pool = core::pool_for(par, held.len(), bytes);
     let list: Py<PyList> = PyList::empty(py).unbind();
-    let work = |k: usize, par: Parallelism, buf: &mut ChunkBuf| {
-        let ChunkBuf { arena, lens } = buf;
-        core::decrypt_response_many_into(&opener, chunk(&held, k), tolerant, par, arena, lens)
-            .map_err(|e| shift(e, k * CHUNK_RECORDS))
-    };
-    let mut convert = |py: Python<'_>, k: usize, buf: &ChunkBuf| -> PyResult<()> {
-        let list = list.bind(py);
-        let mut pos = 0;
-        for (rec, len) in chunk(&held, k).iter().zip(&buf.lens) {
-            list.append(PyBytes::new(py, slot(&buf.arena, pos, *len)?))?;
-            pos += core::json_len_bound(rec.data().len());
-        }
-        Ok(())
-    };
     pipeline(
         py,
-        held.len().div_ceil(CHUNK_RECORDS),
+        &held,
         par,
-        pool,
-        &work,
-        &mut convert,
+        |r| r.data().len(),
+        |chunk, par, buf| buf.open(&opener, chunk, tolerant, par),
+        |py, chunk, buf| {
+            let list = list.bind(py);
+            for json in buf.opened(chunk) {
+                list.append(PyBytes::new(py, json))?;
+            }
+            Ok(())
+        },
     )?;
     match stop {
         None => Ok(list.into_any()),
