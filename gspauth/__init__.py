@@ -12,7 +12,7 @@ conformance kit). The last two are never imported by ``import gspauth``.
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from gspauth._version import VERSION as __version__  # one source: the Cargo workspace version
 
 from gspauth.auth import GSPAuth
 from gspauth.client import AsyncClient, Client, RetryPolicy

@@ -26,7 +26,7 @@ def test_cli_plugins_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["plugins", "--json"]) == 0
     data = {p["name"]: p for p in json.loads(capsys.readouterr().out)}
     assert set(data) >= {"cleartax", "vayana"} and "gspauth.direct" not in data
-    assert data["vayana"]["distribution"] == "gspauth-vayana" and data["vayana"]["version"] == "0.1.0"
+    assert data["vayana"]["distribution"] == "gspauth-vayana" and data["vayana"]["version"] == "0.2.0"
     assert data["cleartax"]["gsps"][0]["environments"]["legacy-production"] == "https://gsp.cleartax.in"
     assert "gspauth_sign_headers" in data["cleartax"]["hooks"]
 

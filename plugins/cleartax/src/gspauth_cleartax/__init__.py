@@ -28,7 +28,7 @@ from gspauth.replies import gsp_outage, is_gstn_reply, json_object
 from gspauth.types import Api, CredentialField, Credentials, Environment, GSPInfo, SigningContext
 
 __all__ = ["GSP", "INFO", "__version__"]
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 GSP = "cleartax"
 INFO = GSPInfo(

@@ -35,7 +35,7 @@ from gspauth.replies import gsp_outage, is_gstn_reply, json_object
 from gspauth.types import Api, CredentialField, Credentials, GSPInfo, SigningContext
 
 __all__ = ["GSP", "INFO", "IST", "__version__", "asp_auth_token", "sign_token"]
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 GSP = "vayana"
 INFO = GSPInfo(
