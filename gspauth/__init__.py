@@ -15,7 +15,7 @@ from __future__ import annotations
 from gspauth._version import VERSION as __version__  # one source: the Cargo workspace version
 
 from gspauth.auth import GSPAuth
-from gspauth.client import AsyncClient, Client, RetryPolicy
+from gspauth.client import AsyncClient, Client
 from gspauth.errors import (
     ApiAccessDenied,
     ConfigurationError,
@@ -41,6 +41,7 @@ from gspauth.otp import (
     PromptOtp,
 )
 from gspauth.plugins import Hooks, get_plugin_manager, list_plugins
+from gspauth.retry import RetryPolicy
 from gspauth.session import Session, SessionKey
 from gspauth.store import MemoryStore, SessionStore, SQLiteStore
 from gspauth.types import (

@@ -23,13 +23,13 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from gspauth.errors import ConfigurationError, LedgerTampered
 from gspauth.hookspecs import hookimpl
 from gspauth.types import SessionEvent
 
-__all__ = ["Ledger", "LedgerObserver", "LedgerTampered", "default_ledger_path"]
+__all__ = ["ConsentLedger", "Ledger", "LedgerObserver", "default_ledger_path"]
 
 SCHEMA_VERSION = 1
 _GENESIS = "0" * 64
@@ -63,6 +63,15 @@ _SCHEMA = (
 )
 
 _COLUMNS = ("kind", "gsp", "environment", "gstin", "username", "at", "txn", "ip_usr", "outcome", "detail", "expires_at")
+
+
+@runtime_checkable
+class ConsentLedger(Protocol):
+    """Where a client writes its session events (:class:`Ledger` is the default)."""
+
+    def record(self, event: SessionEvent, /) -> object:
+        """Append ``event``. May block; an exception is logged by the client, never raised."""
+        ...
 
 
 def default_ledger_path() -> Path:

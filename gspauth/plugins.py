@@ -36,7 +36,7 @@ import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 import pluggy
 
@@ -63,6 +63,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_PLUGINS",
     "Hooks",
+    "HostOverrides",
     "PluginInfo",
     "default_hooks",
     "get_plugin_manager",
@@ -310,7 +311,12 @@ _ANY_GSP = "*"
 _MAPPED = "gspauth.map_error"
 
 
-def _normalise_hosts(hosts: Mapping[Any, Any] | None) -> dict[tuple[str, str], str]:
+#: Host overrides (see :class:`Hooks`): ``{(gsp, environment): url}``, ``{gsp: {environment: url}}``
+#: or ``{environment: url}`` (any GSP).
+HostOverrides: TypeAlias = "Mapping[tuple[str, str], str] | Mapping[str, Mapping[str, str]] | Mapping[str, str]"
+
+
+def _normalise_hosts(hosts: HostOverrides | None) -> dict[tuple[str, str], str]:
     out: dict[tuple[str, str], str] = {}
     for key, value in (hosts or {}).items():
         if isinstance(key, tuple) and len(key) == 2 and isinstance(value, str):
@@ -359,7 +365,7 @@ class Hooks:
         self,
         pm: pluggy.PluginManager,
         *,
-        hosts: Mapping[Any, Any] | None = None,
+        hosts: HostOverrides | None = None,
         config: str | os.PathLike[str] | Literal[False] | None = None,
     ) -> None:
         self.pm = pm

@@ -26,7 +26,7 @@ import re
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeAlias
 
 from gspauth import codes, crypto
 from gspauth.errors import GSPError, InvalidParameter, RequestRejected, ServerError
@@ -35,6 +35,7 @@ from gspauth.gstin import validate_gstin, validate_state_code
 __all__ = [
     "AUTH_ACTIONS",
     "JSON_CONTENT_TYPE",
+    "Payload",
     "AuthCall",
     "CredentialsLike",
     "InvalidParameter",
@@ -64,6 +65,8 @@ __all__ = [
 ]
 
 JSON_CONTENT_TYPE = "application/json"
+#: What a write call encrypts: JSON bytes as they are, or a mapping/list serialised as compact JSON.
+Payload: TypeAlias = "Mapping[str, Any] | list[Any] | bytes"
 #: The GSTN auth actions (all ``POST …/authenticate`` except EVCOTP, a GET).
 AUTH_ACTIONS = frozenset({"OTPREQUEST", "AUTHTOKEN", "REFRESHTOKEN", "LOGOUT", "EVCOTP"})
 
@@ -394,7 +397,7 @@ def parse_token_grant(reply: Mapping[str, Any], app_key: bytes) -> TokenGrant:
 # --------------------------------------------------------------------------- data envelope
 
 
-def encode_payload(payload: Mapping[str, Any] | list[Any] | bytes) -> bytes:
+def encode_payload(payload: Payload) -> bytes:
     """A payload as JSON bytes: ``bytes`` pass through, anything else → compact UTF-8 JSON."""
     if isinstance(payload, (bytes, bytearray, memoryview)):
         return bytes(payload)

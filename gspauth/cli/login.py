@@ -27,7 +27,11 @@ from gspauth.config import Profile, config_path, load_profile
 from gspauth.errors import ConfigurationError, OtpRequired
 
 if TYPE_CHECKING:
+    from gspauth.client import Client
+    from gspauth.ledger import ConsentLedger
+    from gspauth.otp import OtpProvider
     from gspauth.plugins import Hooks
+    from gspauth.store import SessionStore
     from gspauth.types import Credentials
 
 __all__ = [
@@ -88,13 +92,14 @@ def credentials_for(profile: Profile, hooks: Hooks) -> Credentials:
     return Credentials(values)
 
 
-def build_client(profile: Profile, *, otp_provider: Any = None, store: Any = None, ledger: Any = None) -> Any:
+def build_client(profile: Profile, *, otp_provider: OtpProvider | None = None, store: SessionStore | None = None,
+                 ledger: ConsentLedger | None = None) -> Client:
     """A :class:`gspauth.Client` for ``profile`` (store and ledger default to the profile's)."""
     from gspauth.client import Client
     from gspauth.plugins import Hooks, get_plugin_manager
 
     profile.require("gsp", "gstin", "username", "certificate")
-    hosts = {(profile.gsp, profile.environment): profile.host} if profile.host else None
+    hosts = {(str(profile.gsp), profile.environment): profile.host} if profile.host else None
     cfg = config_path()
     hooks = Hooks(get_plugin_manager(), hosts=hosts, config=cfg if cfg.is_file() else None)
     certificate = Path(str(profile.certificate)).expanduser()
@@ -103,9 +108,6 @@ def build_client(profile: Profile, *, otp_provider: Any = None, store: Any = Non
             f"GSTN certificate {certificate} not found; download the certificate for the "
             f"{profile.environment} environment and pass --certificate (or set it in {cfg})"
         )
-    kwargs: dict[str, Any] = {}
-    if profile.ip_usr:
-        kwargs["ip_usr"] = profile.ip_usr
     return Client(
         str(profile.gsp),
         profile.environment,
@@ -117,7 +119,7 @@ def build_client(profile: Profile, *, otp_provider: Any = None, store: Any = Non
         ledger=ledger if ledger is not None else open_ledger(profile),
         otp_provider=otp_provider,
         hooks=hooks,
-        **kwargs,
+        ip_usr=profile.ip_usr or "127.0.0.1",
     )
 
 

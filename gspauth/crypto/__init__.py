@@ -25,7 +25,7 @@ from collections.abc import Sequence
 
 from gspauth.crypto import _backend
 from gspauth.crypto._python import MAX_PAYLOAD_BYTES, MAX_WIRE_CHARS
-from gspauth.crypto._rsa import GSTNCertificate, encrypt_app_key, load_certificate
+from gspauth.crypto._rsa import CertificateSource, GSTNCertificate, certificate_from, encrypt_app_key, load_certificate
 from gspauth.errors import InvalidInput, InvalidKey
 
 __all__ = [
@@ -33,9 +33,11 @@ __all__ = [
     "BACKEND_REASON",
     "MAX_PAYLOAD_BYTES",
     "MAX_WIRE_CHARS",
+    "CertificateSource",
     "GSTNCertificate",
     "aes_decrypt",
     "aes_encrypt",
+    "certificate_from",
     "decrypt_field",
     "decrypt_key",
     "decrypt_refresh_app_key",

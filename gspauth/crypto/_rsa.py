@@ -7,15 +7,18 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
+import os
+from pathlib import Path
 from dataclasses import dataclass, field
+from typing import TypeAlias
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from gspauth.errors import CertificateError, CertificateExpired, InvalidKey
+from gspauth.errors import CertificateError, CertificateExpired, ConfigurationError, InvalidKey
 
-__all__ = ["GSTNCertificate", "encrypt_app_key", "load_certificate"]
+__all__ = ["CertificateSource", "GSTNCertificate", "certificate_from", "encrypt_app_key", "load_certificate"]
 
 
 @dataclass(frozen=True)
@@ -124,3 +127,30 @@ def encrypt_app_key(
     import base64
 
     return base64.b64encode(certificate.public_key.encrypt(app_key, padding.PKCS1v15())).decode("ascii")
+
+
+#: Where a GSTN certificate can come from: a loaded one, its bytes (DER or PEM), PEM text, or a path.
+CertificateSource: TypeAlias = "GSTNCertificate | bytes | str | os.PathLike[str]"
+
+
+def certificate_from(source: CertificateSource) -> GSTNCertificate:
+    """Load GSTN's certificate from ``source``: a :class:`GSTNCertificate` (returned as it is),
+    its bytes (DER or PEM), PEM text, or the path of a ``.cer``/``.pem`` file.
+
+    :raises ConfigurationError: the file cannot be read (the message names it).
+    :raises CertificateError: the content is not a usable certificate or RSA public key.
+    """
+    if isinstance(source, GSTNCertificate):
+        return source
+    if isinstance(source, (bytes, bytearray)):
+        return load_certificate(bytes(source))
+    text = os.fspath(source)
+    if text.lstrip().startswith("-----BEGIN"):
+        return load_certificate(text)
+    path = Path(text).expanduser()
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigurationError(f"cannot read the GSTN certificate {str(path)!r}: {exc.strerror}; download the "
+                                 "certificate for your environment from GSTN's developer portal") from None
+    return load_certificate(data)

@@ -543,7 +543,8 @@ class ProviderConformance:
         with hook tracing on; then no secret of the run may appear in any client-side log line."""
         if not self.round_trip:
             pytest.skip(f"{type(self).__name__}.round_trip = False")
-        from gspauth.client import Client, RetryPolicy
+        from gspauth.client import Client
+        from gspauth.retry import RetryPolicy
         from gspauth.emulator.defaults import SANDBOX_OTP, sample_taxpayer
         from gspauth.synthetic import gstr1_chunks
 
@@ -621,7 +622,7 @@ def _session_secrets(client: Any) -> set[str]:
         out.add(session.auth_token)
         for key in (session.sek, session.app_key):
             out.update({key.hex(), base64.b64encode(key).decode()})
-    gsp_session = getattr(client, "_auth", None) and client._auth.gsp_session
+    gsp_session = client.gsp_auth.gsp_session
     if gsp_session is not None:
         out.update([*gsp_session.headers.values(), *gsp_session.data.values()])
     return out

@@ -27,7 +27,8 @@ import gspauth_cleartax  # noqa: E402
 import gspauth_vayana  # noqa: E402
 from cryptography.hazmat.primitives import serialization  # noqa: E402
 
-from gspauth.client import AsyncClient, Client, RetryPolicy  # noqa: E402
+from gspauth.client import AsyncClient, Client  # noqa: E402
+from gspauth.retry import RetryPolicy  # noqa: E402
 from gspauth.emulator import ThreadedEmulator  # noqa: E402
 from gspauth.emulator import defaults  # noqa: E402
 from gspauth.emulator.config import EmulatorConfig  # noqa: E402

@@ -250,9 +250,25 @@ def test_authenticate_without_otp_parks(env: Env) -> None:
     assert env.recorder.kinds()[-2:] == ["otp-requested", "needs-otp"]
     # the OTP now arrives: the provider answers and no second OTPREQUEST is sent
     otp = env.latest_otp()
-    client.otp_provider = lambda request: otp
+    client.otp_provider = Fixed(otp)
     client.authenticate()
     assert env.actions()["OTPREQUEST"] == 1 and env.actions()["AUTHTOKEN"] == 1
+
+
+class Fixed:
+    def __init__(self, otp: str) -> None:
+        self.otp = otp
+
+    def get_otp(self, request: Any) -> str | None:
+        return self.otp
+
+
+class FromEmulator:
+    def __init__(self, env: Env) -> None:
+        self.env = env
+
+    def get_otp(self, request: Any) -> str | None:
+        return self.env.latest_otp()
 
 
 def test_data_call_logs_in_through_otp_provider(env: Env) -> None:
@@ -294,7 +310,7 @@ def test_session_cap(env: Env) -> None:
     assert info.value.error_code == "AUTH403"
     assert info.value.hint and "session" in info.value.hint
     # an unattended caller (OTP provider, data call) gets OtpRequired and can park the GSTIN
-    unattended = env.client("cleartax", store=MemoryStore(), otp_provider=lambda request: env.latest_otp())
+    unattended = env.client("cleartax", store=MemoryStore(), otp_provider=FromEmulator(env))
     with pytest.raises(OtpRequired) as parked:
         unattended.get(Api.RETURNS, "gstr1", action="B2B", ret_period="072017")
     assert parked.value.reason == "session-cap" and "AUTH403" in str(parked.value)

@@ -11,7 +11,7 @@ import pytest
 
 from tests.client.client_support import FAST_RETRY, Env, TxnRecorder
 from gspauth import synthetic
-from gspauth.client import RetryPolicy
+from gspauth.retry import RetryPolicy
 from gspauth.errors import RateLimited, ServerError
 from gspauth.types import Api
 

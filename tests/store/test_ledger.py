@@ -9,7 +9,8 @@ import pluggy
 import pytest
 
 from gspauth import hookspecs
-from gspauth.ledger import Ledger, LedgerTampered, default_ledger_path
+from gspauth.errors import LedgerTampered
+from gspauth.ledger import Ledger, default_ledger_path
 from gspauth.types import SessionEvent
 
 T0 = dt.datetime(2025, 7, 1, 9, 0, tzinfo=dt.timezone.utc)
