@@ -112,6 +112,32 @@ _TABLE: tuple[ErrorCode, ...] = (
        "split the payload into requests whose JSON is below 5,000,000 bytes (GSTN's 5 MB per save; "
        "about 8.9 MB on the wire once encrypted and Base64-encoded twice) and send each with its own txn",
        413),
+    # GSTR-1 processing: RETSTATUS error_report codes (per record; RET191106 for a whole payload).
+    _E("RET191106", "Error in JSON structure validation", errors.RequestRejected,
+       "the save payload does not follow GSTN's GSTR-1 schema (unknown section, missing key fields, bad date "
+       "format) and nothing of it was stored: fix the structure the RETSTATUS error_report names and save again"),
+    _E("RET191113", "The GSTIN is invalid. Please provide a valid GSTIN", errors.RequestRejected,
+       "a counterparty GSTIN is malformed, not registered, cancelled or your own GSTIN: correct it, or report "
+       "the supply as B2C; the other invoices of the save were stored"),
+    _E("RET191133", "Invoices already exist with different CTIN or same CTIN. Please delete and add again",
+       errors.RequestRejected,
+       "the document number is already used by this GSTIN in this financial year (another period, counterparty "
+       "or section): delete the earlier record first, or amend it instead of adding it again"),
+    _E("RET191175", "The rate entered is not valid according to the rate list", errors.RequestRejected,
+       "an item's rate is not a notified GST rate (0, 0.1, 0.25, 1, 1.5, 3, 5, 6, 7.5, 12, 18, 28, 40): "
+       "send the rate as a percentage, e.g. 18"),
+    # INFERRED, defined by the emulator (GSTN's code for this rule is not public).
+    _E("RET191901", "Document date is after the end of the tax period", errors.RequestRejected,
+       "the invoice or note is dated after the last day of the return period: report it in the period of "
+       "its date"),
+    # GSTR-2A / GSTR-2B downloads (india-compliance treats these as "no documents" / "not generated").
+    _E("RET11416", "No invoices found for the provided inputs", errors.GSPError,
+       "GSTR-2A has no documents for this GSTIN, period and section: treat it as an empty result"),
+    _E("RET2B1016", "No document found for the provided inputs", errors.GSPError,
+       "GSTR-2B has no documents for this GSTIN and period: treat it as an empty result"),
+    _E("RET2B1023", "GSTR-2B is not generated for the given return period", errors.GSPError,
+       "GSTR-2B of a period is generated after it ends (on the 14th of the next month, or on request): "
+       "fetch it later"),
 )  # fmt: skip
 
 #: code → :class:`ErrorCode`.

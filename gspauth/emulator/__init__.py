@@ -59,8 +59,24 @@ INFERRED behaviours (each configurable in :class:`EmulatorConfig`; strict defaul
   first ``reference_id`` and stores nothing; a different payload under a used ``txn`` is
   refused with AUTH4039 (``txn_conflict_policy="first-wins"`` to accept). gspauth's client
   relies on this to retry saves after timeouts.
-* RETSAVE upserts invoices by (ctin, inum) etc.; ``flag: "D"`` deletes. RETSTATUS answers
-  ``P`` / ``PE`` / ``ER`` (``IP`` during ``retstatus_delay_seconds``).
+* RETSAVE upserts one record per invoice / note (by counterparty + number), per b2cs row
+  (``pos``, ``sply_ty``, ``typ``, ``rt``, ``etin``) and per hsn row (``hsn_sc``, ``uqc``, ``rt``);
+  ``flag: "D"`` deletes; a later save of some rows leaves the others (GET answers the wire
+  shapes: ``b2cs`` a list, ``hsn`` ``{"data": [...]}``). The save is processed when accepted
+  (:mod:`.rules`): a payload breaking the structure is refused whole (RETSTATUS ``ER``,
+  ``RET191106``); a record breaking a rule is rejected and not stored: counterparty GSTIN
+  invalid / not registered / cancelled / the supplier's own (``RET191113``,
+  ``check_counterparty_gstins``), document number already used by the supplier in the
+  financial year (``RET191133``, ``unique_document_numbers``), date after the period
+  (``RET191901``, emulator-defined, ``reject_dates_after_period``), rate not a GST rate
+  (``RET191175``, ``check_tax_rates``). RETSTATUS answers ``IP`` for
+  ``retstatus_delay_seconds`` (0 by default), then ``P``, ``PE`` (some rejected) or ``ER``
+  (all rejected) with ``error_report`` in GSTN's per-section shape (see :mod:`.rules`).
+  GETs see accepted records at once. Codes: :data:`REPORT_CODES` (all in :mod:`gspauth.codes`).
+* GSTIN registry: every checksum-valid GSTIN is registered and active unless marked
+  ``cancelled`` or ``unregistered`` (``cancelled_gstins`` / ``unregistered_gstins`` at start,
+  ``POST /_emulator/registry`` at run time; persisted). The public search shows ``sts``
+  accordingly and answers GEN5007 for an unregistered GSTIN.
 * A GET of a section with more than ``large_download_threshold`` records answers
   ``{"est", "token"}``; FILEDET then gives ``{ek, fc, urls:[{ul, ic, hash}]}``.
 * Persistence (state dir 0700, files 0600, SQLite WAL): keys/certs, taxpayers, ASPs,
@@ -100,12 +116,14 @@ from gspauth.emulator.gsp import (
 )
 from gspauth.emulator.model import Session, Taxpayer
 from gspauth.emulator.outbox import Outbox
+from gspauth.emulator.rules import REPORT_CODES
 
 __all__ = [
     "CLEARTAX_ERRORS",
     "EMITTED_GSTN_CODES",
     "FAULT_CODES",
     "GSP_ERROR_SHAPES",
+    "REPORT_CODES",
     "VAYANA_ERRORS",
     "Clock",
     "DroppedConnection",

@@ -44,6 +44,8 @@ ROUTES: tuple[tuple[str, str, str], ...] = (
     ("POST", "/_emulator/vayana/asps", '{"public_key_pem", "clientid", "client_secret", "cust_id"|"client_id", "name"?}'),
     ("GET", "/_emulator/vayana/asps", "registered Vayana ASPs (no secrets)"),
     ("POST", "/_emulator/cleartax/tokens", '{"token", "application"?}'),
+    ("GET", "/_emulator/registry", "?gstin=: a GSTIN's registry status; without it every GSTIN not active"),
+    ("POST", "/_emulator/registry", '{"gstin", "status": "active"|"cancelled"|"unregistered"}'),
     ("GET", "/_emulator/config", "configuration (credentials hidden)"),
     ("POST", "/_emulator/config", "{field: value} for scalar fields (strictness toggles, lifetimes)"),
     ("GET", "/_emulator/codes", "GSP-layer error code tables"),
@@ -169,6 +171,15 @@ def _dispatch(emu: Emulator, request: Request, raw: bytes) -> Response:
         b = _body(raw)
         emu.add_cleartax_token(str(b["token"]), str(b.get("application", "ASP")))
         return json_response(201, {"ok": True})
+    if path == "/registry":
+        if method == "GET":
+            gstin = q.get("gstin")
+            if gstin is not None:
+                return json_response(200, {"gstin": gstin, "status": emu.gstin_status(gstin)})
+            return json_response(200, {"gstins": emu.gstin_registry()})
+        if method == "POST":
+            b = _body(raw)
+            return json_response(200, emu.set_gstin_status(str(b.get("gstin", "")), str(b.get("status", ""))))
     if path == "/config":
         if method == "POST":
             emu.update_config(**_body(raw))

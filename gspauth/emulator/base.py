@@ -32,7 +32,7 @@ from gspauth.emulator.store import Store
 from gspauth.errors import CryptoError
 from gspauth.gstin import STATE_CODES, is_valid_gstin
 
-__all__ = ["MAX_DEAD_TOKENS", "EmulatorBase", "token_digest"]
+__all__ = ["GSTIN_STATUSES", "MAX_DEAD_TOKENS", "EmulatorBase", "token_digest"]
 
 log = logging.getLogger("gspauth.emulator")
 
@@ -40,6 +40,8 @@ _PERIOD = re.compile(r"(0[1-9]|1[0-2])(20\d\d)")
 _OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
 _IPV4 = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}")
 _B64_TEXT = re.compile(rb"[A-Za-z0-9+/]*={0,2}")
+#: What the emulator's GSTIN registry knows about a GSTIN.
+GSTIN_STATUSES = ("active", "cancelled", "unregistered")
 #: How many dead-token digests are remembered (in memory and reloaded at start).
 MAX_DEAD_TOKENS = 50_000
 _WHITESPACE = b" \t\r\n"
@@ -77,6 +79,39 @@ class EmulatorBase:
         self._files: dict[str, tuple[float, str, bytes]] = {}  # file id -> (expires, name, tar.gz)
         self._vayana_txns: set[str] = set()
         self._asps: dict[str, VayanaAsp] = {}
+        self._gstin_status: dict[str, str] = {}  # GSTINs not "active" -> "cancelled" | "unregistered"
+
+    # ------------------------------------------------------------ GSTIN registry --
+    def gstin_status(self, gstin: str) -> str:
+        """``"active"``, ``"cancelled"`` or ``"unregistered"``: every checksum-valid GSTIN is
+        registered and active unless marked otherwise (config or ``POST /_emulator/registry``);
+        an invalid one is never registered."""
+        if not is_valid_gstin(gstin):
+            return "unregistered"
+        with self._lock:
+            return self._gstin_status.get(gstin, "active")
+
+    def set_gstin_status(self, gstin: str, status: str) -> dict[str, str]:
+        """Mark a GSTIN ``active``, ``cancelled`` or ``unregistered`` (persisted).
+
+        :raises ValueError: unknown status, or a GSTIN that is not checksum-valid.
+        """
+        if status not in GSTIN_STATUSES:
+            raise ValueError(f"status must be one of {', '.join(GSTIN_STATUSES)}")
+        if not isinstance(gstin, str) or not is_valid_gstin(gstin):
+            raise ValueError(f"{gstin!r} is not a valid GSTIN (format and check character)")
+        with self._lock:
+            if status == "active":
+                self._gstin_status.pop(gstin, None)
+            else:
+                self._gstin_status[gstin] = status
+            self._store.set_gstin_status(gstin, status, self.clock.timestamp())
+        return {"gstin": gstin, "status": status}
+
+    def gstin_registry(self) -> dict[str, str]:
+        """Every GSTIN that is not ``active`` → its status."""
+        with self._lock:
+            return dict(sorted(self._gstin_status.items()))
 
     # ----------------------------------------------------------------- random --
     def _randbytes(self, n: int) -> bytes:

@@ -117,8 +117,31 @@ class EmulatorConfig:
     #: chunked Base64); the emulator takes the stricter reading by default (issue 3), so a
     #: client that passes here never relies on that tolerance. Set True to model it.
     tolerant_base64: bool = False
-    #: RETSTATUS answers "IP" until this many seconds after the save, then "P"/"PE"/"ER".
+    #: RETSTATUS answers "IP" until this many seconds (emulator clock) after the save, then
+    #: "P"/"PE"/"ER". 0 by default so a save is processed at once; e2e filers set it to make
+    #: clients poll (the data itself is stored when the save is accepted).
     retstatus_delay_seconds: int = 0
+    #: GSTR-1 processing rules (each rejects a record with a GSTN-style code in the RETSTATUS
+    #: error_report; see :mod:`gspauth.emulator.rules`). Counterparty GSTIN must be valid,
+    #: registered and not the supplier's own (RET191113).
+    check_counterparty_gstins: bool = True
+    #: A document number is used once per supplier and financial year (RET191133).
+    unique_document_numbers: bool = True
+    #: A document dated after the last day of the return period is rejected (RET191901).
+    reject_dates_after_period: bool = True
+    #: Item rates must be GST rates (RET191175).
+    check_tax_rates: bool = True
+    #: The GSTIN registry: every checksum-valid GSTIN counts as registered and active except
+    #: these (applied at each start; ``POST /_emulator/registry`` changes it at run time).
+    cancelled_gstins: tuple[str, ...] = ()
+    unregistered_gstins: tuple[str, ...] = ()
+    #: GSTR-2B: "admin" (strict: a statement exists only once generated, by
+    #: ``POST /_emulator/gstr2b/generate``; before that GET2B answers RET2B1023) or "live"
+    #: (built at each GET2B from the suppliers' returns filed for the period).
+    gstr2b_generation: str = "admin"
+    #: GSTR-2A/2B with nothing to show answer GSTN's "no document found" errors (RET11416,
+    #: RET2B1016) instead of an empty list.
+    gstr2_empty_is_error: bool = True
     #: GET of a section with more records than this answers with a FILEDET token instead.
     large_download_threshold: int = 500
     #: Records per FILEDET file.
@@ -167,6 +190,11 @@ class EmulatorConfig:
             raise ValueError("bad_app_key_code must be TEC4002, AUTH4036 or TEC4003")
         if self.txn_conflict_policy not in ("reject", "first-wins"):
             raise ValueError("txn_conflict_policy must be 'reject' or 'first-wins'")
+        if self.gstr2b_generation not in ("admin", "live"):
+            raise ValueError("gstr2b_generation must be 'admin' or 'live'")
+        for name in ("cancelled_gstins", "unregistered_gstins"):
+            if not isinstance(getattr(self, name), tuple):
+                raise ValueError(f"{name} must be a tuple of GSTINs")
         if self.max_request_body_bytes < 1:
             raise ValueError("max_request_body_bytes must be positive")
         if self.max_sessions_per_user < 1 or self.otp_attempt_limit < 1:

@@ -75,7 +75,8 @@ _SEARCH_PATH = re.compile(rf"/commonapi/{_VER}/search")
 _FILES_PATH = re.compile(r"/files/([0-9a-f]{32})/([A-Za-z0-9_.-]+\.tar\.gz)")
 _CLEARTAX_PROFILES = (("/cleartax/gsp/api/", "cleartax"), ("/cleartax-legacy/api/", "cleartax-legacy"))
 _FIXED_CONFIG = frozenset({"seed", "state_dir", "clock_start", "clock_frozen", "faults", "gstn_clients",
-                           "cleartax_tokens", "vayana_signature_hashes"})  # fmt: skip
+                           "cleartax_tokens", "vayana_signature_hashes", "cancelled_gstins",
+                           "unregistered_gstins"})  # fmt: skip
 
 
 def _parse_body(req: Request) -> tuple[dict[str, Any] | None, str | None]:
@@ -186,6 +187,11 @@ class Emulator(AuthActions, ReturnActions):
             self._sessions_by_id[s.session_id] = s
         for digest, why in self._store.dead_tokens(MAX_DEAD_TOKENS):
             self._dead_tokens[digest] = why
+        self._gstin_status.update(self._store.gstin_statuses())
+        for status, gstins in (("cancelled", self.config.cancelled_gstins),
+                               ("unregistered", self.config.unregistered_gstins)):  # fmt: skip
+            for gstin in gstins:
+                self.set_gstin_status(gstin, status)
         if self.config.register_sample_taxpayers:
             for sample in defaults.SAMPLE_TAXPAYERS:
                 if sample.gstin not in self._taxpayers and sample.username.lower() not in self._by_username:

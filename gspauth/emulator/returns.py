@@ -25,14 +25,28 @@ from gspauth.emulator.base import EmulatorBase
 from gspauth.emulator.gstr1 import (
     GROUPED_SECTIONS,
     KNOWN_SECTIONS,
-    extract_records,
+    Record,
+    financial_year,
     group,
+    parse_save,
     targz,
 )
 from gspauth.emulator.model import Call, Session
+from gspauth.emulator.rules import Checks, Rejection, check_records, error_report, structural_report
+from gspauth.emulator.store import Row
 from gspauth.gstin import STATE_CODES, is_valid_gstin
 
 __all__ = ["ReturnActions"]
+
+
+def trade_name(gstin: str) -> str:
+    """The legal / trade name the emulator gives every GSTIN (search, GSTR-2B ``trdnm``)."""
+    return f"EMULATED TAXPAYER {gstin[2:12]}"
+
+
+def _duplicate_detail(rec: Record, period: str, other: str) -> str:
+    where = "another record of this period" if other == period else f"the return for {other}"
+    return f"{rec.docnum} is already used in {where} (financial year {financial_year(period)})"
 
 
 class ReturnActions(EmulatorBase):
@@ -70,13 +84,9 @@ class ReturnActions(EmulatorBase):
                 raise gstn_error("AUTH4039", "payload gstin differs from the gstin header")
             if payload.get("fp") != period:
                 raise gstn_error("AUTH4039", "payload fp differs from the ret_period header")
-        rows, deletes, errors = extract_records(payload)
         sha = hashlib.sha256(j64).hexdigest()
         ref = self._new_reference()
-        status = "ER" if errors and not rows and not deletes else ("PE" if errors else "P")
-        report = json.dumps({"errors": errors}) if errors else None
-        existing = self._store.save_records(ref, gstin, period, txn, sha, self.clock.timestamp(), status, report,
-                                            rows, deletes)
+        existing = self._process_save(gstin, period, payload, txn, sha, ref)
         if isinstance(existing, str):  # "FILED"
             raise gstn_error("AUTH4039", "GSTR-1 for this period is already filed")
         if existing is not None:
@@ -88,6 +98,36 @@ class ReturnActions(EmulatorBase):
         else:
             self._stats.bump(self._stats.events, "retsave_stored")
         return self._envelope(s.ek, {"reference_id": ref})
+
+    def _process_save(self, gstin: str, period: str, payload: dict[str, Any], txn: str, sha: str,
+                      ref: str) -> tuple[str, str] | str | None:  # fmt: skip
+        """Process a RETSAVE payload as GSTN does after accepting it (see :mod:`.rules`): a
+        structural error refuses it whole (ER); records breaking a rule are rejected and
+        reported (PE/ER) and the rest stored. Returns what :meth:`Store.save_records` does."""
+        now = self.clock.timestamp()
+        parsed = parse_save(payload)
+        if parsed.structural is not None:
+            report = json.dumps(structural_report(parsed.structural))
+            return self._store.save_receipt(ref, gstin, period, txn, sha, now, "ER", report)
+        cfg = self.config
+        checks = Checks(cfg.check_counterparty_gstins, cfg.reject_dates_after_period, cfg.check_tax_rates)
+        accepted, rejected = check_records(parsed.records, gstin=gstin, period=period, checks=checks,
+                                           status_of=self.gstin_status)
+        order = {id(r): n for n, r in enumerate(parsed.records)}
+
+        def finish(dups: list[tuple[int, str]]) -> tuple[str, str | None]:
+            every = rejected + [Rejection(accepted[i], "RET191133", _duplicate_detail(accepted[i], period, p))
+                                for i, p in dups]
+            every.sort(key=lambda rj: order[id(rj.record)])  # the payload's order
+            if every:
+                self._stats.count(self._stats.events, "records_rejected", len(every))
+            stored = len(accepted) - len(dups) + len(parsed.deletes)
+            status = "PE" if every and stored else ("ER" if every else "P")
+            return status, json.dumps(error_report(every)) if every else None
+
+        rows = [Row(r.section, r.rkey, r.data, r.kind, r.docnum, r.ctin) for r in accepted]
+        return self._store.save_records(ref, gstin, period, financial_year(period), txn, sha, now, rows,
+                                        parsed.deletes, finish, unique_numbers=cfg.unique_document_numbers)
 
     def _retsubmit(self, s: Session, gstin: str, period: str, body: dict[str, Any]) -> Response:
         j64 = self._open_envelope(s.ek, body)
@@ -204,8 +244,11 @@ class ReturnActions(EmulatorBase):
         gstin = q.get("gstin") or ""
         if not is_valid_gstin(gstin):
             raise gstn_error("GEN5007", "gstin is not a valid GSTIN")
+        status = self.gstin_status(gstin)
+        if status == "unregistered":  # INFERRED: GSTN's reply for an unknown GSTIN is not public
+            raise gstn_error("GEN5007", f"no taxpayer is registered with GSTIN {gstin}")
         with self._lock:
             tp = self._taxpayers.get(gstin)
-        info = {"gstin": gstin, "lgnm": f"EMULATED TAXPAYER {gstin[2:12]}", "sts": "Active", "dty": "Regular",
+        info = {"gstin": gstin, "lgnm": trade_name(gstin), "sts": status.capitalize(), "dty": "Regular",
                 "stj": STATE_CODES[gstin[:2]], "rgdt": "01/07/2017", "registered_with_emulator": tp is not None}
         return json_response(200, {"status_cd": "1", "data": base64.b64encode(json.dumps(info).encode()).decode()})

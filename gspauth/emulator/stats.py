@@ -36,6 +36,10 @@ class Stats:
         with self._lock:
             counter[key] += 1
 
+    def count(self, counter: Counter[str], key: str, n: int) -> None:
+        with self._lock:
+            counter[key] += n
+
     def action(self, layer: str, action: str) -> None:
         with self._lock:
             self.actions[action] += 1

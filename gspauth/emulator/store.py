@@ -3,8 +3,10 @@
 Kept across a restart: GSTN keys/certificates, the taxpayer registry, Vayana ASPs,
 sessions (so a restarted emulator still honours its tokens), digests of dead tokens
 with the reason they died (so a revoked token still gets a clear error), saved return
-data, save receipts (reference ids), the per-GSTIN ``txn`` idempotency index and a
-start counter (a seeded emulator restarted on its state draws fresh identifiers).
+data with its document-number / counterparty index, save receipts (reference ids, status,
+error report), the per-GSTIN ``txn`` idempotency index, the GSTIN registry's cancelled and
+unregistered entries, generated GSTR-2B statements and a start counter (a seeded emulator
+restarted on its state draws fresh identifiers).
 Not kept: pending OTPs, FILEDET download tokens, statistics, fault settings.
 
 All access goes through one connection guarded by one lock; statements are short.
@@ -17,11 +19,11 @@ import json
 import os
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, NamedTuple
 
-__all__ = ["Store"]
+__all__ = ["INDEXED_SECTIONS", "Finish", "Row", "Store"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS gstn_keys (
@@ -43,7 +45,36 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS return_state (
     gstin TEXT NOT NULL, period TEXT NOT NULL, form TEXT NOT NULL, state TEXT NOT NULL,
     PRIMARY KEY (gstin, period, form));
+CREATE TABLE IF NOT EXISTS doc_index (
+    gstin TEXT NOT NULL, period TEXT NOT NULL, section TEXT NOT NULL, rkey TEXT NOT NULL,
+    fy TEXT NOT NULL, kind TEXT, docnum TEXT, ctin TEXT,
+    PRIMARY KEY (gstin, period, section, rkey)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS doc_index_number ON doc_index (gstin, fy, kind, docnum) WHERE kind IS NOT NULL;
+CREATE INDEX IF NOT EXISTS doc_index_ctin ON doc_index (ctin, period, section) WHERE ctin IS NOT NULL;
+CREATE TABLE IF NOT EXISTS gstin_status (gstin TEXT PRIMARY KEY, status TEXT NOT NULL, at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS gstr2b (
+    gstin TEXT NOT NULL, period TEXT NOT NULL, generated_at REAL NOT NULL, data TEXT NOT NULL,
+    PRIMARY KEY (gstin, period));
 """
+
+#: Sections indexed in ``doc_index`` (document numbers, counterparties): see :mod:`.gstr1`.
+INDEXED_SECTIONS = ("b2b", "b2cl", "exp", "cdnr", "cdnur", "b2ba", "cdnra")
+
+
+class Row(NamedTuple):
+    """One record to store, with what ``doc_index`` keeps about it."""
+
+    section: str
+    rkey: str
+    data: str
+    kind: str | None = None
+    docnum: str | None = None
+    ctin: str | None = None
+
+
+#: ``finish(duplicates)`` → ``(status, error_report JSON or None)``; ``duplicates`` are
+#: ``(index into rows, the conflicting record's period)``.
+Finish = Callable[[list[tuple[int, str]]], tuple[str, "str | None"]]
 
 
 class Store:
@@ -60,6 +91,31 @@ class Store:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
+        self._backfill_doc_index()
+
+    def _backfill_doc_index(self) -> None:
+        """Index the records of a state written before ``doc_index`` existed (once)."""
+        from gspauth.emulator.gstr1 import DOC_KIND, FLAT_SECTIONS, GROUPED_SECTIONS, financial_year
+
+        marks = ", ".join("?" * len(INDEXED_SECTIONS))
+        with self.transaction() as db:
+            if db.execute("SELECT 1 FROM doc_index LIMIT 1").fetchone() is not None:
+                return
+            rows = db.execute(f"SELECT gstin, period, section, rkey, data FROM records "  # noqa: S608
+                              f"WHERE section IN ({marks})", INDEXED_SECTIONS).fetchall()
+            out = []
+            for gstin, period, section, rkey, data in rows:
+                kind = DOC_KIND.get(section)
+                if section in FLAT_SECTIONS:
+                    docnum, ctin = rkey, None
+                else:
+                    group_key, list_key, id_key = GROUPED_SECTIONS[section]
+                    rec = json.loads(data)
+                    docnum = str(rec[list_key][id_key])
+                    ctin = str(rec[group_key]) if group_key == "ctin" else None
+                out.append((gstin, period, section, rkey, financial_year(period), kind,
+                            docnum.upper() if kind else None, ctin))
+            db.executemany("INSERT OR REPLACE INTO doc_index VALUES (?, ?, ?, ?, ?, ?, ?, ?)", out)
 
     def close(self) -> None:
         with self._lock:
@@ -131,12 +187,17 @@ class Store:
 
     # --- returns ----------------------------------------------------------------
     def save_records(
-        self, ref: str, gstin: str, period: str, txn: str, sha: str, now: float, status: str, report: str | None,
-        rows: list[tuple[str, str, str]], deletes: list[tuple[str, str]],
+        self, ref: str, gstin: str, period: str, fy: str, txn: str, sha: str, now: float,
+        rows: Sequence[Row], deletes: Sequence[tuple[str, str]], finish: Finish, *, unique_numbers: bool = True,
     ) -> tuple[str, str] | str | None:
-        """One RETSAVE in one transaction.
+        """One RETSAVE, processed in one transaction.
 
-        Returns ``None`` when stored, ``(reference_id, payload_sha)`` of the first save when
+        Rows whose document number the supplier already used elsewhere in the financial year
+        ``fy`` (another period, or another record of this period) are duplicates when
+        ``unique_numbers``; ``finish`` gets them and decides the save's status and report.
+        Everything else is upserted (and ``deletes`` removed).
+
+        Returns ``None`` when processed, ``(reference_id, payload_sha)`` of the first save when
         ``txn`` was already used for this GSTIN (nothing stored), or ``"FILED"`` when the
         return is already filed (nothing stored).
         """
@@ -147,14 +208,49 @@ class Store:
                 return (row[0], row[1])
             if self.return_state_locked(db, gstin, period, "R1") == "FILED":
                 return "FILED"
-            db.executemany("INSERT OR REPLACE INTO records VALUES (?, ?, ?, ?, ?)",
-                           [(gstin, period, sec, key, data) for sec, key, data in rows])
             if deletes:
                 db.executemany("DELETE FROM records WHERE gstin = ? AND period = ? AND section = ? AND rkey = ?",
                                [(gstin, period, sec, key) for sec, key in deletes])
+                db.executemany("DELETE FROM doc_index WHERE gstin = ? AND period = ? AND section = ? AND rkey = ?",
+                               [(gstin, period, sec, key) for sec, key in deletes])
+            dups = self._duplicates(db, gstin, period, fy, rows) if unique_numbers else []
+            status, report = finish(dups)
+            skip = {i for i, _ in dups}
+            keep = [r for i, r in enumerate(rows) if i not in skip]
+            db.executemany("INSERT OR REPLACE INTO records VALUES (?, ?, ?, ?, ?)",
+                           [(gstin, period, r.section, r.rkey, r.data) for r in keep])
+            db.executemany("INSERT OR REPLACE INTO doc_index VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                           [(gstin, period, r.section, r.rkey, fy, r.kind, r.docnum, r.ctin)
+                            for r in keep if r.section in INDEXED_SECTIONS])
             db.execute("INSERT INTO saves VALUES (?, ?, ?, ?, 'RETSAVE', ?, ?, ?, ?)",
                        (ref, gstin, period, txn, sha, now, status, report))
         return None
+
+    @staticmethod
+    def _duplicates(db: sqlite3.Connection, gstin: str, period: str, fy: str,
+                    rows: Sequence[Row]) -> list[tuple[int, str]]:  # fmt: skip
+        dups: list[tuple[int, str]] = []
+        seen: dict[tuple[str, str], tuple[str, str]] = {}  # (kind, docnum) -> (section, rkey) in this payload
+        for i, r in enumerate(rows):
+            if r.kind is None or r.docnum is None:
+                continue
+            mine = (r.section, r.rkey)
+            first = seen.setdefault((r.kind, r.docnum), mine)
+            if first != mine:
+                dups.append((i, period))
+                continue
+            hit = db.execute("SELECT period, section, rkey FROM doc_index WHERE gstin = ? AND fy = ? AND kind = ? "
+                             "AND docnum = ? AND NOT (period = ? AND section = ? AND rkey = ?) LIMIT 1",
+                             (gstin, fy, r.kind, r.docnum, period, r.section, r.rkey)).fetchone()
+            if hit is not None:
+                dups.append((i, hit[0]))
+        return dups
+
+    def save_receipt(self, ref: str, gstin: str, period: str, txn: str, sha: str, now: float, status: str,
+                     report: str | None) -> tuple[str, str] | str | None:  # fmt: skip
+        """A RETSAVE refused as a whole (nothing stored): only its receipt, for RETSTATUS and replays."""
+        return self.save_records(ref, gstin, period, "", txn, sha, now, [], [], lambda _: (status, report),
+                                 unique_numbers=False)
 
     def set_return_state(self, ref: str, gstin: str, period: str, action: str, state: str, sha: str,
                          now: float) -> None:  # fmt: skip
@@ -187,6 +283,40 @@ class Store:
         row = db.execute("SELECT state FROM return_state WHERE gstin = ? AND period = ? AND form = ?",
                          (gstin, period, form)).fetchone()
         return row[0] if row else "NEW"
+
+    def filed_at(self, gstin: str, period: str) -> float | None:
+        """When GSTR-1 of ``period`` was filed (RETFILE), or ``None`` while it is not."""
+        rows = self.query("SELECT r.state, MAX(s.created_at) FROM return_state r LEFT JOIN saves s ON "
+                          "s.gstin = r.gstin AND s.period = r.period AND s.action = 'RETFILE' "
+                          "WHERE r.gstin = ? AND r.period = ? AND r.form = 'R1'", (gstin, period))
+        return rows[0][1] if rows and rows[0][0] == "FILED" else None
+
+    def inward(self, ctin: str, period: str, sections: Sequence[str]) -> list[tuple[str, str, str]]:
+        """``(supplier gstin, section, record JSON)`` of every record of ``period`` naming ``ctin``."""
+        marks = ", ".join("?" * len(sections))
+        rows = self.query(
+            f"SELECT r.gstin, r.section, r.data FROM doc_index d JOIN records r ON r.gstin = d.gstin AND "  # noqa: S608
+            f"r.period = d.period AND r.section = d.section AND r.rkey = d.rkey WHERE d.ctin = ? AND d.period = ? "
+            f"AND d.section IN ({marks}) ORDER BY r.gstin, r.section, r.rkey", (ctin, period, *sections))
+        return [(r[0], r[1], r[2]) for r in rows]
+
+    # --- GSTIN registry and GSTR-2B -----------------------------------------------
+    def set_gstin_status(self, gstin: str, status: str, now: float) -> None:
+        if status == "active":
+            self.execute("DELETE FROM gstin_status WHERE gstin = ?", (gstin,))
+        else:
+            self.execute("INSERT OR REPLACE INTO gstin_status VALUES (?, ?, ?)", (gstin, status, now))
+
+    def gstin_statuses(self) -> dict[str, str]:
+        """Every GSTIN not ``active`` → its status."""
+        return {r[0]: r[1] for r in self.query("SELECT gstin, status FROM gstin_status ORDER BY gstin")}
+
+    def put_gstr2b(self, gstin: str, period: str, generated_at: float, data: dict[str, Any]) -> None:
+        self.execute("INSERT OR REPLACE INTO gstr2b VALUES (?, ?, ?, ?)", (gstin, period, generated_at, json.dumps(data)))
+
+    def gstr2b(self, gstin: str, period: str) -> tuple[float, dict[str, Any]] | None:
+        rows = self.query("SELECT generated_at, data FROM gstr2b WHERE gstin = ? AND period = ?", (gstin, period))
+        return (rows[0][0], json.loads(rows[0][1])) if rows else None
 
     def counts(self) -> dict[str, int]:
         return {

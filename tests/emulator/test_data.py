@@ -115,12 +115,14 @@ def test_retstatus(emu: Emulator, make: Callable[..., Raw]) -> None:
     assert r.open(r.get(RETURNS, "RETSTATUS", ref_id=ref))["status_cd"] == "IP"
     emu.clock.advance(31)
     assert r.open(r.get(RETURNS, "RETSTATUS", ref_id=ref)) == {"status_cd": "P", "form_typ": "R1", "action": "SAVE"}
-    bad = b2b_payload(TP.gstin, P)
-    bad["b2b"][0]["inv"].append({"idt": "01-07-2017"})  # no inum
+    bad = b2b_payload(TP.gstin, P, start=50)
+    bad["b2b"][0]["inv"].append({"idt": "01-07-2017"})  # no inum: the structure is refused as a whole
     ref2 = r.open(r.retsave(bad))["reference_id"]
     emu.clock.advance(31)
     st = r.open(r.get(RETURNS, "RETSTATUS", trans_id=ref2))
-    assert st["status_cd"] == "PE" and st["error_report"]["errors"][0]["error_msg"] == "inum missing"
+    assert st["status_cd"] == "ER" and st["error_report"]["error_cd"] == "RET191106"
+    assert "b2b[0].inv[2] lacks inum" in st["error_report"]["error_msg"]
+    assert len(emu.saved_records(TP.gstin, P, "b2b")) == 2  # nothing of the refused payload was stored
     assert error_code(r.get(RETURNS, "RETSTATUS", ref_id="LAPN00000000000")) == "AUTH4040"
     assert error_code(r.get(RETURNS, "RETSTATUS")) == "GEN5001"
     r2 = make(taxpayer=TP2)
@@ -133,12 +135,13 @@ def test_get_sections(emu: Emulator, make: Callable[..., Raw]) -> None:
     r.login(emu)
     r.retsave(b2b_payload(TP.gstin, P, 2, ctin=TP2.gstin))
     r.retsave(b2b_payload(TP.gstin, P, 1, start=5, ctin=defaults.SAMPLE_TAXPAYERS[2].gstin))
-    r.retsave({"gstin": TP.gstin, "fp": P, "b2cs": [{"pos": "27", "typ": "OE", "txval": 10}]})
+    b2cs_row = {"sply_ty": "INTRA", "pos": "27", "typ": "OE", "rt": 5, "txval": 10, "camt": 0.25, "samt": 0.25}
+    r.retsave({"gstin": TP.gstin, "fp": P, "b2cs": [b2cs_row]})
     got = r.open(r.get(GSTR1, "B2B"))
     assert sorted(g["ctin"] for g in got["b2b"]) == sorted([TP2.gstin, defaults.SAMPLE_TAXPAYERS[2].gstin])
     only = r.open(r.get(GSTR1, "B2B", ctin=TP2.gstin))
     assert [g["ctin"] for g in only["b2b"]] == [TP2.gstin] and len(only["b2b"][0]["inv"]) == 2
-    assert r.open(r.get(GSTR1, "B2CS")) == {"b2cs": [{"pos": "27", "typ": "OE", "txval": 10}]}
+    assert r.open(r.get(GSTR1, "B2CS")) == {"b2cs": [b2cs_row]}
     assert r.open(r.get(GSTR1, "B2B", period="082017")) == {"b2b": []}
     assert error_code(r.get(GSTR1, "NOSUCH")) == "GEN5007"
 

@@ -20,6 +20,7 @@ from gspauth.emulator import (
     CLEARTAX_ERRORS,
     EMITTED_GSTN_CODES,
     FAULT_CODES,
+    REPORT_CODES,
     VAYANA_ERRORS,
     Emulator,
     defaults,
@@ -202,7 +203,8 @@ def test_scenarios_cover_every_emitted_code() -> None:
     literal = set(re.findall(r'gstn_error\(\s*"([A-Z0-9-]+)"', src))
     literal |= set(re.findall(r'"error_cd": "([A-Z0-9-]+)"', src))
     literal |= {"TEC4002", "AUTH4036"}  # via config.bad_app_key_code / expired_cert_code
-    assert literal - set(FAULT_CODES) <= EMITTED_GSTN_CODES | {"TEC4001"}
+    assert literal - set(FAULT_CODES) <= EMITTED_GSTN_CODES | {"TEC4001"} | set(REPORT_CODES)
+    assert set(REPORT_CODES) <= set(codes.CODES), "every RETSTATUS report code is in gspauth.codes"
     assert EMITTED_GSTN_CODES == set(GSTN_SCENARIOS)
     assert set(FAULT_CODES) - EMITTED_GSTN_CODES == set(FAULT_SCENARIOS)
     assert set(CLEARTAX_ERRORS) == set(CLEARTAX_SCENARIOS)
