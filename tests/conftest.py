@@ -24,6 +24,28 @@ settings.register_profile(
 settings.load_profile(os.environ.get("GSPAUTH_HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "fast"))
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--backend-banner", action="store_true",
+                     help="print which crypto backend gspauth.crypto chose (for runs under GSPAUTH_BACKEND)")
+
+
+def _backend_line() -> str:
+    from gspauth import crypto
+
+    return f"gspauth crypto backend: {crypto.BACKEND} ({crypto.BACKEND_REASON})"
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return _backend_line()
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    if session.config.getoption("--backend-banner"):  # also under -q, where headers are hidden
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line(_backend_line())
+
+
 def _native_or_skip() -> ModuleType:
     try:
         return importlib.import_module("gspauth._native")
