@@ -6,11 +6,12 @@ Use it in-process (``httpx.MockTransport(emulator.handle)``), in a thread
 Modules: :mod:`.core` (the :class:`Emulator`: routing, public API), :mod:`.faults`, :mod:`.auth`
 and :mod:`.returns` (GSTN actions), :mod:`.base` (shared checks and state), :mod:`.gsp`
 (ClearTax and Vayana layers), :mod:`.keys`, :mod:`.store` (SQLite), :mod:`.outbox`,
-:mod:`.gstr1`, :mod:`.model`, :mod:`.stats`, :mod:`.admin`, :mod:`.asgi`, :mod:`.server`.
+:mod:`.gstr1` and :mod:`.rules` (GSTR-1 storage and processing), :mod:`.inward` (GSTR-2A/2B),
+:mod:`.model`, :mod:`.stats`, :mod:`.admin`, :mod:`.asgi`, :mod:`.server`.
 
 URL layout (a contract; ``{root}`` is ``http://127.0.0.1:PORT`` or the MockTransport host)
 ----------------------------------------------------------------------------------------
-``{root}/gstn/taxpayerapi/{ver}/authenticate``, ``/gstn/taxpayerapi/{ver}/returns[/gstr1]``,
+``{root}/gstn/taxpayerapi/{ver}/authenticate``, ``/gstn/taxpayerapi/{ver}/returns[/gstr1|/gstr2a|/gstr2b]``,
 ``/gstn/commonapi/{ver}/search``
     GSTN as a GSP sees it: ``clientid`` / ``client-secret`` of a GSTN-registered GSP
     (:data:`defaults.GSTN_CLIENT_ID`). FILEDET files: ``{root}/gstn/files/...`` (absolute ``ul``).
@@ -73,6 +74,15 @@ INFERRED behaviours (each configurable in :class:`EmulatorConfig`; strict defaul
   ``retstatus_delay_seconds`` (0 by default), then ``P``, ``PE`` (some rejected) or ``ER``
   (all rejected) with ``error_report`` in GSTN's per-section shape (see :mod:`.rules`).
   GETs see accepted records at once. Codes: :data:`REPORT_CODES` (all in :mod:`gspauth.codes`).
+* GSTR-2A (``GET …/returns/gstr2a?action=B2B|CDN&ret_period[&ctin]``) and GSTR-2B
+  (``GET …/returns/gstr2b?action=GET2B&rtnprd[&file_num]``) of the session's GSTIN are built
+  from other taxpayers' GSTR-1 ``b2b``/``cdnr`` naming it (:mod:`.inward` has the shapes): 2A
+  live, saved and filed documents with their filing flag (``cfs``); 2B only documents of
+  returns filed for the period, as a statement that exists once generated
+  (``gstr2b_generation="admin"``: ``POST /_emulator/gstr2b/generate``, before that RET2B1023;
+  ``"live"``: built at each GET2B). Large 2A results go through token + FILEDET; large 2B
+  statements are paged with ``fc`` / ``file_num`` as GSTN pages 2B. Empty results answer
+  RET11416 / RET2B1016 (``gstr2_empty_is_error``).
 * GSTIN registry: every checksum-valid GSTIN is registered and active unless marked
   ``cancelled`` or ``unregistered`` (``cancelled_gstins`` / ``unregistered_gstins`` at start,
   ``POST /_emulator/registry`` at run time; persisted). The public search shows ``sts``

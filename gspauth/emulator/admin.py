@@ -46,6 +46,7 @@ ROUTES: tuple[tuple[str, str, str], ...] = (
     ("POST", "/_emulator/cleartax/tokens", '{"token", "application"?}'),
     ("GET", "/_emulator/registry", "?gstin=: a GSTIN's registry status; without it every GSTIN not active"),
     ("POST", "/_emulator/registry", '{"gstin", "status": "active"|"cancelled"|"unregistered"}'),
+    ("POST", "/_emulator/gstr2b/generate", '{"gstin", "period": "MMYYYY"}: generate (freeze) that GSTR-2B statement'),
     ("GET", "/_emulator/config", "configuration (credentials hidden)"),
     ("POST", "/_emulator/config", "{field: value} for scalar fields (strictness toggles, lifetimes)"),
     ("GET", "/_emulator/codes", "GSP-layer error code tables"),
@@ -180,6 +181,9 @@ def _dispatch(emu: Emulator, request: Request, raw: bytes) -> Response:
         if method == "POST":
             b = _body(raw)
             return json_response(200, emu.set_gstin_status(str(b.get("gstin", "")), str(b.get("status", ""))))
+    if path == "/gstr2b/generate" and method == "POST":
+        b = _body(raw)
+        return json_response(200, emu.generate_gstr2b(str(b.get("gstin", "")), str(b.get("period", ""))))
     if path == "/config":
         if method == "POST":
             emu.update_config(**_body(raw))

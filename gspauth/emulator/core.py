@@ -45,6 +45,7 @@ from gspauth.emulator.gsp import (
     load_public_key,  # fmt: skip
     vayana_error,
 )
+from gspauth.emulator.inward import InwardActions
 from gspauth.emulator.keys import (
     GstnKey,
     KeyRing,
@@ -53,7 +54,6 @@ from gspauth.emulator.keys import (
 )
 from gspauth.emulator.model import Call, Session, Taxpayer
 from gspauth.emulator.outbox import Outbox
-from gspauth.emulator.returns import ReturnActions
 from gspauth.emulator.store import Store
 from gspauth.gstin import validate_gstin
 
@@ -63,14 +63,14 @@ __all__ = ["EMITTED_GSTN_CODES", "FAULT_CODES", "Emulator", "Outbox", "Portal", 
 EMITTED_GSTN_CODES: frozenset[str] = frozenset({
     "AUT4031", "AUT4032", "AUT4033", "AUT4034", "AUTH403", "AUTH158", "AUTH4032", "AUTH4033", "AUTH4034",
     "AUTH4036", "AUTH4037", "AUTH4038", "AUTH4039", "AUTH4040", "AUTH4041", "GEN5001", "GEN5007",
-    "RET13506", "TEC4001", "TEC4002", "TEC4003", "GEN5413",
+    "RET13506", "TEC4001", "TEC4002", "TEC4003", "GEN5413", "RET11416", "RET2B1016", "RET2B1023",
 })  # fmt: skip
 #: Codes only injected faults use: TEC4001 with HTTP 5xx, and ``EMU429`` (not a GSTN code) with HTTP 429.
 FAULT_CODES: dict[str, int] = {"TEC4001": 503, "EMU429": 429}
 
 _VER = r"v\d+\.\d+"
 _AUTH_PATH = re.compile(rf"/taxpayerapi/{_VER}/authenticate")
-_RETURNS_PATH = re.compile(rf"/taxpayerapi/{_VER}/returns(?:/(gstr1))?")
+_RETURNS_PATH = re.compile(rf"/taxpayerapi/{_VER}/returns(?:/(gstr1|gstr2a|gstr2b))?")
 _SEARCH_PATH = re.compile(rf"/commonapi/{_VER}/search")
 _FILES_PATH = re.compile(r"/files/([0-9a-f]{32})/([A-Za-z0-9_.-]+\.tar\.gz)")
 _CLEARTAX_PROFILES = (("/cleartax/gsp/api/", "cleartax"), ("/cleartax-legacy/api/", "cleartax-legacy"))
@@ -122,7 +122,7 @@ class Portal:
         return self._emu.revoke_session(gstin, session_id)
 
 
-class Emulator(AuthActions, ReturnActions):
+class Emulator(AuthActions, InwardActions):
     """A strict, seedable emulator of GSTN behind the ClearTax and Vayana GSP layers.
 
     ``Emulator(config).handle`` is an ``httpx.MockTransport`` handler; ``asgi.app(emulator)``

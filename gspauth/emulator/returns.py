@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from collections.abc import Callable
 from typing import Any
 
 from gspauth import crypto
@@ -50,7 +51,13 @@ def _duplicate_detail(rec: Record, period: str, other: str) -> str:
 
 
 class ReturnActions(EmulatorBase):
+    def _inward(self, call: Call, form: str) -> Response:
+        """Overridden by :class:`~gspauth.emulator.inward.InwardActions` (GSTR-2A / 2B)."""
+        raise NotImplementedError
+
     def _returns(self, call: Call, form: str | None) -> Response:
+        if form in ("gstr2a", "gstr2b"):
+            return self._inward(call, form)
         if call.method == "GET":
             action = (call.query.get("action") or "").upper()
             if action == "RETSTATUS":
@@ -186,12 +193,19 @@ class ReturnActions(EmulatorBase):
         if ctin and section in GROUPED_SECTIONS:
             records = [r for r in records if r.get(GROUPED_SECTIONS[section][0]) == ctin]
         if len(records) > self.config.large_download_threshold:
-            token = self._hex()
-            with self._lock:
-                self._downloads[token] = {"gstin": gstin, "period": period, "section": section, "records": records,
-                                          "clientid": call.headers["clientid"], "created": self.clock.timestamp()}
-            return self._envelope(s.ek, {"est": 1, "token": token})
+            return self._large_download(s, call, gstin, period, f"{section}", records,
+                                        lambda part: {section: group(section, part)})
         return self._envelope(s.ek, {section: group(section, records)})
+
+    def _large_download(self, s: Session, call: Call, gstin: str, period: str, name: str, records: list[Any],
+                        wire: Callable[[list[Any]], dict[str, Any]]) -> Response:  # fmt: skip
+        """Answer ``{"est", "token"}``; FILEDET then serves ``records`` in parts, each shaped by ``wire``."""
+        token = self._hex()
+        with self._lock:
+            self._downloads[token] = {"gstin": gstin, "period": period, "name": name, "records": records,
+                                      "wire": wire, "clientid": call.headers["clientid"],
+                                      "created": self.clock.timestamp()}
+        return self._envelope(s.ek, {"est": 1, "token": token})
 
     def _filedet(self, call: Call) -> Response:
         s, gstin, period = self._data_session(call, returns=True)
@@ -205,12 +219,12 @@ class ReturnActions(EmulatorBase):
             raise gstn_error("AUTH4040", "unknown or expired FILEDET token for this GSTIN and period")
         file_key = self._randbytes(32)
         per = max(1, self.config.filedet_records_per_file)
-        records, section = dl["records"], dl["section"]
+        records, wire = dl["records"], dl["wire"]
         urls = []
         expires = self.clock.timestamp() + self.config.filedet_url_life_seconds
         for i in range(0, max(len(records), 1), per):
-            part = {section: group(section, records[i:i + per])}
-            name = f"{gstin}_{period}_{section}_{i // per + 1}"
+            part = wire(records[i:i + per])
+            name = f"{gstin}_{period}_{dl['name']}_{i // per + 1}"
             member = crypto.encrypt_field(file_key, base64.b64encode(json.dumps(part).encode())).encode("ascii")
             blob = targz(f"{name}.json", member)
             fid = self._hex()

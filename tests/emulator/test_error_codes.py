@@ -152,6 +152,10 @@ GSTN_SCENARIOS: dict[str, Scenario] = {
     "AUTH158": _wrong_gstin,
     "RET13506": _retfile_bad_otp,
     "TEC4001": _faulty("error_5xx_rate"),
+    "RET11416": lambda e, m, c: _logged_in(e, m).get("/taxpayerapi/v2.0/returns/gstr2a", "B2B"),
+    "RET2B1016": lambda e, m, c: (e.update_config(gstr2b_generation="live"),
+                                  _logged_in(e, m).get("/taxpayerapi/v1.0/returns/gstr2b", "GET2B", rtnprd="072017"))[1],
+    "RET2B1023": lambda e, m, c: _logged_in(e, m).get("/taxpayerapi/v1.0/returns/gstr2b", "GET2B", rtnprd="072017"),
     "GEN5413": lambda e, m, c: (e.update_config(max_request_body_bytes=1024), _raw_post(c, m(), b"{" + b" " * 2048 + b"}"))[1],
 }
 
