@@ -30,7 +30,7 @@ ROUTES: tuple[tuple[str, str, str], ...] = (
     ("POST", "/_emulator/keys/rotate", '{"overlap_days": N} new GSTN key; old accepted during the overlap'),
     ("GET", "/_emulator/taxpayers", "registered taxpayers"),
     ("POST", "/_emulator/taxpayers", '{"gstin","username","api_access"?,"duration_hours"?,"mobile"?,"email"?}'),
-    ("GET", "/_emulator/outbox/otp", "?gstin=&purpose=auth|evc: OTPs sent (latest last)"),
+    ("GET", "/_emulator/outbox/otp", "?gstin=&purpose=auth|evc&username=&since=ISO-8601: OTPs sent (latest last)"),
     ("GET", "/_emulator/outbox/notifications", "?gstin=: consent SMS/e-mail notifications"),
     ("POST", "/_emulator/portal/{gstin}/api-access", '{"enabled": bool, "duration_hours": 6..720}'),
     ("GET", "/_emulator/portal/{gstin}/sessions", "active application sessions"),
@@ -119,6 +119,12 @@ def _dispatch(emu: Emulator, request: Request, raw: bytes) -> Response:
     if path == "/outbox/otp" and method == "GET":
         gstin = q.get("gstin")
         msgs = emu.outbox.otps(gstin, q.get("purpose"))
+        if q.get("username"):
+            msgs = [m for m in msgs if str(m.get("username", "")).lower() == q["username"].lower()]
+        if q.get("since"):  # only OTPs sent at or after this instant (e.g. after one's own OTPREQUEST)
+            since = _dt.datetime.fromisoformat(q["since"])
+            since = since if since.tzinfo else since.replace(tzinfo=_dt.timezone.utc)
+            msgs = [m for m in msgs if _dt.datetime.fromisoformat(m["time"]) >= since]
         return json_response(200, {"gstin": gstin, "latest": msgs[-1]["otp"] if msgs else None, "messages": msgs})
     if path == "/outbox/notifications" and method == "GET":
         return json_response(200, {"notifications": emu.outbox.notifications(q.get("gstin"))})
