@@ -29,7 +29,7 @@ from gspauth.errors import (
 )
 from gspauth.otp import OtpRequest
 from gspauth.protocol import Payload
-from gspauth.retry import RetryPolicy, retry_after
+from gspauth.retry import RetryPolicy, network_error, retry_after
 from gspauth.session import Session, SessionKey
 from gspauth.types import Api, SessionEvent, SessionEventKind
 
@@ -162,6 +162,8 @@ class Lifecycle:
                 else:
                     reason = type(exc).__name__
                 if attempt >= policy.attempts or (wait is not None and wait > policy.max_retry_after):
+                    if isinstance(exc, httpx.TransportError):  # a typed gspauth error, host and hint
+                        raise network_error(exc, gsp=self.gsp, attempts=attempt) from exc
                     raise
                 delay = policy.delay(attempt, wait)
                 log.warning("%s txn=%s failed transiently (%s); retry %d/%d in %.2fs with the same txn",

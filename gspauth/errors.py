@@ -34,11 +34,16 @@
           ServerError                    TEC4001, GEN5008, HTTP 5xx
           RateLimited                    HTTP 429, GEN5005
           RequestInProgress              RETINPROGRESS, RTN_24
+          NetworkError                   no reply at all (.host): the request may or may not have arrived
+            Unreachable                  could not connect: DNS, refused, TLS handshake, proxy
+            NetworkTimeout               connected, but no (complete) reply in time
+            ConnectionLost               the connection broke before the reply was complete
       OtpRequired                        a fresh OTP consent is needed to go on
       LockTimeout (TimeoutError)         waited too long for a session's single-flight lock
       JournalBusy                        another filer is using the same filing journal
       StoreCorrupted                     a stored session row failed authentication
       LedgerTampered                     the consent ledger's hash chain is broken
+      DamagedFile                        a store, ledger or journal file is not a usable database
 
     ConfigurationError also has:
         InvalidParameter (ValueError)    malformed txn, ret_period, ip-usr, PAN, OTP …
@@ -56,7 +61,9 @@ __all__ = [
     "CertificateError",
     "CertificateExpired",
     "ConfigurationError",
+    "ConnectionLost",
     "CryptoError",
+    "DamagedFile",
     "DecryptionError",
     "GSPAuthError",
     "GSPError",
@@ -70,6 +77,8 @@ __all__ = [
     "JournalBusy",
     "LedgerTampered",
     "LockTimeout",
+    "NetworkError",
+    "NetworkTimeout",
     "InvalidUser",
     "NotAuthorized",
     "OtpRequired",
@@ -83,6 +92,7 @@ __all__ = [
     "SessionLimitExceeded",
     "StoreCorrupted",
     "StoreKeyMismatch",
+    "Unreachable",
     "InvalidBase64",
     "InvalidGSTIN",
     "InvalidInput",
@@ -219,7 +229,13 @@ class SessionLimitExceeded(GSPError):
 
 
 class InvalidOtp(GSPError):
-    """The OTP was wrong, expired or used up its attempts."""
+    """The OTP was wrong, expired or used up its attempts.
+
+    :ivar attempts_left: how many more tries the pending OTP request allows (``0``: request a
+        new OTP), when known.
+    """
+
+    attempts_left: int | None = None
 
 
 class SessionInvalid(GSPError):
@@ -258,6 +274,32 @@ class RateLimited(RetryableError):
 
 class RequestInProgress(RetryableError):
     """GSTN queued the request; poll or retry later (RETINPROGRESS, RTN_24)."""
+
+
+class NetworkError(RetryableError):
+    """No reply came back: the network, a proxy or the server's socket failed.
+
+    Whether the request reached GSTN is unknown, so a retry must carry the same ``txn``.
+
+    :ivar host: the host that was being called (``scheme://host[:port]``).
+    """
+
+    def __init__(self, message: str, *, host: str | None = None, hint: str | None = None,
+                 gsp: str | None = None) -> None:
+        super().__init__(message, hint=hint, gsp=gsp)
+        self.host = host
+
+
+class Unreachable(NetworkError):
+    """Could not connect: DNS, connection refused, TLS handshake or proxy failure."""
+
+
+class NetworkTimeout(NetworkError):
+    """Connected, but no complete reply within the timeout."""
+
+
+class ConnectionLost(NetworkError):
+    """The connection broke before the reply was complete (the request may have been applied)."""
 
 
 class OtpRequired(GSPAuthError):
@@ -302,3 +344,15 @@ class StoreCorrupted(GSPAuthError):
 
 class LedgerTampered(GSPAuthError):
     """The ledger's hash chain is broken: a row was edited, removed or inserted out of band."""
+
+
+class DamagedFile(GSPAuthError):
+    """A session store, consent ledger or filing journal is not a usable database (truncated,
+    overwritten, not SQLite, or failing to read). Nothing is overwritten.
+
+    :ivar path: the file.
+    """
+
+    def __init__(self, message: str, *, path: str | None = None) -> None:
+        super().__init__(message)
+        self.path = path

@@ -219,9 +219,10 @@ class _Journal:
         # GSTINs and references are business data: SQLiteFile keeps the file and its WAL 0600.
         # Commits that record an outcome (acked/failed) are synced (FULL); "sent" need not be:
         # a chunk lost from the journal is simply re-sent with its deterministic txn.
-        self._file = SQLiteFile(Path(self.path))
+        schema = [st for st in _SCHEMA.split(";") if st.strip()]
+        self._file = SQLiteFile(Path(self.path), what="filing journal", schema=schema)
         with self._file.transaction() as db:
-            for statement in filter(str.strip, _SCHEMA.split(";")):
+            for statement in schema:  # idempotent (IF NOT EXISTS); also checks the file is a database
                 db.execute(statement)
         self._exclusive = ExclusiveFile(self.path + ".lock")
 
@@ -249,8 +250,7 @@ class _Journal:
                     self._file.connection().execute("PRAGMA synchronous=NORMAL")
 
     def _read(self, sql: str, args: tuple[Any, ...] = ()) -> list[Any]:
-        with self._file.guard:
-            return self._file.connection().execute(sql, args).fetchall()
+        return self._file.read(sql, args)
 
     def get(self, txn: str) -> tuple[str, str | None] | None:
         rows = self._read("SELECT state, reference_id FROM chunks WHERE txn = ?", (txn,))

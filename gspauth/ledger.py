@@ -106,18 +106,19 @@ class Ledger:
         from gspauth._sqlite import SQLiteFile
 
         self.path = Path(path).expanduser() if path is not None else default_ledger_path()
-        self._db = SQLiteFile(self.path)
-        self._guard = self._db.guard
-        self._connection = self._db.connection
+        self._db = SQLiteFile(self.path, what="consent ledger",
+                              schema=(*_SCHEMA, f"INSERT INTO schema_version (version) VALUES ({SCHEMA_VERSION})"))
         self._tx = self._db.transaction
         with self._tx() as conn:
-            for statement in _SCHEMA:
-                conn.execute(statement)
+            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            if not {"schema_version", "events"} <= tables:
+                raise self._db.damaged("it is an SQLite database, but not a gspauth consent ledger")
             version = conn.execute("SELECT max(version) FROM schema_version").fetchone()[0]
             if version is None:
-                conn.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
-            elif version > SCHEMA_VERSION:
-                raise ConfigurationError(f"consent ledger {self.path} is from a newer gspauth (schema {version})")
+                raise self._db.damaged("its schema version is missing")
+            if version > SCHEMA_VERSION:
+                raise ConfigurationError(f"consent ledger {self.path} is from a newer gspauth (schema {version}); "
+                                         "upgrade gspauth")
 
     def close(self) -> None:
         """Close the database connection (reopened if the ledger is used again)."""
@@ -174,14 +175,12 @@ class Ledger:
         if limit is not None:
             sql += " LIMIT ?"
             params.append(int(limit))
-        with self._guard:
-            rows = self._connection().execute(sql, params).fetchall()
+        rows = self._db.read(sql, params)
         return [self._event(r) for r in reversed(rows)]
 
     def count(self, **filters: Any) -> int:
         where, params = self._where(filters.get("gstin"), filters.get("gsp"), filters.get("kind"), filters.get("since"))
-        with self._guard:
-            return int(self._connection().execute(f"SELECT count(*) FROM events{where}", params).fetchone()[0])
+        return int(self._db.read(f"SELECT count(*) FROM events{where}", params)[0][0])
 
     @staticmethod
     def _where(
@@ -217,10 +216,7 @@ class Ledger:
         """Check the hash chain; return the number of rows. :raises LedgerTampered: naming the first bad row."""
         prev = _GENESIS
         n = 0
-        with self._guard:
-            rows = self._connection().execute(
-                f"SELECT seq, {', '.join(_COLUMNS)}, prev_hash, hash FROM events ORDER BY seq"
-            ).fetchall()
+        rows = self._db.read(f"SELECT seq, {', '.join(_COLUMNS)}, prev_hash, hash FROM events ORDER BY seq")
         for row in rows:
             seq, values, stored_prev, stored = row[0], tuple(row[1:-2]), row[-2], row[-1]
             if stored_prev != prev or _row_hash(prev, values) != stored:

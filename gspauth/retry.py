@@ -12,7 +12,9 @@ from dataclasses import dataclass
 
 import httpx
 
-__all__ = ["RetryPolicy", "retry_after"]
+from gspauth.errors import ConnectionLost, NetworkError, NetworkTimeout, Unreachable
+
+__all__ = ["RetryPolicy", "network_error", "retry_after"]
 
 
 @dataclass(frozen=True)
@@ -61,3 +63,45 @@ def retry_after(response: httpx.Response | None) -> float | None:
         return max(0.0, float(value))
     except ValueError:
         return None
+
+
+def _host(request: httpx.Request | None) -> str | None:
+    if request is None:
+        return None
+    url = request.url
+    port = f":{url.port}" if url.port else ""
+    return f"{url.scheme}://{url.host}{port}"
+
+
+def network_error(exc: httpx.TransportError, *, gsp: str | None = None, attempts: int = 1) -> NetworkError:
+    """The typed gspauth error for an httpx transport failure (raise it ``from exc``).
+
+    Connect-stage failures (DNS, refused, TLS, proxy, connect timeout) become
+    :class:`~gspauth.errors.Unreachable` — nothing was sent; read/write timeouts
+    :class:`~gspauth.errors.NetworkTimeout`; a connection that broke mid-exchange
+    :class:`~gspauth.errors.ConnectionLost`. Both of the latter may have been applied by the
+    server: a retry must re-send the same ``txn``.
+    """
+    try:
+        request: httpx.Request | None = exc.request
+    except RuntimeError:  # httpx raises when the exception carries no request
+        request = None
+    host = _host(request)
+    where = host or "the server"
+    tries = f" after {attempts} attempt(s)" if attempts > 1 else ""
+    if isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout, httpx.ProxyError, httpx.UnsupportedProtocol)):
+        return Unreachable(
+            f"could not connect to {where}{tries} ({type(exc).__name__})", host=host, gsp=gsp,
+            hint="check the host (`gspauth doctor` tests it), DNS, proxy and TLS settings and the GSP's status; "
+                 "nothing was sent, so running again is safe")
+    if isinstance(exc, httpx.TimeoutException):
+        return NetworkTimeout(
+            f"no reply from {where} in time{tries} ({type(exc).__name__})", host=host, gsp=gsp,
+            hint="GSTN or the GSP is slow or down; the request may have been applied: run again (a retry "
+                 "re-sends the same txn, so nothing is filed twice) or raise the timeout")
+    return ConnectionLost(
+        f"the connection to {where} broke before the reply was complete{tries} ({type(exc).__name__})",
+        host=host, gsp=gsp,
+        hint="the request may have been applied: run again (a retry re-sends the same txn, so nothing is "
+             "filed twice)")
+

@@ -28,10 +28,16 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import quote
 
-__all__ = ["DEFAULT_MARGIN", "Session", "SessionKey", "utcnow"]
+__all__ = ["DEFAULT_MARGIN", "OTP_VALIDITY", "PendingOtp", "RefreshIntent", "Session", "SessionKey", "SessionTarget", "utcnow"]
 
 #: Stop using a token this long before it expires (GSPs advise 5 h 45 m for a 6 h token).
 DEFAULT_MARGIN = _dt.timedelta(minutes=15)
+#: How long an OTP sent by OTPREQUEST is taken to stay valid (INFERRED: GSTN does not say; the
+#: emulator uses 10 minutes). Within it a pending request is answered with AUTHTOKEN instead of
+#: a new OTPREQUEST (which would void the OTP the taxpayer holds).
+OTP_VALIDITY = _dt.timedelta(minutes=10)
+#: Tries an OTP allows before a new one must be requested (INFERRED: the emulator's default).
+OTP_ATTEMPTS = 3
 
 _UTC = _dt.timezone.utc
 
@@ -293,3 +299,84 @@ class Session:
         )
 
     __str__ = __repr__
+
+
+@dataclass(frozen=True, repr=False)
+class PendingOtp:
+    """An OTPREQUEST GSTN accepted that no AUTHTOKEN has used yet: the first half of a two-step
+    consent, kept in the session store so that *any* later process holding the OTP can finish it.
+
+    It never holds the OTP. It holds the app key the OTPREQUEST committed to (sealed like the
+    session's secrets), in case GSTN binds the OTP to it.
+
+    :param requested_at: when GSTN accepted the OTPREQUEST (the client's clock, aware UTC).
+    :param expires_at: when the OTP is taken to have lapsed (``requested_at + OTP_VALIDITY``).
+    :param requested_wall: the same moment as POSIX time on this machine's wall clock: an OTP
+        delivered as a file must be newer than it.
+    :param attempts_used: wrong OTPs already tried against this request.
+    """
+
+    key: SessionKey
+    txn: str
+    requested_at: _dt.datetime
+    expires_at: _dt.datetime
+    app_key: bytes = field(compare=False)
+    requested_wall: float = 0.0
+    attempts_used: int = 0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "requested_at", _aware(self.requested_at, "requested_at"))
+        object.__setattr__(self, "expires_at", _aware(self.expires_at, "expires_at"))
+        if not isinstance(self.app_key, (bytes, bytearray)) or len(self.app_key) != 32:
+            raise ValueError("PendingOtp.app_key must be 32 bytes")
+        object.__setattr__(self, "app_key", bytes(self.app_key))
+
+    def valid(self, now: _dt.datetime) -> bool:
+        """``True`` while the OTP may still be used (not lapsed, tries left)."""
+        return now < self.expires_at and self.attempts_used < OTP_ATTEMPTS
+
+    @property
+    def attempts_left(self) -> int:
+        return max(0, OTP_ATTEMPTS - self.attempts_used)
+
+    def tried(self) -> PendingOtp:
+        """This request after one more wrong OTP."""
+        return replace(self, attempts_used=self.attempts_used + 1)
+
+    def __repr__(self) -> str:
+        return (f"PendingOtp(key={self.key.id!r}, txn={self.txn!r}, requested_at={self.requested_at.isoformat()}, "
+                f"expires_at={self.expires_at.isoformat()}, attempts_used={self.attempts_used}, app_key=[secure])")
+
+    __str__ = __repr__
+
+
+@dataclass(frozen=True)
+class SessionTarget:
+    """Where a session was made: what (besides credentials) is needed to act on it again by its
+    id alone — refresh it, log it out, keep it alive. Nothing here is secret.
+
+    :param host: the GSP host base URL in use (after overrides).
+    :param certificate: the path the GSTN certificate was read from, if it came from a file.
+    :param certificate_sha256: the certificate's fingerprint (to tell a rotated one).
+    :param ip_usr: the ``ip-usr`` the consent was given with.
+    :param auth_version: a non-default authenticate API version, if one was used.
+    """
+
+    key: SessionKey
+    host: str
+    certificate: str | None
+    certificate_sha256: str
+    ip_usr: str
+    auth_version: str | None = None
+
+
+@dataclass(frozen=True)
+class RefreshIntent:
+    """A REFRESHTOKEN was sent (``txn``, ``started_at``) and its result not yet saved.
+
+    GSTN replaces the token when it answers a refresh; if the process dies before saving the
+    answer, the stored token is dead. The intent tells the next process why.
+    """
+
+    txn: str
+    started_at: _dt.datetime

@@ -102,7 +102,8 @@ def _check_store_key() -> Check:
 
 
 def _check_store(profile: Any) -> list[Check]:
-    from gspauth.store import SQLiteStore, StoreKeyMismatch, default_store_path, store_key_source
+    from gspauth.errors import StoreKeyMismatch
+    from gspauth.store import SQLiteStore, default_store_path, store_key_source
 
     path = Path(profile.store).expanduser() if profile.store else default_store_path()
     if not path.exists():
@@ -126,7 +127,7 @@ def _check_store(profile: Any) -> list[Check]:
         ))
     if store_key_source() is not None and items:
         try:
-            store._cipher()  # noqa: SLF001 - verifies the key-check value, decrypts nothing
+            store.sealer()  # verifies the key-check value, decrypts nothing
         except StoreKeyMismatch as exc:
             out.append(Check("store key match", "fail", str(exc),
                              "set GSPAUTH_STORE_KEY to the key this store was written with"))

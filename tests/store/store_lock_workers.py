@@ -7,7 +7,8 @@ import time
 from typing import Any
 
 from gspauth.session import Session, SessionKey
-from gspauth.store import LockTimeout, SQLiteStore
+from gspauth.errors import LockTimeout
+from gspauth.store import SQLiteStore
 
 
 def _append(path: str, line: str) -> None:

@@ -17,7 +17,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import store_lock_workers as workers  # noqa: E402
 
 from gspauth.session import SessionKey  # noqa: E402
-from gspauth.store import LockTimeout, MemoryStore, SQLiteStore  # noqa: E402
+from gspauth.errors import LockTimeout  # noqa: E402
+from gspauth.store import MemoryStore, SQLiteStore  # noqa: E402
 
 ctx = multiprocessing.get_context("spawn")  # no inherited locks or connections
 

@@ -10,19 +10,17 @@ from pathlib import Path
 
 import pytest
 
-from gspauth.errors import ConfigurationError
+from gspauth.errors import ConfigurationError, StoreCorrupted, StoreKeyMismatch
 from gspauth.session import Session, SessionKey
 from gspauth.store import (
-    SCHEMA_VERSION,
     MemoryStore,
     SessionStore,
     SQLiteStore,
-    StoreCorrupted,
-    StoreKeyMismatch,
     default_store_path,
     generate_store_key,
     resolve_store_key,
 )
+from gspauth.store.sqlite import SCHEMA_VERSION
 
 
 def _secret_forms(s: Session) -> list[bytes]:
