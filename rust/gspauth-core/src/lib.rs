@@ -26,6 +26,7 @@ mod batch;
 mod ecb;
 mod envelope;
 mod error;
+pub mod ingest;
 mod key;
 pub mod pipeline;
 mod sha;
