@@ -1,18 +1,22 @@
-"""A TaxPro-style GSP plugin (spec §10), written against the public hooks only, never shipped.
+"""An example GSP plugin for gspauth in the style of TaxPro (charteredinfo, spec §10).
 
-It proves the hook set suffices for a GSP with its own key exchange:
+It shows how a GSP with its own key exchange is written against gspauth's public hooks, and it
+passes the whole conformance kit:
 
 * ``GetKey``: ``POST {host}/getkey`` with headers ``aspid`` and ``txn`` and body
   ``{"timestamp": ddMMyyyyHHmmssFFFFFF, "signed_content": B64(RSA-SHA256(aspid + timestamp))}``;
   the reply carries ``session_id``, ``enc_key`` (the AspEK, RSA-encrypted to the ASP's public
-  key) and ``expiry`` (minutes) → a cached :class:`GSPSession`;
+  key) and ``expiry`` (minutes) → a cached :class:`~gspauth.types.GSPSession`;
 * on every call: ``aspid``, ``session-id``, ``appver`` and ``asp-secret`` = ``E(AspEK, password)``
   (AES-256-ECB-PKCS7, deterministic, so signing stays pure);
-* GSP-level errors ``{"error_code": "GSP0xx"}`` → :class:`GSPLayerError`, which makes the core
-  log in again once (GSP005: session expired).
+* GSP-level errors ``{"error_code": "GSP0xx"}`` → :class:`~gspauth.errors.GSPLayerError`, which
+  makes the core log in again once (GSP005: session expired).
 
-The wire details beyond spec §10 (the ``/getkey`` path, the reply's field names, the RSA
-padding of ``enc_key``) are this test's assumptions, not TaxPro's documentation.
+It is an example, not a supported TaxPro integration: the wire details beyond spec §10 (the
+``/getkey`` path, the reply's field names, the RSA padding of ``enc_key``) are assumptions, not
+TaxPro's documentation. Copy it as a starting point for a GSP with a login of its own.
+
+Credentials (declared in :data:`INFO`): ``asp_id``, ``asp_password``, ``private_key_pem``.
 """
 
 from __future__ import annotations
@@ -31,11 +35,14 @@ from gspauth.hookspecs import hookimpl
 from gspauth.replies import gsp_outage, is_gstn_reply, json_object
 from gspauth.types import Api, CredentialField, Credentials, GSPInfo, GSPSession, GSPSessionLogin, SigningContext
 
-GSP = "taxpro-demo"
+__all__ = ["GSP", "INFO", "IST", "__version__", "getkey_timestamp"]
+__version__ = "0.2.0"
+
+GSP = "taxpro-example"
 IST = _dt.timezone(_dt.timedelta(hours=5, minutes=30))
 INFO = GSPInfo(
     id=GSP,
-    name="TaxPro-style demo GSP",
+    name="TaxPro-style example GSP",
     environments={"sandbox": "https://gstsandbox.charteredinfo.com", "production": "https://gstapi.charteredinfo.com"},
     gsp_session=True,
     credentials=(
@@ -49,7 +56,7 @@ INFO = GSPInfo(
 def _private_key(credentials: Credentials) -> rsa.RSAPrivateKey:
     pem = credentials.get("private_key_pem")
     if not pem:
-        raise ConfigurationError("taxpro-demo needs Credentials(private_key_pem=...) to sign GetKey")
+        raise ConfigurationError(f"{GSP} needs Credentials(private_key_pem=...) to sign GetKey")
     key = serialization.load_pem_private_key(pem.encode("ascii"), None)
     if not isinstance(key, rsa.RSAPrivateKey):
         raise ConfigurationError("credential private_key_pem must be an RSA key")
@@ -78,7 +85,7 @@ def gspauth_gsp_session_login(gsp: str, host: str, credentials: Credentials, now
         return None
     asp_id = credentials.get("asp_id")
     if not asp_id:
-        raise ConfigurationError("taxpro-demo needs Credentials(asp_id=...)")
+        raise ConfigurationError(f"{GSP} needs Credentials(asp_id=...)")
     key = _private_key(credentials)
     timestamp = getkey_timestamp(now)
     signed = key.sign((asp_id + timestamp).encode(), padding.PKCS1v15(), hashes.SHA256())
@@ -101,9 +108,9 @@ def gspauth_sign_headers(gsp: str, context: SigningContext, credentials: Credent
         return None
     asp_id, password = credentials.get("asp_id"), credentials.get("asp_password")
     if not asp_id or not password:
-        raise ConfigurationError("taxpro-demo needs Credentials(asp_id=..., asp_password=...)")
+        raise ConfigurationError(f"{GSP} needs Credentials(asp_id=..., asp_password=...)")
     if context.gsp_session is None or "enc_key" not in context.gsp_session.data:
-        raise ConfigurationError("taxpro-demo signs with the GetKey session's enc_key; none was given")
+        raise ConfigurationError(f"{GSP} signs with the GetKey session's enc_key; none was given")
     asp_ek = base64.b64decode(context.gsp_session.data["enc_key"])
     return {"aspid": asp_id, "appver": "1.0", "asp-secret": encrypt_field(asp_ek, password.encode())}
 
