@@ -9,17 +9,19 @@ import random
 import httpx
 
 from gspauth import crypto
-from gspauth.emulator import Emulator, keys
+from gspauth.emulator import Emulator, defaults, keys
 from tests.emulator.conftest import START, TP
 from tests.emulator.rawclient import AUTH, GSTR1, RETURNS, Raw, b2b_payload
 
 P = "072017"
 _AK1, _AK2 = bytes(range(32)), bytes(range(32, 64))
+_UNREGISTERED = defaults.make_gstin("19", "AAACU2222U")
 
 
 def _transcript(seed: int) -> list[tuple[int, bytes]]:
     """A scripted session on two layers; every response status and body, in order."""
-    emu = Emulator(seed=seed, clock_start=START, clock_frozen=True, large_download_threshold=2)
+    emu = Emulator(seed=seed, clock_start=START, clock_frozen=True, large_download_threshold=2,
+                   unregistered_gstins=(_UNREGISTERED,))
     out: list[tuple[int, bytes]] = []
 
     def record(request: httpx.Request) -> httpx.Response:
@@ -36,6 +38,14 @@ def _transcript(seed: int) -> list[tuple[int, bytes]]:
         ref = r.open(r.retsave(b2b_payload(TP.gstin, P, 3), txn=f"{layer}-4"))["reference_id"]
         r.call("GET", RETURNS, action="RETSTATUS", data=True, period=P, txn=f"{layer}-5",
                params={"action": "RETSTATUS", "gstin": TP.gstin, "ret_period": P, "ref_id": ref})
+        # a partly rejected save (an unregistered counterparty), its report, and a GSTR-2A read
+        mixed = b2b_payload(TP.gstin, P, 1, start=10 if layer == "gstn" else 20, ctin=_UNREGISTERED)
+        mixed["b2b"] += b2b_payload(TP.gstin, P, 1, start=11 if layer == "gstn" else 21)["b2b"]
+        ref = r.open(r.retsave(mixed, txn=f"{layer}-5a"))["reference_id"]
+        r.call("GET", RETURNS, action="RETSTATUS", data=True, period=P, txn=f"{layer}-5b",
+               params={"action": "RETSTATUS", "gstin": TP.gstin, "ret_period": P, "ref_id": ref})
+        r.call("GET", "/taxpayerapi/v2.0/returns/gstr2a", action="B2B", data=True, period=P, txn=f"{layer}-5c",
+               params={"action": "B2B", "gstin": TP.gstin, "ret_period": P})
         token = r.open(r.call("GET", GSTR1, action="B2B", data=True, period=P, txn=f"{layer}-6",
                               params={"action": "B2B", "gstin": TP.gstin, "ret_period": P}))["token"]
         det = r.open(r.call("GET", RETURNS, action="FILEDET", data=True, period=P, txn=f"{layer}-7",
@@ -60,7 +70,8 @@ def test_same_seed_gives_byte_identical_responses() -> None:
 def test_another_seed_gives_other_secrets() -> None:
     a, b = _transcript(77), _transcript(78)
     differing = sum(x != y for x, y in zip(a, b))
-    assert differing >= len(a) - 6  # only the bodies without any random part ({"status_cd":"1"}) may agree
+    # only bodies without any random part may agree: {"status_cd":"1"} and the GSTR-2A "no documents" error
+    assert differing >= len(a) - 8
 
 
 def test_restart_of_a_seeded_emulator_draws_new_identifiers(tmp_path: object) -> None:

@@ -230,3 +230,27 @@ def test_cancelled_and_unregistered_gstins_from_config(make: Callable[..., Raw])
     missing = r.call("GET", "/commonapi/v1.1/search", action="TP", params={"action": "TP", "gstin": UNREGISTERED})
     assert error_code(missing) == "GEN5007"
     emu.close()
+
+
+def test_processing_over_the_wire_and_registry_persistence(tmp_path: object) -> None:
+    from gspauth import crypto
+    from gspauth.emulator import ThreadedEmulator
+
+    state = str(tmp_path)
+    with ThreadedEmulator(seed=23, state_dir=state, clock_start=START, clock_frozen=True) as server, \
+            httpx.Client(base_url=server.url, timeout=10) as c:  # fmt: skip
+        emu = server.emulator
+        c.post("/_emulator/config", json={"retstatus_delay_seconds": 60})
+        c.post("/_emulator/registry", json={"gstin": CANCELLED, "status": "cancelled"})
+        r = Raw(c, "vayana", TP.gstin, TP.username, crypto.load_certificate(emu.certificate_pem), now=emu.clock.now)
+        r.login(emu)
+        ref = _save(r, _b2b(P, (TP2.gstin, [_inv("W1")]), (CANCELLED, [_inv("W2")])))
+        assert _status(r, ref)["status_cd"] == "IP"
+        c.post("/_emulator/clock", json={"advance_seconds": 60})
+        st = _status(r, ref)
+        assert st["status_cd"] == "PE" and st["error_report"]["b2b"][0]["inv"][0]["inum"] == "W2"
+        assert _inums(r) == ["W1"]
+    emu.close()
+    again = Emulator(state_dir=state, clock_start=START, clock_frozen=True)
+    assert again.gstin_registry() == {CANCELLED: "cancelled"}  # the registry survives a restart
+    again.close()
