@@ -25,6 +25,7 @@ mod args;
 mod batch;
 mod error;
 mod exceptions;
+mod ingest;
 mod single;
 
 #[pyo3::pymodule]
@@ -34,6 +35,8 @@ mod _native {
 
     #[pymodule_export]
     use crate::batch::{decrypt_response_many, encrypt_request_many};
+    #[pymodule_export]
+    use crate::ingest::{IngestBatch, IngestChunk, IngestChunker, IngestParser};
     #[pymodule_export]
     use crate::single::{
         aes_decrypt, aes_encrypt, decrypt_field, decrypt_key, decrypt_request, decrypt_response,
