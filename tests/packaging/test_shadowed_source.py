@@ -80,7 +80,8 @@ def test_forced_native_raises_with_the_same_reason(trees: tuple[Path, Path]) -> 
     assert r.returncode != 0
     error = r.stderr.strip().splitlines()[-1]  # the chained ImportError above it is Python's own
     assert error.startswith("gspauth.errors.BackendUnavailable: GSPAUTH_BACKEND=native, but the Rust extension "
-                            "cannot be used: gspauth._native not importable: Python imported gspauth from the source tree")
+                            "cannot be used: gspauth._native not importable: Python imported gspauth from the "
+                            "source tree")
     assert "shadows the installed gspauth" in error and "circular" not in error
 
 
