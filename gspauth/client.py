@@ -38,9 +38,11 @@ import asyncio
 import concurrent.futures
 import contextlib
 import datetime as _dt
+import os
 import threading
 import time
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
@@ -54,7 +56,7 @@ from gspauth.errors import ConfigurationError, LockTimeout
 from gspauth.protocol import Payload
 from gspauth.redact import install_log_filters
 from gspauth.retry import RetryPolicy
-from gspauth.session import DEFAULT_MARGIN, Session, SessionKey, utcnow
+from gspauth.session import DEFAULT_MARGIN, PendingOtp, Session, SessionKey, SessionTarget, utcnow
 from gspauth.types import Api, Credentials, Environment
 
 if TYPE_CHECKING:
@@ -117,13 +119,21 @@ class _ClientBase:
 
             store = MemoryStore()
         key = SessionKey(gsp, environment, gstin, username.strip())
+        source = os.fspath(certificate) if isinstance(certificate, (str, os.PathLike)) else None
+        target = SessionTarget(
+            key=key, host=hooks.host(key.gsp, key.environment),
+            certificate=str(Path(source).expanduser().resolve()) if source and not source.lstrip().startswith("-----")
+            else None,
+            certificate_sha256=cert.fingerprint_sha256, ip_usr=ip_usr, auth_version=auth_version,
+        )  # fmt: skip
         self._auth = GSPAuth(hooks, key.gsp, key.environment, credentials, gstin=key.gstin, username=key.username,
                              clock=clock)
         requests = RequestBuilder(hooks=hooks, gsp=key.gsp, environment=key.environment, gstin=key.gstin,
                                   username=key.username, ip_usr=ip_usr, credentials=credentials,
                                   auth_version=auth_version)
         self._life = Lifecycle(
-            key=key, requests=requests, certificate=cert, store=store, otp_provider=otp_provider, ledger=ledger,
+            key=key, requests=requests, certificate=cert, target=target, store=store, otp_provider=otp_provider,
+            ledger=ledger,
             margin=margin if isinstance(margin, _dt.timedelta) else _dt.timedelta(seconds=float(margin)),
             auto_refresh=auto_refresh, retry=retry or RetryPolicy(), clock=clock,
             allow_expired_certificate=allow_expired_certificate, lock_timeout=lock_timeout,
@@ -311,20 +321,29 @@ class Client(_ClientBase):
 
     # -- public API ------------------------------------------------------------------------------
 
-    def request_otp(self) -> str:
-        """Send OTPREQUEST: GSTN texts/e-mails an OTP to the taxpayer. Returns the ``txn``."""
+    def request_otp(self) -> PendingOtp:
+        """Send OTPREQUEST (GSTN texts/e-mails an OTP to the taxpayer) and record it in the
+        store as the pending request, which any process sharing the store can answer."""
         return self._run(self._life.request_otp())
 
-    def authenticate(self, otp: str | None = None) -> Session:
+    def pending_otp(self) -> PendingOtp | None:
+        """The pending OTP request in the store (``None`` if none, or it lapsed)."""
+        return self._run(self._life.pending_otp())
+
+    def authenticate(self, otp: str | None = None, *, resend: bool = False) -> Session:
         """Exchange the taxpayer's OTP for a session (AUTHTOKEN) and store it.
 
-        :param otp: the OTP; ``None`` asks the OTP provider (after sending OTPREQUEST if none
-            was sent in the last 10 minutes).
+        The OTP answers the pending request in the store (made by this or any other process);
+        with ``otp=None`` the OTP provider is asked, after an OTPREQUEST if none is pending.
+
+        :param otp: the OTP; ``None`` asks the OTP provider.
+        :param resend: send a new OTPREQUEST even if one is pending (voids the pending OTP).
         :raises OtpRequired: when ``otp`` is ``None`` and no OTP is available now.
-        :raises InvalidOtp: on a wrong or expired OTP (and when the attempt limit is hit).
+        :raises InvalidOtp: wrong or lapsed OTP; ``attempts_left`` says whether to re-enter it
+            or request a new one, and so does the hint.
         :raises SessionLimitExceeded: AUTH403, too many sessions for this user with this GSP.
         """
-        return self._run(self._life.authenticate(otp))
+        return self._run(self._life.authenticate(otp, resend=resend))
 
     def ensure_session(self) -> Session:
         """A session usable for at least ``margin``: reused, re-loaded, refreshed, or consented."""
@@ -487,13 +506,17 @@ class AsyncClient(_ClientBase):
 
     # -- public API ------------------------------------------------------------------------------
 
-    async def request_otp(self) -> str:
+    async def request_otp(self) -> PendingOtp:
         """See :meth:`Client.request_otp`."""
         return await self._run(self._life.request_otp())
 
-    async def authenticate(self, otp: str | None = None) -> Session:
+    async def pending_otp(self) -> PendingOtp | None:
+        """See :meth:`Client.pending_otp`."""
+        return await self._run(self._life.pending_otp())
+
+    async def authenticate(self, otp: str | None = None, *, resend: bool = False) -> Session:
         """See :meth:`Client.authenticate`."""
-        return await self._run(self._life.authenticate(otp))
+        return await self._run(self._life.authenticate(otp, resend=resend))
 
     async def ensure_session(self) -> Session:
         """See :meth:`Client.ensure_session`."""

@@ -77,9 +77,13 @@ def _clean(value: str | None, source: str) -> str | None:
 
 @dataclass(frozen=True)
 class OtpRequest:
-    """Whose OTP is needed. Carries no secret.
+    """Whose OTP is needed, for which OTPREQUEST. Carries no secret.
 
-    :param requested_at: when OTPREQUEST was accepted (aware UTC); an OTP older than this is stale.
+    :param requested_at: when GSTN accepted the OTPREQUEST (the client's clock, aware UTC).
+    :param not_before: the same moment as POSIX time on this machine: an OTP delivered as a
+        file older than this belongs to an earlier request (``None``: unknown).
+    :param valid_until: when the OTP is taken to lapse, if known.
+    :param attempts_left: tries the request still allows, if known.
     """
 
     gsp: str
@@ -87,6 +91,9 @@ class OtpRequest:
     gstin: str
     username: str
     requested_at: _dt.datetime = field(default_factory=utcnow)
+    not_before: float | None = None
+    valid_until: _dt.datetime | None = None
+    attempts_left: int | None = None
 
     def describe(self) -> str:
         return f"GSTIN {self.gstin} (user {self.username}, {self.gsp}/{self.environment})"
@@ -127,8 +134,11 @@ class PromptOtp:
         if not tty:
             log.warning("needs OTP for %s, but stdin is not a terminal; not prompting", request.describe())
             return None
+        left = f"; {request.attempts_left} attempt(s) left" if request.attempts_left is not None else ""
+        until = (f", valid until {request.valid_until.astimezone().strftime('%H:%M')}"
+                 if request.valid_until is not None else "")
         for _ in range(max(1, self.attempts)):
-            text = self._read(f"OTP sent to the taxpayer of {request.describe()}: ", stdin, stderr)
+            text = self._read(f"OTP sent to the taxpayer of {request.describe()}{until}{left}: ", stdin, stderr)
             if text is None:
                 return None
             otp = _clean(text, "the terminal")
@@ -179,6 +189,8 @@ class FileOtp:
     webhook that forwards the taxpayer's SMS. Deliver the OTP by writing
     ``<GSTIN>.otp`` (ideally to a temporary name, then rename it in place); the
     file is claimed atomically, so of several waiting workers exactly one takes it.
+    A file written before the pending OTP request (its ``not_before``) answers an earlier
+    request and is ignored, so it cannot burn one of the new OTP's attempts.
 
     :param directory: created with mode 0700 if absent.
     :param wait: seconds to wait for the file (``0``: look once). A job with a long
@@ -218,14 +230,16 @@ class FileOtp:
         ensure_private_dir(self.directory)
         otp_path, needed_path = self.paths(request.gstin)
         deadline = self._clock() + self.wait
-        otp = self._take(otp_path)
+        otp = self._take(otp_path, request)
         if otp is not None:
+            with contextlib.suppress(FileNotFoundError):
+                needed_path.unlink()
             return otp
         self._write_needed(needed_path, request)
         log.info("needs OTP for %s: waiting up to %.0fs for %s", request.describe(), self.wait, otp_path)
         while self._clock() < deadline:
             self._sleep(min(self.poll, max(0.0, deadline - self._clock())))
-            otp = self._take(otp_path)
+            otp = self._take(otp_path, request)
             if otp is not None:
                 with contextlib.suppress(FileNotFoundError):
                     needed_path.unlink()
@@ -241,7 +255,10 @@ class FileOtp:
             "gsp": request.gsp,
             "environment": request.environment,
             "requested_at": request.requested_at.isoformat(),
+            "valid_until": request.valid_until.isoformat() if request.valid_until else None,
             "deliver_to": str(path.with_suffix(".otp")),
+            "how": f"write the 6-digit OTP the taxpayer received to {path.with_suffix('.otp')} "
+                   "(to a temporary name first, then rename it there); an older file is ignored",
         }
         tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -250,7 +267,7 @@ class FileOtp:
             fh.write("\n")
         os.replace(tmp, path)
 
-    def _take(self, path: Path) -> str | None:
+    def _take(self, path: Path, request: OtpRequest) -> str | None:
         # Claim by rename: atomic, so two workers never both use (and burn) one OTP.
         claimed = path.with_name(f".{path.name}.{uuid.uuid4().hex}.claimed")
         try:
@@ -261,6 +278,11 @@ class FileOtp:
             st = claimed.stat()
             if os.name == "posix" and st.st_mode & 0o077:
                 log.warning("OTP file %s was readable by other users; deliver OTPs with mode 0600", path)
+            if request.not_before is not None and st.st_mtime < request.not_before - 1.0:
+                # written before the pending OTPREQUEST: it answers an earlier one and would burn an attempt
+                log.warning("ignoring OTP file %s: written before the pending OTP request of %s", path,
+                            request.describe())
+                return None
             if self.max_age is not None and time.time() - st.st_mtime > self.max_age:
                 log.warning("ignoring stale OTP file %s (older than %.0fs)", path, self.max_age)
                 return None

@@ -39,7 +39,7 @@ import pluggy
 import pytest
 
 from gspauth.auth import GSPAuth
-from gspauth.errors import ConfigurationError, GSPAuthError, PluginError
+from gspauth.errors import ConfigurationError, GSPAuthError, NetworkError, PluginError
 from gspauth.hookspecs import PROJECT
 from gspauth.plugins import Hooks, check_hooks, collect_gsps, get_plugin_manager, load_entry_point
 from gspauth.redact import is_sensitive
@@ -591,15 +591,11 @@ class ProviderConformance:
             pytest.fail(f"round trip through {host} failed at {step}: {type(exc).__name__}: {exc}. The round trip "
                         "signs with the `emulator_credentials` fixture (default: `credentials`); give it every "
                         "field your plugin needs")
+        except NetworkError as exc:
+            pytest.fail(f"round trip through {host} failed at {step}: could not reach {exc.host or '?'} "
+                        f"({type(exc).__name__}: {exc.message}); do your URLs start with the `host` argument?")
         except GSPAuthError as exc:
             pytest.fail(f"round trip through {host} failed at {step}: {type(exc).__name__}: {exc}")
-        except httpx.TransportError as exc:
-            try:
-                url: object = exc.request.url
-            except RuntimeError:  # no request attached
-                url = "?"
-            pytest.fail(f"round trip through {host} failed at {step}: could not reach {url} "
-                        f"({type(exc).__name__}: {exc}); do your URLs start with the `host` argument?")
         stats = emulator.emulator.stats
         actions = (stats() if callable(stats) else stats)["actions"]
         missing = [a for a in steps if not actions.get(a)]

@@ -285,18 +285,25 @@ def test_wrong_otp_and_attempt_limit(env: Env, gsp: str) -> None:
     client.request_otp()
     right = env.latest_otp()
     wrong = "000000" if right != "000000" else "111111"
-    with pytest.raises(InvalidOtp, match="2 attempt"):
+    # every message, hint and attempts_left matches the state of the pending request
+    with pytest.raises(InvalidOtp, match="2 attempt") as info:
         client.authenticate(wrong)
-    with pytest.raises(InvalidOtp, match="1 attempt"):
+    assert info.value.attempts_left == 2 and "re-enter the OTP" in (info.value.hint or "")
+    with pytest.raises(InvalidOtp, match="1 attempt") as info:
         client.authenticate(wrong)
-    with pytest.raises(InvalidOtp, match="attempt limit"):
+    assert info.value.attempts_left == 1 and "re-enter the OTP" in (info.value.hint or "")
+    with pytest.raises(InvalidOtp, match="attempt limit") as info:
         client.authenticate(wrong)
-    with pytest.raises(SessionInvalid):  # the OTP is used up: GSTN wants a new OTPREQUEST
+    assert info.value.attempts_left == 0 and "re-enter" not in (info.value.hint or "")
+    assert "--resend" in (info.value.hint or "") and client.pending_otp() is None
+    with pytest.raises(InvalidOtp) as info:  # the OTP is used up: GSTN has none pending any more
         client.authenticate(right)
+    assert info.value.attempts_left == 0 and "--resend" in (info.value.hint or "")
+    assert "refreshed" not in str(info.value) and "revoked" not in str(info.value)
     assert env.recorder.kinds().count("failed") == 4
     client.request_otp()
     client.authenticate(env.latest_otp())
-    assert client.session is not None
+    assert client.session is not None and client.pending_otp() is None
 
 
 def test_session_cap(env: Env) -> None:

@@ -81,7 +81,7 @@ def test_broken_plugin_fails_the_kit_with_readable_messages(pytester: pytest.Pyt
         "different headers ?'X-Broken-Nonce'?*",
         "*secrets leaked into reprs, errors or log lines*",
         "*gspauth_map_error turned a GSTN reply (HTTP 200*into GSPLayerError; return None so the core maps GSTN codes*",
-        "*round trip through http://127.0.0.1:*/generic failed at OTPREQUEST: could not reach https://sandbox.broken.example/*do your URLs start with the `host` argument?*",
+        "*round trip through http://127.0.0.1:*/generic failed at OTPREQUEST: could not reach https://sandbox.broken.example*do your URLs start with the `host` argument?*",
         "*the sync httpx client did not send the plugin's headers*",
     ])
     assert "broken-secret-0042" not in result.stdout.str().split("secrets leaked")[1].split("\n")[1]
