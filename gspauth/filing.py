@@ -43,13 +43,14 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
-import httpx
 
 from gspauth import protocol
+from gspauth.protocol import Payload
 from gspauth.errors import (
     CryptoError,
+    GSPAuthError,
     GSPError,
     JournalBusy,
     LockTimeout,
@@ -306,7 +307,22 @@ class _Journal:
         self._file.close()
 
 
-ClientFactory = Callable[[str], Any]
+@runtime_checkable
+class FilingClient(Protocol):
+    """What the filer needs of a client (:class:`gspauth.Client` fits): one GSTIN's session and saves."""
+
+    @property
+    def gstin(self) -> str: ...
+
+    def ensure_session(self) -> object: ...
+
+    def put(self, api: Api, path: str = "", *, action: str, payload: Payload | None = None,
+            ret_period: str | None = None, params: Mapping[str, object] | None = None, version: str | None = None,
+            txn: str | None = None) -> Any: ...
+
+
+#: Makes the client of one GSTIN (called once per GSTIN per filer).
+ClientFactory = Callable[[str], FilingClient]
 
 
 @dataclass
@@ -368,7 +384,7 @@ class BatchFiler:
 
     def __init__(
         self,
-        clients: Any,
+        clients: FilingClient | ClientFactory,
         journal: str | os.PathLike[str],
         *,
         api: Api = Api.RETURNS,
@@ -380,12 +396,12 @@ class BatchFiler:
         workers: int = 1,
         max_pending: int | None = None,
     ) -> None:
-        if callable(clients) and not hasattr(clients, "put"):
+        if not isinstance(clients, FilingClient):
             self._factory: ClientFactory = clients
         else:
             single = clients
 
-            def factory(gstin: str) -> Any:
+            def factory(gstin: str) -> FilingClient:
                 if single.gstin != gstin:
                     raise LookupError(f"the filer's client is bound to GSTIN {single.gstin}, not {gstin}; "
                                       "pass a factory gstin -> Client to file for several GSTINs")
@@ -394,7 +410,7 @@ class BatchFiler:
             self._factory = factory
         if workers < 1:
             raise ValueError("workers must be at least 1")
-        self._clients: dict[str, Any] = {}
+        self._clients: dict[str, FilingClient] = {}
         self._clients_lock = threading.Lock()
         self._journal = _Journal(journal)
         self.api = api
@@ -427,7 +443,7 @@ class BatchFiler:
         """GSTINs waiting for OTP consent → reason."""
         return self._journal.parked()
 
-    def _client(self, gstin: str) -> Any:
+    def _client(self, gstin: str) -> FilingClient:
         with self._clients_lock:
             client = self._clients.get(gstin)
             if client is None:
@@ -585,6 +601,24 @@ class BatchFiler:
             if self.progress is not None:
                 self.progress(report)
 
+    def _park(self, chunk: _Chunk, exc: BaseException) -> _Outcome:
+        """Park the chunk's GSTIN: no session could be had, for the reason in ``exc``."""
+        gstin = chunk.gstin
+        if isinstance(exc, OtpRequired):
+            reason = exc.reason or "needs-otp"
+            hint = _HINTS["needs-otp"].replace("GSTIN", gstin)
+        elif isinstance(exc, GSPError):
+            reason = exc.error_code or type(exc).__name__
+            hint = exc.hint or _HINTS["needs-otp"].replace("GSTIN", gstin)
+        else:
+            reason = type(exc).__name__
+            hint = "fix the session of this GSTIN, then re-run with the same journal"
+        self._journal.upsert(chunk.txn, gstin, chunk.period, self.action, chunk.seq, chunk.sha)
+        self._journal.mark(chunk.txn, "needs-otp", error=reason)
+        self._journal.park(gstin, reason)
+        log.warning("GSTIN %s parked: no session (%s); continuing with other GSTINs", gstin, reason)
+        return self._failure(chunk, "needs-otp", reason, f"GSTIN {gstin} has no usable session: {exc}", hint)
+
     def _send(self, chunk: _Chunk) -> _Outcome:
         gstin, period, txn, sha = chunk.gstin, chunk.period, chunk.txn, chunk.sha
         try:
@@ -594,18 +628,31 @@ class BatchFiler:
             self._journal.mark(txn, "failed", error=f"no client: {type(exc).__name__}")
             return self._failure(chunk, "failed", "no-client", str(exc),
                                  "the client factory raised for this GSTIN: check its credentials/configuration")
+        # A session first: consent problems (no OTP yet, a wrong or lapsed OTP, API access off,
+        # bad credentials, GSTN unreachable) belong to the GSTIN, never to this chunk, which has
+        # not been sent: the GSTIN is parked with the real reason and the chunk waits for a re-run.
+        try:
+            client.ensure_session()
+        except LockTimeout as exc:  # another process holds this GSTIN's session lock: the others go on
+            self._journal.upsert(txn, gstin, period, self.action, chunk.seq, sha)
+            self._journal.mark(txn, "sent", error="LockTimeout")
+            return self._failure(chunk, "sent", "LockTimeout", str(exc),
+                                 "another process was authenticating or refreshing this GSTIN's session; "
+                                 + _HINTS["sent"])
+        except RetryableError as exc:  # GSTN/GSP unreachable or busy: not sent, settle it on a re-run
+            code = exc.error_code or type(exc).__name__
+            self._journal.upsert(txn, gstin, period, self.action, chunk.seq, sha)
+            self._journal.mark(txn, "sent", error=code)
+            return self._failure(chunk, "sent", code, exc.message, exc.hint or _HINTS["sent"])
+        except GSPAuthError as exc:
+            return self._park(chunk, exc)
         # Journal first: from here on the chunk is in doubt until GSTN acknowledges it.
         self._journal.start(txn, gstin, period, self.action, chunk.seq, sha)
         try:
             reply = client.put(self.api, self.path, action=self.action, payload=chunk.content, ret_period=period,
                                version=self.version, txn=txn)
-        except OtpRequired as exc:
-            reason = exc.reason or "needs-otp"
-            self._journal.mark(txn, "needs-otp", error=reason)
-            self._journal.park(gstin, reason)
-            log.warning("GSTIN %s parked: OTP consent needed (%s); continuing with other GSTINs", gstin, reason)
-            return self._failure(chunk, "needs-otp", reason, f"GSTIN {gstin} needs OTP consent ({reason})",
-                                 _HINTS["needs-otp"].replace("GSTIN", gstin))
+        except OtpRequired as exc:  # the session died mid-call and could not be renewed
+            return self._park(chunk, exc)
         except RetryableError as exc:
             code = exc.error_code or type(exc).__name__
             self._journal.mark(txn, "sent", error=code)
@@ -632,10 +679,6 @@ class BatchFiler:
             return self._failure(chunk, "sent", "LockTimeout", str(exc),
                                  "another process was authenticating or refreshing this GSTIN's session; "
                                  + _HINTS["sent"])
-        except httpx.TransportError as exc:  # no answer after all retries: still in doubt
-            self._journal.mark(txn, "sent", error=type(exc).__name__)
-            return self._failure(chunk, "sent", type(exc).__name__, "no answer from the server after retries",
-                                 _HINTS["sent"])
         ref = reply.get("reference_id") if isinstance(reply, Mapping) else None
         if not isinstance(ref, str) or not ref:
             self._journal.mark(txn, "sent", error="reply without reference_id")

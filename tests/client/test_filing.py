@@ -83,6 +83,9 @@ def test_in_doubt_chunk_resent_with_same_txn(env: Env, tmp_path: Path) -> None:
     class CrashAfterSecondSend:
         gstin = client.gstin
 
+        def ensure_session(self) -> Any:
+            return client.ensure_session()
+
         def put(self, *args: Any, **kwargs: Any) -> Any:
             reply = client.put(*args, **kwargs)
             first_refs.append(reply["reference_id"])
@@ -312,6 +315,9 @@ def test_unreadable_reply_or_refused_session_leaves_the_chunk_in_doubt(
     env.login(good)
 
     class Failing:
+        def ensure_session(self) -> None:
+            return None  # a session exists; the call itself fails
+
         def put(self, *args: Any, **kwargs: Any) -> Any:
             raise error
 
