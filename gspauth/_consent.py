@@ -15,6 +15,7 @@ taxpayer's capped session slots, and the ledger records why.
 
 from __future__ import annotations
 
+import datetime as _dt
 import time
 
 from gspauth import crypto, protocol
@@ -245,6 +246,25 @@ class ConsentFlows(FlowCore):
                 yield from self._fire("needs-otp", outcome="refresh-refused")
                 raise self.otp_required("refresh-refused", "refresh was refused earlier (AUTH4037)")
             return (yield from self._refresh_locked(session))
+        finally:
+            yield Unlock(handle)
+
+    def refresh_if_due(self, ahead: _dt.timedelta) -> Flow[tuple[Session | None, bool]]:
+        """Refresh if the stored session would enter its margin within ``ahead`` (the keeper's
+        rule); ``(session, refreshed?)``. Under the single-flight lock, after re-loading: a
+        session another worker refreshed meanwhile is not refreshed again. A session GSTN
+        refused to refresh earlier raises :class:`OtpRequired` without contacting GSTN."""
+        handle = yield Lock()
+        try:
+            session: Session | None = yield Call(self.store.load, (self.key,))
+            if session is None:
+                raise self.otp_required("no-session")
+            if not session.refreshable:
+                raise self.otp_required("refresh-refused", "GSTN refused to refresh it earlier (AUTH4037)")
+            if session.effective_expires_at - self.margin > self.clock() + ahead:
+                self.session = session
+                return session, False
+            return (yield from self._refresh_locked(session)), True
         finally:
             yield Unlock(handle)
 

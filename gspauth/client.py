@@ -118,6 +118,8 @@ class _ClientBase:
             from gspauth.store import MemoryStore
 
             store = MemoryStore()
+        if ledger is None:  # consent is always recorded: the ledger that belongs with the store
+            ledger = store.ledger()
         key = SessionKey(gsp, environment, gstin, username.strip())
         source = os.fspath(certificate) if isinstance(certificate, (str, os.PathLike)) else None
         target = SessionTarget(
@@ -229,7 +231,10 @@ class Client(_ClientBase):
     :param otp_provider: where an OTP comes from when consent is needed
         (:class:`~gspauth.otp.OtpProvider`); without one, :class:`~gspauth.errors.OtpRequired`
         is raised instead.
-    :param ledger: where session events are recorded (:class:`~gspauth.ledger.ConsentLedger`).
+    :param ledger: where session events are recorded (:class:`~gspauth.ledger.ConsentLedger`);
+        default: the store's ledger (``ledger.db`` beside an SQLite store; the default ledger
+        file for a memory store). Pass :data:`~gspauth.ledger.NO_LEDGER` to record nothing
+        (another system keeps the audit trail).
     :param hooks: the plugin facade; default: the process-wide
         :func:`~gspauth.plugins.default_hooks`.
     :param hosts: host overrides for the default hooks (e.g. an emulator URL), see
@@ -356,6 +361,15 @@ class Client(_ClientBase):
             marked non-refreshable), ``"expired"`` when GSTN no longer knows the token.
         """
         return self._run(self._life.refresh())
+
+    def refresh_if_due(self, ahead: _dt.timedelta | float = 0.0) -> tuple[Session | None, bool]:
+        """Refresh the stored session if it would enter its margin within ``ahead`` (a timedelta
+        or seconds), single-flight with every process sharing the store; ``(session, refreshed)``.
+
+        :raises OtpRequired: no session, or GSTN refused a refresh (now or earlier).
+        """
+        window = ahead if isinstance(ahead, _dt.timedelta) else _dt.timedelta(seconds=float(ahead))
+        return self._run(self._life.refresh_if_due(window))
 
     def logout(self) -> bool:
         """End the session (LOGOUT) and delete it from the store. ``False`` if there was none."""
@@ -525,6 +539,11 @@ class AsyncClient(_ClientBase):
     async def refresh(self) -> Session:
         """See :meth:`Client.refresh`."""
         return await self._run(self._life.refresh())
+
+    async def refresh_if_due(self, ahead: _dt.timedelta | float = 0.0) -> tuple[Session | None, bool]:
+        """See :meth:`Client.refresh_if_due`."""
+        window = ahead if isinstance(ahead, _dt.timedelta) else _dt.timedelta(seconds=float(ahead))
+        return await self._run(self._life.refresh_if_due(window))
 
     async def logout(self) -> bool:
         """See :meth:`Client.logout`."""

@@ -29,7 +29,7 @@ from gspauth.errors import ConfigurationError, LedgerTampered
 from gspauth.hookspecs import hookimpl
 from gspauth.types import SessionEvent
 
-__all__ = ["ConsentLedger", "Ledger", "LedgerObserver", "default_ledger_path"]
+__all__ = ["NO_LEDGER", "ConsentLedger", "Ledger", "LedgerObserver", "NullLedger", "default_ledger_path"]
 
 SCHEMA_VERSION = 1
 _GENESIS = "0" * 64
@@ -72,6 +72,20 @@ class ConsentLedger(Protocol):
     def record(self, event: SessionEvent, /) -> object:
         """Append ``event``. May block; an exception is logged by the client, never raised."""
         ...
+
+
+class NullLedger:
+    """A ledger that records nothing: for callers whose own system keeps the audit trail."""
+
+    def record(self, event: SessionEvent, /) -> None:
+        return None
+
+    def __repr__(self) -> str:
+        return "NO_LEDGER"
+
+
+#: Pass as ``Client(ledger=NO_LEDGER)`` to record no session events.
+NO_LEDGER = NullLedger()
 
 
 def default_ledger_path() -> Path:

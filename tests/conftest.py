@@ -46,6 +46,13 @@ def pytest_sessionstart(session: pytest.Session) -> None:
             reporter.write_line(_backend_line())
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _private_gspauth_home(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Never write into the user's data directory: clients record consent in the default
+    ledger, which lives under GSPAUTH_HOME (tests that need their own home override this)."""
+    os.environ["GSPAUTH_HOME"] = str(tmp_path_factory.mktemp("gspauth-home"))
+
+
 def _native_or_skip() -> ModuleType:
     try:
         return importlib.import_module("gspauth._native")

@@ -36,10 +36,14 @@ import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from gspauth.locks import KeyLocks
 from gspauth.session import PendingOtp, RefreshIntent, Session, SessionKey, SessionTarget, utcnow
+
+if TYPE_CHECKING:
+    from gspauth.ledger import ConsentLedger
+
 from gspauth.store._keys import STORE_KEY_ENV, STORE_KEY_FILE_ENV, generate_store_key, resolve_store_key, store_key_source
 
 __all__ = [
@@ -168,6 +172,10 @@ class SessionStore(Protocol):
         """An unsaved refresh of the key, if one was begun and never saved."""
         ...
 
+    def ledger(self) -> ConsentLedger:
+        """The consent ledger that belongs with this store (a client's default ledger)."""
+        ...
+
 
 class MemoryStore:
     """A :class:`SessionStore` in dicts: one process, thread-safe, nothing on disk."""
@@ -179,6 +187,7 @@ class MemoryStore:
         self._targets: dict[SessionKey, SessionTarget] = {}
         self._intents: dict[SessionKey, RefreshIntent] = {}
         self._locks = KeyLocks()
+        self._ledger: ConsentLedger | None = None
 
     def load(self, key: SessionKey) -> Session | None:
         with self._guard:
@@ -234,6 +243,15 @@ class MemoryStore:
     def refresh_intent(self, key: SessionKey) -> RefreshIntent | None:
         with self._guard:
             return self._intents.get(key)
+
+    def ledger(self) -> ConsentLedger:
+        # Sessions are gone with the process, consent is not: the default ledger file.
+        from gspauth.ledger import Ledger
+
+        with self._guard:
+            if self._ledger is None:
+                self._ledger = Ledger()
+            return self._ledger
 
     def __repr__(self) -> str:
         return f"MemoryStore({len(self._sessions)} sessions)"

@@ -29,6 +29,8 @@ from gspauth.store._sealing import PENDING_AAD, SESSION_AAD, Sealer
 if TYPE_CHECKING:
     import sqlite3
 
+    from gspauth.ledger import ConsentLedger, Ledger
+
 __all__ = ["SCHEMA_VERSION", "SQLiteStore"]
 
 #: Version of the SQLite schema this module writes.
@@ -110,6 +112,7 @@ class SQLiteStore:
         ensure_private_dir(self.lock_dir)
         self._explicit_key = key
         self._sealer: Sealer | None = None
+        self._ledger: Ledger | None = None
         self.key_source: str | None = None
         self._migrate()
 
@@ -138,8 +141,10 @@ class SQLiteStore:
         return int(self._db.read("SELECT max(version) FROM schema_version")[0][0])
 
     def close(self) -> None:
-        """Close the database connection (the store reopens it if used again)."""
+        """Close the database connections (the store reopens them if used again)."""
         self._db.close()
+        if self._ledger is not None:
+            self._ledger.close()
 
     def __enter__(self) -> SQLiteStore:
         return self
@@ -329,6 +334,14 @@ class SQLiteStore:
         r = rows[0]
         return SessionTarget(key=SessionKey(r[1], r[2], r[3], r[4]), host=r[5], certificate=r[6],
                              certificate_sha256=r[7], ip_usr=r[8], auth_version=r[9])
+
+    def ledger(self) -> ConsentLedger:
+        """``ledger.db`` beside the store file (opened once per store object)."""
+        from gspauth.ledger import Ledger
+
+        if self._ledger is None:
+            self._ledger = Ledger(self.path.with_name("ledger.db"))
+        return self._ledger
 
     def begin_refresh(self, key: SessionKey, intent: RefreshIntent) -> None:
         with self._db.transaction() as conn:
