@@ -27,6 +27,7 @@ from gspauth.emulator.gsp import VayanaAsp
 from gspauth.emulator.keys import KeyRing
 from gspauth.emulator.model import Call, PendingOtp, Session, Taxpayer, iso
 from gspauth.emulator.outbox import Outbox
+from gspauth.emulator.rules import valid_gstin
 from gspauth.emulator.stats import Stats
 from gspauth.emulator.store import Store
 from gspauth.errors import CryptoError
@@ -86,7 +87,7 @@ class EmulatorBase:
         """``"active"``, ``"cancelled"`` or ``"unregistered"``: every checksum-valid GSTIN is
         registered and active unless marked otherwise (config or ``POST /_emulator/registry``);
         an invalid one is never registered."""
-        if not is_valid_gstin(gstin):
+        if not valid_gstin(gstin):
             return "unregistered"
         with self._lock:
             return self._gstin_status.get(gstin, "active")

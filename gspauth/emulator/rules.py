@@ -25,6 +25,7 @@ A structural refusal is the flat ``{"error_cd": "RET191106", "error_msg": ...}``
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -32,7 +33,8 @@ from typing import Any
 from gspauth.emulator.gstr1 import FLAT_SECTIONS, GROUPED_SECTIONS, KEYED_SECTIONS, Record, period_end
 from gspauth.gstin import is_valid_gstin
 
-__all__ = ["GST_RATES", "REPORT_CODES", "Checks", "Rejection", "check_records", "error_report", "structural_report"]
+__all__ = ["GST_RATES", "REPORT_CODES", "Checks", "Rejection", "check_records", "error_report", "structural_report",
+           "valid_gstin"]
 
 #: Rates (percent) GSTN accepts on an item: the slabs plus the special rates.
 GST_RATES = frozenset({0.0, 0.1, 0.25, 1.0, 1.5, 3.0, 5.0, 6.0, 7.5, 12.0, 18.0, 28.0, 40.0})
@@ -66,19 +68,41 @@ class Checks:
     rates: bool = True
 
 
-def _rates(record: Record) -> Iterable[Any]:
+@functools.lru_cache(maxsize=65536)
+def valid_gstin(gstin: str) -> bool:
+    """:func:`gspauth.gstin.is_valid_gstin`, cached: a return names the same counterparties
+    over and over, and this runs for every invoice."""
+    return is_valid_gstin(gstin)
+
+
+def _bad_rate(record: Record) -> Any:
+    """The first rate of ``record`` that is not a GST rate, else ``_OK``.
+
+    Set membership compares by value (18 == 18.0) and refuses text ("18"); bools (True == 1)
+    and unhashable values are no rates either. Runs for every item line: kept lean.
+    """
+    item = record.item
     if record.section in KEYED_SECTIONS:
-        if "rt" in record.item:
-            yield record.item["rt"]
-        return
-    for line in record.item.get("itms") or []:
-        det = line.get("itm_det") if isinstance(line, dict) else None
-        if isinstance(det, dict) and "rt" in det:
-            yield det["rt"]
+        lines: Any = [{"itm_det": item}] if "rt" in item else ()
+    else:
+        lines = item.get("itms")
+        if not isinstance(lines, list):
+            return _OK
+    for line in lines:
+        try:
+            rt = line["itm_det"]["rt"]
+        except (KeyError, TypeError):
+            continue
+        try:
+            if rt in GST_RATES and type(rt) is not bool:
+                continue
+        except TypeError:
+            pass
+        return rt
+    return _OK
 
 
-def _rate_ok(rt: Any) -> bool:
-    return not isinstance(rt, bool) and isinstance(rt, (int, float)) and float(rt) in GST_RATES
+_OK = object()
 
 
 def check_records(
@@ -104,7 +128,7 @@ def check_records(
 def _first_broken(rec: Record, gstin: str, last_day: Any, checks: Checks,
                   status_of: Callable[[str], str]) -> tuple[str, str] | None:  # fmt: skip
     if checks.counterparty and rec.ctin is not None:
-        if not is_valid_gstin(rec.ctin):
+        if not valid_gstin(rec.ctin):
             return "RET191113", f"counterparty {rec.ctin} is not a valid GSTIN"
         if rec.ctin == gstin:
             return "RET191113", f"counterparty {rec.ctin} is the supplier's own GSTIN"
@@ -114,9 +138,9 @@ def _first_broken(rec: Record, gstin: str, last_day: Any, checks: Checks,
     if checks.dates and rec.date is not None and rec.date > last_day:
         return "RET191901", f"{rec.date:%d-%m-%Y} is after {last_day:%d-%m-%Y}, the last day of the period"
     if checks.rates:
-        for rt in _rates(rec):
-            if not _rate_ok(rt):
-                return "RET191175", f"rate {rt!r} is not a GST rate"
+        rt = _bad_rate(rec)
+        if rt is not _OK:
+            return "RET191175", f"rate {rt!r} is not a GST rate"
     return None
 
 

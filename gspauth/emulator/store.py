@@ -229,21 +229,31 @@ class Store:
     @staticmethod
     def _duplicates(db: sqlite3.Connection, gstin: str, period: str, fy: str,
                     rows: Sequence[Row]) -> list[tuple[int, str]]:  # fmt: skip
+        numbered = [(i, r) for i, r in enumerate(rows) if r.kind is not None and r.docnum is not None]
+        if not numbered:
+            return []
+        # What the financial year already holds under these numbers, in a few batched queries.
+        held: dict[tuple[str, str], list[tuple[str, str, str]]] = {}
+        for kind in {r.kind for _, r in numbered}:
+            nums = sorted({r.docnum for _, r in numbered if r.kind == kind and r.docnum is not None})
+            for at in range(0, len(nums), 500):
+                part = nums[at:at + 500]
+                marks = ", ".join("?" * len(part))
+                for docnum, p, sec, rkey in db.execute(
+                        f"SELECT docnum, period, section, rkey FROM doc_index WHERE gstin = ? AND fy = ? "  # noqa: S608
+                        f"AND kind = ? AND docnum IN ({marks})", (gstin, fy, kind, *part)):  # fmt: skip
+                    held.setdefault((str(kind), docnum), []).append((p, sec, rkey))
         dups: list[tuple[int, str]] = []
         seen: dict[tuple[str, str], tuple[str, str]] = {}  # (kind, docnum) -> (section, rkey) in this payload
-        for i, r in enumerate(rows):
-            if r.kind is None or r.docnum is None:
-                continue
+        for i, r in numbered:
+            key = (str(r.kind), str(r.docnum))
             mine = (r.section, r.rkey)
-            first = seen.setdefault((r.kind, r.docnum), mine)
-            if first != mine:
+            if seen.setdefault(key, mine) != mine:
                 dups.append((i, period))
                 continue
-            hit = db.execute("SELECT period, section, rkey FROM doc_index WHERE gstin = ? AND fy = ? AND kind = ? "
-                             "AND docnum = ? AND NOT (period = ? AND section = ? AND rkey = ?) LIMIT 1",
-                             (gstin, fy, r.kind, r.docnum, period, r.section, r.rkey)).fetchone()
-            if hit is not None:
-                dups.append((i, hit[0]))
+            other = next((p for p, sec, rk in held.get(key, ()) if (p, sec, rk) != (period, *mine)), None)
+            if other is not None:
+                dups.append((i, other))
         return dups
 
     def save_receipt(self, ref: str, gstin: str, period: str, txn: str, sha: str, now: float, status: str,
