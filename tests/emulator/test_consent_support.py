@@ -10,11 +10,10 @@ import httpx
 
 from gspauth import crypto
 from gspauth.emulator import ThreadedEmulator, defaults
-from tests.emulator.conftest import START, TP, TP2
+from tests.emulator.conftest import SEED, START, TP, TP2
 from tests.emulator.rawclient import GSTR1, Raw, error_code
 
 HOUR = 3600
-SEED = 61  # one seed for the module: its deterministic GSTN key is computed once per process
 
 
 def _login(c: httpx.Client, cert: object, tp: defaults.SampleTaxpayer, server: ThreadedEmulator) -> Raw:

@@ -12,7 +12,7 @@ import pytest
 
 from gspauth import crypto
 from gspauth.emulator import DroppedConnection, Emulator, ThreadedEmulator
-from tests.emulator.conftest import TP
+from tests.emulator.conftest import SEED, TP
 from tests.emulator.rawclient import GSTR1, Raw, b2b_payload, error_code
 
 P = "072017"
@@ -68,7 +68,7 @@ def _login_on(c: httpx.Client, server: ThreadedEmulator) -> Raw:
 
 
 def test_drop_after_and_timeout_on_the_wire() -> None:
-    with ThreadedEmulator(seed=31) as server, httpx.Client(base_url=server.url, timeout=10) as c:
+    with ThreadedEmulator(seed=SEED) as server, httpx.Client(base_url=server.url, timeout=10) as c:
         r = _login_on(c, server)
         emu = server.emulator
         c.post("/_emulator/faults", json={"drop_after_rate": 1.0, "actions": ["RETSAVE"]})
@@ -93,7 +93,7 @@ def test_drop_after_and_timeout_on_the_wire() -> None:
 
 def test_every_fault_at_realistic_rates_with_a_retrying_client() -> None:
     """30 % of saves hit some fault; a client that retries with the same txn stores each exactly once."""
-    with ThreadedEmulator(seed=32) as server, httpx.Client(base_url=server.url, timeout=10) as c:
+    with ThreadedEmulator(seed=SEED) as server, httpx.Client(base_url=server.url, timeout=10) as c:
         r = _login_on(c, server)
         c.post("/_emulator/faults", json={"error_5xx_rate": 0.08, "rate_429": 0.06, "retry_after_seconds": 0,
                                          "drop_rate": 0.06, "drop_after_rate": 0.06, "slow_rate": 0.06,

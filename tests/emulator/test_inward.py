@@ -15,7 +15,7 @@ import pytest
 
 from gspauth import crypto
 from gspauth.emulator import Emulator, ThreadedEmulator, defaults
-from tests.emulator.conftest import TP, TP2
+from tests.emulator.conftest import SEED, TP, TP2
 from tests.emulator.rawclient import AUTH, GSTR1, RETURNS, Raw, b2b_payload, error_code
 
 P = "072017"
@@ -163,7 +163,7 @@ def test_gstr2b_live_mode_empty_and_paging(emu: Emulator, parties: dict[str, Raw
 
 
 def test_gstr2a_over_the_wire_through_vayana() -> None:
-    with ThreadedEmulator(seed=44) as server, httpx.Client(base_url=server.url, timeout=10) as c:
+    with ThreadedEmulator(seed=SEED) as server, httpx.Client(base_url=server.url, timeout=10) as c:
         emu = server.emulator
         cert = crypto.load_certificate(c.get("/_emulator/certificate.pem").content)
         seller = Raw(c, "vayana", TP.gstin, TP.username, cert, now=emu.clock.now)

@@ -14,6 +14,7 @@ import pytest
 
 from gspauth import codes, errors
 from gspauth.emulator import Emulator
+from tests.emulator.conftest import SEED
 from tests.emulator.rawclient import GSTR1, PREFIX, Raw, error_code, new_txn
 
 
@@ -62,7 +63,7 @@ def test_oversized_body_on_the_wire_is_refused_without_reading_it() -> None:
     from gspauth.emulator import ThreadedEmulator
 
     limit = 1024 * 1024
-    with ThreadedEmulator(seed=3, max_request_body_bytes=limit) as server, \
+    with ThreadedEmulator(seed=SEED, max_request_body_bytes=limit) as server, \
             httpx.Client(base_url=server.url, timeout=20) as c:  # fmt: skip
         # declared too large (Content-Length): answered at once, the body is never read
         resp = c.post("/gstn/taxpayerapi/v1.0/authenticate", content=b"x" * (3 * limit))

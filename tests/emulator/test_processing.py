@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from gspauth.emulator import REPORT_CODES, Emulator, defaults
-from tests.emulator.conftest import START, TP, TP2
+from tests.emulator.conftest import SEED, START, TP, TP2
 from tests.emulator.rawclient import GSTR1, RETURNS, Raw, b2b_payload, error_code
 
 P = "072017"
@@ -198,7 +198,7 @@ def test_b2cs_and_hsn_rows_are_upserted_one_by_one(emu: Emulator, r: Raw) -> Non
 
 def test_document_index_survives_a_restart_and_is_rebuilt(tmp_path: object) -> None:
     state = str(tmp_path)
-    emu = Emulator(seed=21, state_dir=state, clock_start=START, clock_frozen=True)
+    emu = Emulator(seed=SEED, state_dir=state, clock_start=START, clock_frozen=True)
     c = httpx.Client(transport=httpx.MockTransport(emu.handle), base_url="http://e")
     from gspauth import crypto
 
@@ -216,7 +216,7 @@ def test_document_index_survives_a_restart_and_is_rebuilt(tmp_path: object) -> N
 
 
 def test_cancelled_and_unregistered_gstins_from_config(make: Callable[..., Raw]) -> None:
-    emu = Emulator(seed=22, clock_start=START, clock_frozen=True, cancelled_gstins=(CANCELLED,),
+    emu = Emulator(seed=SEED, clock_start=START, clock_frozen=True, cancelled_gstins=(CANCELLED,),
                    unregistered_gstins=(UNREGISTERED,))
     assert emu.gstin_status(CANCELLED) == "cancelled" and emu.gstin_status(UNREGISTERED) == "unregistered"
     assert emu.gstin_status(MALFORMED) == "unregistered" and emu.gstin_status(TP3.gstin) == "active"
@@ -237,7 +237,7 @@ def test_processing_over_the_wire_and_registry_persistence(tmp_path: object) -> 
     from gspauth.emulator import ThreadedEmulator
 
     state = str(tmp_path)
-    with ThreadedEmulator(seed=23, state_dir=state, clock_start=START, clock_frozen=True) as server, \
+    with ThreadedEmulator(seed=SEED, state_dir=state, clock_start=START, clock_frozen=True) as server, \
             httpx.Client(base_url=server.url, timeout=10) as c:  # fmt: skip
         emu = server.emulator
         c.post("/_emulator/config", json={"retstatus_delay_seconds": 60})

@@ -15,12 +15,12 @@ import pytest
 
 from gspauth import crypto
 from gspauth.emulator import Emulator, ThreadedEmulator, defaults
-from tests.emulator.conftest import TP
+from tests.emulator.conftest import SEED, TP
 from tests.emulator.rawclient import GSTR1, Raw, b2b_payload, error_code, stop_process
 
 
 def test_threaded_emulator_serves_the_full_flow() -> None:
-    with ThreadedEmulator(seed=8) as server:
+    with ThreadedEmulator(seed=SEED) as server:
         assert re.fullmatch(r"http://127\.0\.0\.1:\d+", server.url) and server.port != 0
         with httpx.Client(base_url=server.url, timeout=10) as c:
             cert = crypto.load_certificate(c.get("/_emulator/certificate.pem").content)
@@ -39,7 +39,7 @@ def test_threaded_emulator_serves_the_full_flow() -> None:
 
 
 def test_dropped_connection_and_http_faults_on_the_wire() -> None:
-    with ThreadedEmulator(seed=9) as server, httpx.Client(base_url=server.url, timeout=5) as c:
+    with ThreadedEmulator(seed=SEED) as server, httpx.Client(base_url=server.url, timeout=5) as c:
         c.post("/_emulator/faults", json={"drop_rate": 1.0})
         with pytest.raises(httpx.RemoteProtocolError):
             c.post("/gstn/taxpayerapi/v1.0/authenticate", content=b"{}")
@@ -57,7 +57,7 @@ def test_dropped_connection_and_http_faults_on_the_wire() -> None:
 
 
 def test_key_rotation_and_expired_certificate_on_the_wire() -> None:
-    with ThreadedEmulator(seed=15, clock_frozen=True) as server, httpx.Client(base_url=server.url, timeout=10) as c:
+    with ThreadedEmulator(seed=SEED, clock_frozen=True) as server, httpx.Client(base_url=server.url, timeout=10) as c:
         old = crypto.load_certificate(c.get("/_emulator/certificate.der").content)
         assert c.post("/_emulator/keys/rotate", json={"overlap_days": 2}).status_code == 200
         new = crypto.load_certificate(c.get("/_emulator/certificate.pem").content)
@@ -73,7 +73,7 @@ def test_key_rotation_and_expired_certificate_on_the_wire() -> None:
 
 def test_fault_rates_are_seeded() -> None:
     def run() -> list[int]:
-        emu = Emulator(seed=4)
+        emu = Emulator(seed=SEED)
         emu.set_faults(error_5xx_rate=0.3, rate_429=0.3)
         c = httpx.Client(transport=httpx.MockTransport(emu.handle), base_url="http://e")
         return [c.get("/gstn/x").status_code for _ in range(40)]
@@ -84,7 +84,7 @@ def test_fault_rates_are_seeded() -> None:
 
 
 def test_concurrent_logins_and_saves_are_consistent() -> None:
-    with ThreadedEmulator(seed=10) as server:
+    with ThreadedEmulator(seed=SEED) as server:
         emu = server.emulator
         emu.update_config(max_sessions_per_user=50)
         errors: list[str] = []
@@ -160,8 +160,8 @@ def test_server_redacts_through_the_one_redaction_module() -> None:
     from gspauth.redact import RedactingFilter
 
     assert not hasattr(server_module, "RedactingFilter") and not hasattr(server_module, "redact_url")
-    server_module.make_server(Emulator(seed=5), access_log=True)
-    server_module.make_server(Emulator(seed=5), access_log=True)  # idempotent
+    server_module.make_server(Emulator(seed=SEED), access_log=True)
+    server_module.make_server(Emulator(seed=SEED), access_log=True)  # idempotent
     for name in ("uvicorn.access", "uvicorn.error"):
         filters = [f for f in logging.getLogger(name).filters if isinstance(f, RedactingFilter)]
         assert len(filters) == 1, name
