@@ -26,7 +26,33 @@ URL layout (a contract; ``{root}`` is ``http://127.0.0.1:PORT`` or the MockTrans
     ``clientid``/``client-secret`` of the ASP, ``X-Asp-Auth-Token`` + ``X-Asp-Auth-Signature``
     (spec §8). FILEDET ``ul`` values are relative: prefix them with ``{root}/vayana/gus/returns``.
 ``{root}/_emulator/...``
-    admin, portal, outboxes, clock, faults, stats (``GET {root}/_emulator/`` lists them).
+    admin, portal, outboxes, clock, faults, stats (``GET {root}/_emulator/`` lists them; JSON
+    in and out, errors ``{"error": ...}`` with HTTP 400/404/405; never faulted):
+
+    ========================================================= ==================================================
+    ``GET /_emulator/health``, ``/certificate.pem|.der``,      liveness and clock; current GSTN certificate; all
+    ``/certificates``                                          certificates with their acceptance windows
+    ``POST /_emulator/keys/rotate`` ``{"overlap_days"}``       new GSTN key; every older key capped at the overlap
+    ``GET|POST /_emulator/taxpayers``                          registry of taxpayers (``duration_hours`` 6..720)
+    ``GET /_emulator/outbox/otp``                              ``?gstin&purpose=auth|evc&username&since=ISO``:
+                                                               OTPs sent, ``latest`` last
+    ``GET /_emulator/outbox/notifications`` ``?gstin``         consent SMS / e-mail notifications
+    ``POST /_emulator/portal/{gstin}/api-access``              ``{"enabled", "duration_hours"}`` (Manage API Access)
+    ``GET /_emulator/portal/{gstin}/sessions``,                a taxpayer's application sessions; revoke one
+    ``POST …/sessions/{session_id}/revoke``
+    ``GET|POST /_emulator/clock``                              ``{"advance_seconds": N}`` (30 days = 2592000) or
+                                                               ``{"set": ISO}``
+    ``GET|POST /_emulator/faults``                             :class:`FaultConfig` fields
+    ``GET /_emulator/stats``, ``POST /_emulator/stats/reset``  counters (layers, actions, codes, faults, events)
+    ``GET|POST /_emulator/vayana/asps``                        ASPs (``clientid``, ``client_secret`` and
+                                                               ``cust_id`` or ``client_id`` required)
+    ``POST /_emulator/cleartax/tokens``                        another ``X-CT-Auth-Token``
+    ``GET|POST /_emulator/registry``                           GSTIN registry: ``?gstin`` → status; POST
+                                                               ``{"gstin", "status": active|cancelled|unregistered}``
+    ``POST /_emulator/gstr2b/generate``                        ``{"gstin", "period"}``: generate a GSTR-2B statement
+    ``GET|POST /_emulator/config``                             scalar :class:`EmulatorConfig` fields
+    ``GET /_emulator/codes``                                   GSP-layer error code tables
+    ========================================================= ==================================================
 
 INFERRED behaviours (each configurable in :class:`EmulatorConfig`; strict default first)
 --------------------------------------------------------------------------------------
@@ -90,8 +116,10 @@ INFERRED behaviours (each configurable in :class:`EmulatorConfig`; strict defaul
 * A GET of a section with more than ``large_download_threshold`` records answers
   ``{"est", "token"}``; FILEDET then gives ``{ek, fc, urls:[{ul, ic, hash}]}``.
 * Persistence (state dir 0700, files 0600, SQLite WAL): keys/certs, taxpayers, ASPs,
-  sessions, why dead tokens died (as digests), saved data, receipts, the txn index and the
-  outbox files survive a restart; pending OTPs, downloads and stats do not. A seeded
+  sessions, why dead tokens died (as digests), saved data with its document-number index,
+  receipts with their status and report, the txn index, the GSTIN registry, generated
+  GSTR-2B statements and the outbox files survive a restart; pending OTPs, downloads, stats
+  and fault settings do not. A seeded
   emulator restarted on its state draws new identifiers (its seed is varied per start).
 * Determinism: with a ``seed`` and a frozen clock the same requests get byte-identical
   responses. The seeded GSTN key is public knowledge: emulator only (:mod:`.keys`).
@@ -109,7 +137,9 @@ INFERRED behaviours (each configurable in :class:`EmulatorConfig`; strict defaul
   ``GEN5413`` (an emulator-defined code; GSTN's is not public), on every layer and in
   :meth:`Emulator.handle` alike; the server stops reading at the limit and closes the
   connection after the reply.
-* Vayana ``txn`` replay check is off by default (it would break idempotent retries).
+* Vayana ``txn`` replay check is off by default (it would break idempotent retries). An ASP
+  registered through the API has exactly the identities it is given: only the built-in demo
+  ASP carries the :mod:`.defaults` ``cust_id`` / ``client_id``.
 """
 
 from __future__ import annotations

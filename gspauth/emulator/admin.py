@@ -38,7 +38,8 @@ ROUTES: tuple[tuple[str, str, str], ...] = (
     ("GET", "/_emulator/clock", "emulator time"),
     ("POST", "/_emulator/clock", '{"advance_seconds": N} or {"set": "ISO-8601"}'),
     ("GET", "/_emulator/faults", "fault injection settings"),
-    ("POST", "/_emulator/faults", '{"latency_ms","error_5xx_rate","rate_429","drop_rate",...}'),
+    ("POST", "/_emulator/faults", '{"latency_ms","error_5xx_rate","rate_429","drop_rate","drop_after_rate",'
+                                  '"slow_rate","slow_ms","actions",...}'),
     ("GET", "/_emulator/stats", "requests per layer and action, error codes, faults"),
     ("POST", "/_emulator/stats/reset", "zero the counters"),
     ("POST", "/_emulator/vayana/asps", '{"public_key_pem", "clientid", "client_secret", "cust_id"|"client_id", "name"?}'),

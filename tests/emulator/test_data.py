@@ -344,3 +344,17 @@ def test_evc_otp_is_burnt_by_a_wrong_guess(emu: Emulator, make: Callable[..., Ra
         data, sign = crypto.encrypt_request_evc(r.ek, sid, summary)
         body = {"action": "RETFILE", "data": data, "sign": sign, "st": "EVC", "sid": sid}
         assert error_code(r.call("POST", GSTR1, action="RETFILE", body=body, data=True, period=P)) == "RET13506"
+
+
+def test_module_docstring_documents_every_admin_route() -> None:
+    import gspauth.emulator as package
+    from gspauth.emulator.admin import ROUTES
+
+    doc = package.__doc__ or ""
+    for _method, path, _about in ROUTES:
+        tail = path.rsplit("/", 1)[-1].replace("{session_id}", "").replace("{gstin}", "") or path
+        assert tail.split(".")[0] in doc, path
+    for field in ("max_request_body_bytes", "drop_after_rate", "gstr2b_generation", "check_counterparty_gstins",
+                  "unique_document_numbers", "reject_dates_after_period", "check_tax_rates", "gstr2_empty_is_error",
+                  "retstatus_delay_seconds", "cancelled_gstins"):
+        assert field in doc, field
