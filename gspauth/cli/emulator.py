@@ -79,7 +79,7 @@ def _serve(args: argparse.Namespace) -> int:
         config.max_sessions_per_user = args.max_sessions
     try:
         config.validate()
-    except ValueError as exc:
+    except ValueError as exc:  # a bad flag value: one line and the usage exit code, no traceback
         print(f"gspauth emulator serve: {exc}", file=sys.stderr)
         return 2
     server = ThreadedEmulator(config=config, host=args.host, port=args.port, log_level=args.log_level,

@@ -123,7 +123,8 @@ def test_cli_serve_runs_as_a_separate_process(tmp_path: object) -> None:
     env = {**os.environ, "PYTHONPATH": os.getcwd() + os.pathsep + os.environ.get("PYTHONPATH", "")}
     proc = subprocess.Popen(
         [sys.executable, "-m", "gspauth", "emulator", "serve", "--port", "0", "--seed", "12", "--state-dir", state,
-         "--sandbox-otp"],
+         "--sandbox-otp", "--fault-actions", "RETSTATUS,FILEDET", "--slow-ms", "5", "--retstatus-delay", "7",
+         "--max-body-bytes", "2000000"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
     )  # fmt: skip
     try:
@@ -139,6 +140,10 @@ def test_cli_serve_runs_as_a_separate_process(tmp_path: object) -> None:
             cert_file = fh.read()
         with httpx.Client(base_url=url, timeout=10) as c:
             assert c.get("/_emulator/certificate.pem").content == cert_file
+            faults = c.get("/_emulator/faults").json()
+            assert faults["actions"] == ["RETSTATUS", "FILEDET"] and faults["slow_ms"] == 5
+            config = c.get("/_emulator/config").json()
+            assert config["retstatus_delay_seconds"] == 7 and config["max_request_body_bytes"] == 2_000_000
             r = Raw(c, "cleartax", TP.gstin, TP.username, crypto.load_certificate(cert_file))
             r.otprequest()
             assert r.authtoken(defaults.SANDBOX_OTP).json()["status_cd"] == "1"
@@ -171,3 +176,12 @@ def test_server_redacts_through_the_one_redaction_module() -> None:
     assert filters[0].filter(record)
     line = record.getMessage()
     assert "t0k3n" not in line and "ab" * 16 not in line and "token=[secure]" in line and "a=1" in line
+
+
+def test_cli_serve_refuses_bad_fault_settings(capsys: pytest.CaptureFixture[str]) -> None:
+    from gspauth.cli import main
+
+    assert main(["emulator", "serve", "--drop-after-rate", "1.5"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("gspauth emulator serve: drop_after_rate must be") and "Traceback" not in err
+    assert main(["emulator", "serve", "--max-body-bytes", "0"]) == 2
