@@ -39,8 +39,7 @@ class RequestBuilder:
 
     def url(self, api: Api, version: str | None, path: str = "", *, action: str | None = None) -> str:
         """The absolute URL of ``api`` (+ ``path``) for this GSP and environment."""
-        return self.hooks.endpoint_url(self.gsp, api, self.environment, version or api.default_version,
-                                       path=path, action=action)
+        return self.hooks.endpoint_url(self.gsp, api, self.environment, version, path=path, action=action)
 
     @staticmethod
     def _request(method: str, url: str, headers: Mapping[str, str], *, action: str, api: Api, txn: str,

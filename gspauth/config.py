@@ -36,6 +36,12 @@ value can also come from a flag or an environment variable; the precedence is
     client_id = "…"
     client_secret_env = "ACME_CLIENT_SECRET"  # a *_env key names an env var holding the value
 
+Credentials shared by every profile of one GSP (the session keeper uses them for all of that
+GSP's stored sessions) go in a ``[credentials.<gsp>]`` table::
+
+    [credentials.cleartax]
+    gsp_token_env = "CLEARTAX_TOKEN"
+
 Secrets should not be written into ``config.toml``: use ``<name>_env = "VAR"``
 (read from the environment) or ``<name>_file = "path"`` (read from a file). The
 file is refused if it is readable by group or others and holds a literal
@@ -61,6 +67,7 @@ __all__ = [
     "gspauth_home",
     "load_config",
     "load_profile",
+    "resolve_secrets",
 ]
 
 _SECRET_NAMES = ("secret", "password", "token", "key")
@@ -164,7 +171,8 @@ class Profile:
             )
 
 
-def _resolve_secrets(table: Mapping[str, Any], where: str) -> dict[str, str]:
+def resolve_secrets(table: Mapping[str, Any], where: str) -> dict[str, str]:
+    """A table's values, with ``<name>_env`` read from the environment and ``<name>_file`` from a file."""
     out: dict[str, str] = {}
     for k, v in table.items():
         if k.endswith("_env"):
@@ -195,7 +203,7 @@ def load_profile(name: str | None = None, overrides: Mapping[str, Any] | None = 
             known = ", ".join(sorted(profiles)) or "none"
             raise ConfigurationError(f"no profile {name!r} in {config_path()} (profiles: {known})")
         table = dict(profiles[name])
-    creds = _resolve_secrets(table.pop("credentials", {}) or {}, f"profile {name}")
+    creds = resolve_secrets(table.pop("credentials", {}) or {}, f"profile {name}")
     profile = Profile(name=name, credentials=creds)
     for attr in ("gsp", "environment", "gstin", "username", "ip_usr", "host", "certificate", "store"):
         value = table.get(attr)

@@ -44,6 +44,7 @@ from gspauth import hookspecs
 from gspauth.errors import ConfigurationError, GSPError, PluginContractError, PluginError, ProviderNotFound
 from gspauth.redact import SECURE, redact_value
 from gspauth.types import (
+    DEFAULT_PATH_VERSIONS,
     Api,
     Credentials,
     Environment,
@@ -53,6 +54,7 @@ from gspauth.types import (
     SessionEvent,
     SigningContext,
     check_base_url,
+    version_keys,
 )
 
 if TYPE_CHECKING:
@@ -307,6 +309,28 @@ def _read_config_hosts(path: Path) -> dict[tuple[str, str], str]:
 
 
 _ANY_GSP = "*"
+_VERSION_RE = re.compile(r"v\d+\.\d+\Z")
+
+
+def _read_config_versions(path: Path) -> dict[str, dict[str, str]]:
+    """``[versions]`` of config.toml as ``{gsp or "*": {"<api>[/<path>]": version}}``."""
+    from gspauth.config import load_config
+
+    table = load_config(path).get("versions", {}) if path.exists() else {}
+    if not isinstance(table, dict):
+        raise ConfigurationError(f"{path}: [versions] must be a table such as \"returns/gstr1\" = \"v4.1\"")
+    out: dict[str, dict[str, str]] = {_ANY_GSP: {}}
+    for name, value in table.items():
+        if isinstance(value, dict):  # [versions.<gsp>]
+            out[name] = {str(k): str(v) for k, v in value.items()}
+        else:
+            out[_ANY_GSP][name] = str(value)
+    for versions in out.values():
+        for where, version in versions.items():
+            if not _VERSION_RE.match(version):
+                raise ConfigurationError(f"{path}: [versions] {where} = {version!r} must look like 'v1.0'")
+    return out
+
 #: Key of ``response.extensions`` holding ``(hooks, gsp, Hooks.map_error result)``.
 _MAPPED = "gspauth.map_error"
 
@@ -377,6 +401,7 @@ class Hooks:
             path = Path(config) if config is not None else _default_config_path()
         self._config_path = path
         self._config_hosts = _read_config_hosts(path) if path is not None else {}
+        self._config_versions = _read_config_versions(path) if path is not None else {_ANY_GSP: {}}
         for (gsp, env), url in [*self._hosts.items(), *self._config_hosts.items()]:
             if gsp in self._registry:  # overrides for uninstalled GSPs are harmless
                 self._check_env(gsp, env)
@@ -440,9 +465,23 @@ class Hooks:
             return self._check_override(self._config_hosts[key], gsp, environment)
         return self.gsp(gsp).environments[environment]
 
+    def api_version(self, gsp: str, api: Api, path: str = "") -> str:
+        """The GSTN version to call ``api`` (+ ``path``) at through ``gsp``, first match wins:
+        ``[versions.<gsp>]`` then ``[versions]`` in config.toml, the plugin's
+        :attr:`GSPInfo.api_versions`, the core's defaults (:data:`~gspauth.types.DEFAULT_PATH_VERSIONS`,
+        then the API family's) — each looked up as ``"<api>/<path>"`` before ``"<api>"``."""
+        api = Api(api)
+        keys = version_keys(api, path)
+        for table in (self._config_versions.get(gsp, {}), self._config_versions.get(_ANY_GSP, {}),
+                      self.gsp(gsp).api_versions, DEFAULT_PATH_VERSIONS):
+            for key in keys:
+                if key in table:
+                    return table[key]
+        return api.default_version
+
     def endpoint_url(self, gsp: str, api: Api, environment: Environment, version: str | None = None,
                      path: str = "", *, action: str | None = None) -> str:
-        """The absolute URL of ``api`` (``version`` defaults to ``api.default_version``), plus ``path``.
+        """The absolute URL of ``api`` at ``version`` (default: :meth:`api_version`), plus ``path``.
 
         :param path: appended after a ``/`` (e.g. ``"gstr1"`` under :attr:`Api.RETURNS`).
         :param action: the GSTN action, when known (passed to the plugin).
@@ -450,7 +489,7 @@ class Hooks:
         :raises PluginContractError: the plugin returned no URL or a malformed one.
         """
         api = Api(api)
-        version = version or api.default_version
+        version = version or self.api_version(gsp, api, path)
         api.path(version)  # validates the version
         host = self.host(gsp, environment)
         url = self.pm.hook.gspauth_endpoint_url(gsp=gsp, api=api, environment=environment, version=version,

@@ -37,8 +37,10 @@ __all__ = [
     "SessionEvent",
     "SessionEventKind",
     "SigningContext",
+    "DEFAULT_PATH_VERSIONS",
     "check_base_url",
     "is_loopback_host",
+    "version_keys",
 ]
 
 #: An environment name: ``"sandbox"``, ``"production"`` or any extra one a plugin declares
@@ -110,6 +112,22 @@ _DEFAULT_VERSIONS: dict[Api, str] = {
     Api.COMMON: "v1.1",
     Api.FILES: "v1.0",
 }
+#: GSTN versions of individual return APIs where they differ from the family's (spec §2.2:
+#: ``v4.1/returns/gstr1``, ``v2.0/returns/gstr2b``, ``v6.0/returns/gstr3b``; GSTR-2A as 2B).
+#: Keys are ``"<api>/<path>"``, the form plugins (:attr:`GSPInfo.api_versions`) and the
+#: ``[versions]`` table of ``config.toml`` use too.
+DEFAULT_PATH_VERSIONS: Mapping[str, str] = MappingProxyType({
+    "returns/gstr1": "v4.1",
+    "returns/gstr2a": "v2.0",
+    "returns/gstr2b": "v2.0",
+    "returns/gstr3b": "v6.0",
+})
+
+
+def version_keys(api: Api, path: str = "") -> tuple[str, ...]:
+    """The keys a version is looked up under, most specific first: ``("returns/gstr1", "returns")``."""
+    first = path.strip("/").split("/", 1)[0] if path else ""
+    return (f"{api.value}/{first}", api.value) if first else (api.value,)
 
 
 def is_loopback_host(hostname: str | None) -> bool:
@@ -171,6 +189,9 @@ class GSPInfo:
     :param description: one line for ``gspauth plugins``.
     :param credentials: the :class:`CredentialField` values the plugin reads from
         :class:`Credentials` (checked by the core before any request).
+    :param api_versions: GSTN API versions this GSP serves where they differ from the core's
+        defaults, keyed ``"<api>"`` or ``"<api>/<path>"`` (``{"auth": "v0.2"}``); users override
+        them in ``config.toml`` (``[versions]``, ``[versions.<gsp>]``).
     """
 
     id: str
@@ -183,6 +204,7 @@ class GSPInfo:
     docs_url: str | None = None
     description: str = ""
     credentials: tuple[CredentialField, ...] = ()
+    api_versions: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not isinstance(self.id, str) or not _GSP_ID_RE.match(self.id):
@@ -210,6 +232,10 @@ class GSPInfo:
         if len(set(names)) != len(names):
             raise ValueError(f"GSP {self.id!r}: a credential field is declared twice")
         object.__setattr__(self, "credentials", declared)
+        for where, version in dict(self.api_versions).items():
+            if not isinstance(version, str) or not _VERSION_RE.match(version):
+                raise ValueError(f"GSP {self.id!r}: api_versions[{where!r}] must look like 'v1.0', got {version!r}")
+        object.__setattr__(self, "api_versions", _frozen_mapping(self.api_versions))
 
     def __hash__(self) -> int:
         return hash((self.id, tuple(self.environments.items())))

@@ -21,7 +21,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 #: Test paths re-run on the Python backend (documented in the module docstring).
-SUBSET = ("tests/client", "tests/emulator", "tests/cli", "plugins/cleartax/tests", "plugins/vayana/tests")
+SUBSET = ("tests/client", "tests/emulator", "tests/cli", "plugins/cleartax/tests", "plugins/vayana/tests",
+          "plugins/taxpro-example/tests")
 __doc__ = (__doc__ or "") + "\n".join(f"* ``{p}``" for p in SUBSET) + "\n"
 
 

@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from gspauth.cli.login import add_target_arguments, profile_from_args
+from gspauth.cli._common import add_target_arguments, profile_from_args
 
 __all__ = ["Check", "register", "run_checks"]
 
@@ -221,19 +221,27 @@ def _check_endpoint(profile: Any, hooks: Any) -> list[Check]:
         url = hooks.endpoint_url(profile.gsp, Api.AUTH, profile.environment)
     except Exception as exc:  # noqa: BLE001
         return [Check("endpoint", "fail", str(exc), "check --gsp, --environment and --host")]
+    # POST an empty JSON object to the authenticate path, with no credentials: a GSP that serves
+    # the path refuses it (HTTP 4xx with its own or GSTN's error), one that does not answers 404.
+    # A GET would not do: some servers answer any GET (or none) the same way.
     start = time.monotonic()
     try:
-        r = httpx.get(url, timeout=5.0)
+        r = httpx.post(url, json={}, headers={"accept": "application/json"}, timeout=5.0)
     except httpx.HTTPError as exc:
         return [Check("endpoint", "fail", f"{url} unreachable: {type(exc).__name__}",
                       "check network/proxy settings, the GSP host (--host) and that the GSP is up")]
     ms = (time.monotonic() - start) * 1000
-    if r.status_code >= 500:
+    if r.status_code == 404:
+        out = [Check("endpoint", "fail", f"{url} answers HTTP 404 ({ms:.0f} ms): nothing is served at that path",
+                     "the host or its path prefix is wrong for this GSP: check --host (or GSPAUTH_<GSP>_<ENV>_HOST) "
+                     "and the plugin's documentation")]
+    elif r.status_code >= 500:
         out = [Check("endpoint", "warn", f"{url} answers HTTP {r.status_code} ({ms:.0f} ms)",
                      "the GSP or GSTN behind it is failing (outage?): calls will be retried with backoff; "
                      "check the GSP's status page and try again later")]
     else:
-        out = [Check("endpoint", "ok", f"{url} reachable (HTTP {r.status_code}, {ms:.0f} ms; credentials not sent)")]
+        out = [Check("endpoint", "ok", f"{url} serves the authenticate API (HTTP {r.status_code} to an empty "
+                                       f"request, {ms:.0f} ms; credentials not sent)")]
     date = r.headers.get("date")
     if date:
         try:

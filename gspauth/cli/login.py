@@ -1,172 +1,144 @@
-"""``gspauth login``: taxpayer OTP consent from the terminal (or an unattended OTP source).
+"""``gspauth login``: taxpayer OTP consent, in one step or in two (across processes).
 
-Which GSP, environment, GSTIN, username, credentials and GSTN certificate to use comes
-from flags, ``GSPAUTH_*`` environment variables or a profile in ``config.toml`` (see
-:mod:`gspauth.config`). Credentials may also come from ``GSPAUTH_CRED_<FIELD>``
-variables (``GSPAUTH_CRED_CLIENT_SECRET``, ``GSPAUTH_CRED_GSP_TOKEN`` …), never from flags,
-so they stay out of shell history and ``ps``.
+One step, at a terminal: ``gspauth login --gstin … `` requests the OTP and prompts for it
+(re-asking within the OTP's attempts).
 
-The OTP comes from, in order: ``GSPAUTH_OTP_<GSTIN>`` / ``GSPAUTH_OTP``; ``--otp-dir``
-(or ``GSPAUTH_OTP_DIR``) files, waiting ``--wait`` seconds; ``GSPAUTH_OTP_COMMAND``;
-plugins; then a prompt when stdin is a terminal. The session is saved in the session
-store and every step is written to the consent ledger.
+Two steps, from cron, a queue worker or two terminals: ``gspauth login --no-prompt …``
+requests the OTP, records the pending request in the session store and exits 75 naming the
+command that finishes it; later, any process sharing the store runs ``gspauth login --otp
+123456 …`` (or delivers the OTP through ``--otp-dir``, ``GSPAUTH_OTP``, ``GSPAUTH_OTP_COMMAND``
+or a plugin) and goes straight to AUTHTOKEN. A new OTPREQUEST is sent only when none is
+pending, it lapsed (10 minutes) or used its attempts, or ``--resend`` asks for one: a new
+OTPREQUEST would void the OTP the taxpayer holds.
 
-This module also holds the helpers the other session commands share.
+Where the OTP comes from, first match wins: ``--otp``; ``GSPAUTH_OTP_<GSTIN>`` /
+``GSPAUTH_OTP``; ``--otp-dir`` (or ``GSPAUTH_OTP_DIR``) files ``<GSTIN>.otp`` written after the
+request, waiting ``--wait`` seconds; ``GSPAUTH_OTP_COMMAND`` (its stdout); plugins; then a
+prompt when stdin is a terminal (never with ``--no-prompt``). Against the local emulator the
+OTP is in its outbox: ``curl "$EMULATOR/_emulator/outbox/otp?gstin=<GSTIN>"``.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as _dt
-import os
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from gspauth.config import Profile, config_path, load_profile
-from gspauth.errors import ConfigurationError, OtpRequired
+from gspauth.cli import Exit
+from gspauth.cli._common import (
+    add_target_arguments,
+    build_client,
+    describe_session,
+    print_json,
+    profile_from_args,
+    session_dict,
+)
+from gspauth.errors import InvalidOtp, OtpRequired
 
 if TYPE_CHECKING:
     from gspauth.client import Client
-    from gspauth.ledger import ConsentLedger
     from gspauth.otp import OtpProvider
-    from gspauth.plugins import Hooks
-    from gspauth.store import SessionStore
-    from gspauth.types import Credentials
+    from gspauth.session import PendingOtp
 
-__all__ = [
-    "add_target_arguments", "build_client", "credentials_for", "open_ledger", "open_store", "profile_from_args",
-    "register",
-]
-
-_TARGET_FIELDS = ("gsp", "environment", "gstin", "username", "ip_usr", "host", "certificate", "store")
+__all__ = ["register"]
 
 
-def add_target_arguments(parser: argparse.ArgumentParser) -> None:
-    """Flags selecting the taxpayer session and how to reach it (all optional; see config.toml)."""
-    g = parser.add_argument_group("session target (flags > GSPAUTH_* env > config profile)")
-    g.add_argument("--profile", help="profile name in config.toml (env GSPAUTH_PROFILE)")
-    g.add_argument("--gsp", help="GSP id, e.g. cleartax or vayana (env GSPAUTH_GSP)")
-    g.add_argument("--environment", "--env", dest="environment", help="sandbox (default) or production")
-    g.add_argument("--gstin", help="taxpayer GSTIN (env GSPAUTH_GSTIN)")
-    g.add_argument("--username", help="taxpayer's GST portal username (env GSPAUTH_USERNAME)")
-    g.add_argument("--ip-usr", dest="ip_usr", help="end user's public IPv4 for the ip-usr header")
-    g.add_argument("--host", help="override the GSP host base URL (e.g. a local emulator)")
-    g.add_argument("--certificate", help="GSTN public certificate (.cer/.pem) for this environment")
-    g.add_argument("--store", help="session store file (default: $GSPAUTH_HOME/sessions.db)")
+def _utc(value: _dt.datetime) -> str:
+    return value.astimezone(_dt.timezone.utc).strftime("%H:%M UTC")
 
 
-def profile_from_args(args: argparse.Namespace) -> Profile:
-    overrides = {name: getattr(args, name, None) for name in _TARGET_FIELDS}
-    return load_profile(getattr(args, "profile", None), overrides)
+def _finish_command(client: Client) -> str:
+    return (f"gspauth login --gsp {client.gsp} --environment {client.environment} --gstin {client.gstin} "
+            f"--username {client.username} --otp <OTP>")
 
 
-def open_store(profile: Profile) -> Any:
-    from gspauth.store import SQLiteStore
+def _providers(args: argparse.Namespace) -> OtpProvider:
+    from gspauth.otp import ChainOtp, FileOtp, default_otp_provider
 
-    return SQLiteStore(profile.store) if profile.store else SQLiteStore()
-
-
-def open_ledger(profile: Profile) -> Any:
-    """The ledger beside the store in use."""
-    from gspauth.ledger import Ledger
-
-    if profile.store:
-        return Ledger(Path(profile.store).expanduser().with_name("ledger.db"))
-    return Ledger()
+    provider = default_otp_provider(interactive=not args.no_prompt)
+    if args.otp_dir:
+        provider = ChainOtp([FileOtp(args.otp_dir, wait=args.wait), provider])
+    return provider
 
 
-def credentials_for(profile: Profile, hooks: Hooks) -> Credentials:
-    """The profile's credentials, each field the GSP declares overridable by ``GSPAUTH_CRED_<NAME>``.
-
-    Unknown or missing fields are reported by :meth:`Hooks.check_credentials` when the client
-    is built, naming the variable to set.
-    """
-    from gspauth.types import Credentials
-
-    values: dict[str, str] = {k: str(v) for k, v in profile.credentials.items()}
-    for f in hooks.gsp(str(profile.gsp)).credentials:
-        env = os.environ.get(f"GSPAUTH_CRED_{f.name.upper()}")
-        if env:
-            values[f.name] = env
-    return Credentials(values)
-
-
-def build_client(profile: Profile, *, otp_provider: OtpProvider | None = None, store: SessionStore | None = None,
-                 ledger: ConsentLedger | None = None) -> Client:
-    """A :class:`gspauth.Client` for ``profile`` (store and ledger default to the profile's)."""
-    from gspauth.client import Client
-    from gspauth.plugins import Hooks, get_plugin_manager
-
-    profile.require("gsp", "gstin", "username", "certificate")
-    hosts = {(str(profile.gsp), profile.environment): profile.host} if profile.host else None
-    cfg = config_path()
-    hooks = Hooks(get_plugin_manager(), hosts=hosts, config=cfg if cfg.is_file() else None)
-    certificate = Path(str(profile.certificate)).expanduser()
-    if not certificate.is_file():
-        raise ConfigurationError(
-            f"GSTN certificate {certificate} not found; download the certificate for the "
-            f"{profile.environment} environment and pass --certificate (or set it in {cfg})"
-        )
-    return Client(
-        str(profile.gsp),
-        profile.environment,
-        credentials_for(profile, hooks),
-        gstin=str(profile.gstin),
-        username=str(profile.username),
-        certificate=certificate,
-        store=store if store is not None else open_store(profile),
-        ledger=ledger if ledger is not None else open_ledger(profile),
-        otp_provider=otp_provider,
-        hooks=hooks,
-        ip_usr=profile.ip_usr or "127.0.0.1",
-    )
-
-
-def describe_session(session: Any, now: _dt.datetime | None = None) -> str:
-    now = now or _dt.datetime.now(_dt.timezone.utc)
-    left = session.effective_expires_at - now
-    minutes = int(left.total_seconds() // 60)
-    when = session.effective_expires_at.astimezone().strftime("%Y-%m-%d %H:%M %Z")
-    state = "refreshable" if session.refreshable else "not refreshable (next step: OTP)"
-    return f"valid until {when} ({minutes // 60}h{minutes % 60:02d}m left), {state}, refreshes: {session.refresh_count}"
+def _needs_otp(client: Client, pending: PendingOtp | None, args: argparse.Namespace, why: str) -> int:
+    finish = _finish_command(client)
+    if args.json:
+        print_json({"state": "needs-otp", "session": client.key.id, "gstin": client.gstin, "reason": why,
+                    "requested_at": pending.requested_at.isoformat() if pending else None,
+                    "valid_until": pending.expires_at.isoformat() if pending else None,
+                    "attempts_left": pending.attempts_left if pending else None, "finish": finish})
+    else:
+        until = f" (requested {_utc(pending.requested_at)}, valid until {_utc(pending.expires_at)})" if pending else ""
+        print(f"gspauth: needs OTP for GSTIN {client.gstin}{until}: {why}", file=sys.stderr)
+        print(f"  hint: deliver the OTP the taxpayer received: `{finish}` (from any process using this session "
+              "store)", file=sys.stderr)
+    return Exit.NEEDS_OTP
 
 
 def _run(args: argparse.Namespace) -> int:
-    from gspauth.otp import ChainOtp, FileOtp, default_otp_provider
+    from gspauth.otp import PromptOtp
 
-    profile = profile_from_args(args)
-    provider: Any = default_otp_provider(interactive=not args.no_prompt)
-    if args.otp_dir:
-        provider = ChainOtp([FileOtp(args.otp_dir, wait=args.wait), provider])
-    client = build_client(profile, otp_provider=provider)
+    client = build_client(profile_from_args(args))
     with client:
-        if not args.force:
+        if not args.force and args.otp is None:
             current = client.store.load(client.key)
             if current is not None and current.usable(client.now(), client.margin):
-                print(f"Already logged in: {client.key.id}; {describe_session(current)}. Use --force for a new consent.")
-                return 0
-        client.request_otp()
-        print(f"OTP requested for GSTIN {client.gstin} (user {client.username}) via {client.gsp}/{client.environment}.",
-              file=sys.stderr)
-        try:
-            session = client.authenticate()
-        except OtpRequired as exc:
-            print(f"gspauth: needs OTP for GSTIN {client.gstin}: {exc}", file=sys.stderr)
-            return 75  # EX_TEMPFAIL: parked, run again once the OTP is available
-    print(f"Logged in: {session.key.id}; {describe_session(session)}.")
-    return 0
+                if args.json:
+                    print_json({"state": "already-logged-in", "session": session_dict(current, client.now())})
+                else:
+                    print(f"Already logged in: {client.key.id}; {describe_session(current, client.now())}. "
+                          "Use --force for a new consent.")
+                return Exit.OK
+        if args.otp is not None:
+            session = client.authenticate(args.otp)
+        else:
+            pending = client.pending_otp()
+            if pending is None or args.resend:
+                pending = client.request_otp()
+                print(f"OTP requested for GSTIN {client.gstin} (user {client.username}) via "
+                      f"{client.gsp}/{client.environment}; valid until {_utc(pending.expires_at)}.", file=sys.stderr)
+            else:
+                print(f"An OTP requested at {_utc(pending.requested_at)} is pending for GSTIN {client.gstin} (valid "
+                      f"until {_utc(pending.expires_at)}, {pending.attempts_left} attempt(s) left); not requesting "
+                      "another (--resend would void it).", file=sys.stderr)
+            if args.otp_dir:
+                print(f"Waiting up to {args.wait:.0f} s for {args.otp_dir.rstrip('/')}/{client.gstin}.otp (write the OTP "
+                      "there; an older file is ignored).", file=sys.stderr)
+            client.otp_provider = _providers(args)
+            interactive = not args.no_prompt and sys.stdin is not None and sys.stdin.isatty()
+            while True:
+                try:
+                    session = client.authenticate()
+                    break
+                except OtpRequired as exc:
+                    return _needs_otp(client, client.pending_otp(), args, exc.reason or "no OTP available yet")
+                except InvalidOtp as exc:
+                    if not (interactive and exc.attempts_left):
+                        raise
+                    print(f"gspauth: {exc.message}; {exc.hint}", file=sys.stderr)
+                    client.otp_provider = PromptOtp()  # re-ask only the person at the terminal
+    if args.json:
+        print_json({"state": "logged-in", "session": session_dict(session, client.now())})
+    else:
+        print(f"Logged in: {session.key.id}; {describe_session(session, client.now())}.")
+    return Exit.OK
 
 
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
-        "login",
-        help="OTP consent for a taxpayer: request an OTP and exchange it for a session",
+        "login", help="OTP consent for a taxpayer, in one step or two (across processes)",
         description=__doc__.split("\n\n")[0].replace("``", "") if __doc__ else None,
     )
     add_target_arguments(p)
-    p.add_argument("--otp-dir", help="take the OTP from DIR/<GSTIN>.otp (writes DIR/<GSTIN>.needed meanwhile)")
+    p.add_argument("--otp", metavar="OTP", help="the OTP the taxpayer received: finishes the pending request")
+    p.add_argument("--resend", action="store_true", help="request a new OTP even if one is pending (voids it)")
+    p.add_argument("--otp-dir", metavar="DIR",
+                   help="take the OTP from DIR/<GSTIN>.otp (writes DIR/<GSTIN>.needed meanwhile)")
     p.add_argument("--wait", type=float, default=0.0, help="seconds to wait for the OTP file (default 0)")
-    p.add_argument("--no-prompt", action="store_true", help="never prompt; exit 75 if no OTP source has one")
+    p.add_argument("--no-prompt", action="store_true",
+                   help="never prompt: request the OTP if none is pending, and exit 75 if no OTP source has it")
     p.add_argument("--force", action="store_true", help="new consent even if a usable session exists")
+    p.add_argument("--json", action="store_true", help="machine-readable result on stdout")
     p.set_defaults(func=_run)

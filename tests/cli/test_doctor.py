@@ -27,12 +27,21 @@ def test_doctor_against_the_emulator(cli: Any, emu: Any) -> None:
         assert name in c, name
     assert c["crypto backend"]["status"] in ("ok", "warn") and c["crypto backend"]["detail"].split()[0] in ("native", "python")
     assert "cleartax" in c["plugins"]["detail"] and "vayana" in c["plugins"]["detail"]
-    assert c["endpoint"]["status"] == "ok" and "reachable" in c["endpoint"]["detail"]
+    assert c["endpoint"]["status"] == "ok" and "serves the authenticate API" in c["endpoint"]["detail"]
     assert c["clock skew"]["status"] == "ok"
     assert c["state-cd"]["status"] == "ok" and c["state-cd"]["detail"].startswith("27 (Maharashtra)")
     assert c["gstn certificate"]["status"] == "ok" and "valid until" in c["gstn certificate"]["detail"]
     assert c["certificate rotation"]["status"] == "ok"
     assert c["store key"]["status"] == "ok" and "GSPAUTH_STORE_KEY" in c["store key"]["detail"]
+
+
+def test_doctor_fails_an_endpoint_that_answers_404(cli: Any, emu: Any) -> None:
+    """A host that answers, but not at the GSP's path (wrong prefix), is not 'ok'."""
+    r = cli("doctor", "--json", "--gsp", "cleartax", "--gstin", TP.gstin, "--username", TP.username,
+            "--host", f"{emu.url}/no-such-gsp", "--certificate", str(emu.certificate))  # fmt: skip
+    c = checks(r)
+    assert c["endpoint"]["status"] == "fail" and "404" in c["endpoint"]["detail"]
+    assert "prefix" in c["endpoint"]["hint"] and r.code == 1
 
 
 def test_doctor_flags_problems_with_hints(cli: Any, emu: Any, monkeypatch: pytest.MonkeyPatch) -> None:

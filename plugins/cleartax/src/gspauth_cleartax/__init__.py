@@ -44,6 +44,8 @@ INFO = GSPInfo(
     capabilities=frozenset({"files", "evc"}),
     docs_url="https://docs.cleartax.in/cleartax-docs/gst-gsp-api/gst-gsp-api-reference",
     description="ClearTax GST GSP: /gsp/api pass-through with X-CT-Auth-Token",
+    # ClearTax documents its authenticate API at GSTN version v0.2 (spec §9).
+    api_versions={"auth": "v0.2"},
     credentials=(
         CredentialField("gsp_token", "the X-CT-Auth-Token ClearTax issued you (sandbox and production differ)",
                         required=True),
