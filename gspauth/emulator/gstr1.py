@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = [
+    "DATE_FIELD",
+    "DOC_KIND",
     "FIXED_SECTIONS",
     "FLAT_SECTIONS",
     "GROUPED_SECTIONS",
