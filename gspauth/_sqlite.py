@@ -42,12 +42,14 @@ class SQLiteFile:
     :param what: what the file is, for messages (``"session store"``, ``"filing journal"``).
     :param schema: statements creating the schema (run once, on a new file, before it is
         renamed into place; later opens may run their own migrations).
+    :param expect: tables an existing file must have (checked read-only, before anything is
+        written to it): another program's SQLite file is refused untouched.
     :param busy_timeout: seconds to wait for another writer.
     :param pragmas: extra ``PRAGMA`` statements run on each new connection.
     """
 
     def __init__(self, path: Path, *, what: str = "database", schema: Sequence[str] = (),
-                 busy_timeout: float = 30.0, pragmas: tuple[str, ...] = ()) -> None:
+                 expect: Sequence[str] = (), busy_timeout: float = 30.0, pragmas: tuple[str, ...] = ()) -> None:
         from gspauth.config import ensure_private_dir
 
         self.path = path
@@ -62,6 +64,7 @@ class SQLiteFile:
             self._create(schema)
         else:
             self._check_header()
+            self._check_tables(expect)
             if os.name == "posix" and path.stat().st_mode & 0o077:
                 log.warning("%s was readable by others; setting mode 0600", path)
         self.tighten()
@@ -71,9 +74,9 @@ class SQLiteFile:
     def damaged(self, why: str) -> DamagedFile:
         """The typed error for this file being unusable (callers raise it)."""
         return DamagedFile(
-            f"the {self.what} {self.path} is damaged ({why}); nothing was changed. Move it aside "
-            f"(e.g. `mv {self.path} {self.path}.damaged`) to start a new one, or restore it from a backup",
+            f"the {self.what} {self.path} is damaged ({why}); nothing was changed",
             path=str(self.path),
+            hint=f"move it aside (`mv {self.path} {self.path}.damaged`) to start a new one, or restore it from a backup",
         )
 
     def _check_header(self) -> None:
@@ -86,6 +89,21 @@ class SQLiteFile:
             raise self.damaged("it is empty (0 bytes): truncated or created by something else")
         if head != _MAGIC:
             raise self.damaged("it is not an SQLite database")
+
+    def _check_tables(self, expect: Sequence[str]) -> None:
+        if not expect:
+            return
+        try:
+            probe = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
+            try:
+                tables = {r[0] for r in probe.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            finally:
+                probe.close()
+        except sqlite3.DatabaseError as exc:
+            raise self.damaged(f"SQLite: {exc}") from None
+        missing = [t for t in expect if t not in tables]
+        if missing:
+            raise self.damaged(f"it is an SQLite database, but not a gspauth {self.what} (no {', '.join(missing)})")
 
     def _create(self, schema: Sequence[str]) -> None:
         # Build the database complete under a private temporary name, then rename it into

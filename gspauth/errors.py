@@ -105,7 +105,13 @@ __all__ = [
 
 
 class GSPAuthError(Exception):
-    """Base class of every error gspauth raises on purpose."""
+    """Base class of every error gspauth raises on purpose.
+
+    :ivar hint: what to do about it, in one sentence, when the error knows (the CLI prints it
+        on its own line).
+    """
+
+    hint: str | None = None
 
 
 class ConfigurationError(GSPAuthError):
@@ -353,6 +359,7 @@ class DamagedFile(GSPAuthError):
     :ivar path: the file.
     """
 
-    def __init__(self, message: str, *, path: str | None = None) -> None:
+    def __init__(self, message: str, *, path: str | None = None, hint: str | None = None) -> None:
         super().__init__(message)
         self.path = path
+        self.hint = hint

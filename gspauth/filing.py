@@ -221,7 +221,7 @@ class _Journal:
         # Commits that record an outcome (acked/failed) are synced (FULL); "sent" need not be:
         # a chunk lost from the journal is simply re-sent with its deterministic txn.
         schema = [st for st in _SCHEMA.split(";") if st.strip()]
-        self._file = SQLiteFile(Path(self.path), what="filing journal", schema=schema)
+        self._file = SQLiteFile(Path(self.path), what="filing journal", schema=schema, expect=("chunks",))
         with self._file.transaction() as db:
             for statement in schema:  # idempotent (IF NOT EXISTS); also checks the file is a database
                 db.execute(statement)

@@ -120,7 +120,7 @@ class Ledger:
         from gspauth._sqlite import SQLiteFile
 
         self.path = Path(path).expanduser() if path is not None else default_ledger_path()
-        self._db = SQLiteFile(self.path, what="consent ledger",
+        self._db = SQLiteFile(self.path, what="consent ledger", expect=("schema_version", "events"),
                               schema=(*_SCHEMA, f"INSERT INTO schema_version (version) VALUES ({SCHEMA_VERSION})"))
         self._tx = self._db.transaction
         with self._tx() as conn:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import enum
 import importlib
+import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -65,6 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
                "75 an OTP is needed (run again once it is delivered), 130 interrupted",
     )
     parser.add_argument("--version", action="version", version=f"gspauth {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0,
+                        help="log warnings (-v: retries, parked GSTINs) or progress details (-vv) to stderr "
+                             "(env GSPAUTH_LOG_LEVEL=WARNING|INFO|DEBUG)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         try:
@@ -86,9 +90,12 @@ def report_error(exc: GSPAuthError) -> None:
             print(f"  hint: {exc.hint}", file=sys.stderr)
         return
     text = str(exc)
-    message, sep, how = text.partition("; ")
+    if exc.hint:
+        message, how = text, exc.hint
+    else:  # the message carries its own "…; what to do"
+        message, _, how = text.partition("; ")
     print(f"gspauth: error: {message}", file=sys.stderr)
-    if sep:
+    if how:
         print(f"  hint: {how}", file=sys.stderr)
 
 
@@ -102,9 +109,23 @@ def _quiet_broken_pipe() -> None:
         pass
 
 
+def _configure_logging(verbose: int) -> None:
+    # A command prints its result and, on failure, one error line with a hint; library log
+    # records (retries, parked GSTINs …) show only when asked for.
+    # Logging someone else configured (an embedding program, a test runner) is left alone.
+    if logging.getLogger().handlers:
+        return
+    named = os.environ.get("GSPAUTH_LOG_LEVEL", "").strip().upper()
+    level = {0: logging.ERROR, 1: logging.WARNING}.get(verbose, logging.INFO)
+    if named in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+        level = getattr(logging, named)
+    logging.basicConfig(level=level, format="gspauth: %(levelname)s: %(message)s", stream=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    _configure_logging(args.verbose)
     if not getattr(args, "func", None):
         parser.print_help()
         return Exit.USAGE

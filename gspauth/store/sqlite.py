@@ -105,7 +105,7 @@ class SQLiteStore:
         from gspauth.config import ensure_private_dir
 
         self.path = Path(path).expanduser() if path is not None else default_store_path()
-        self._db = SQLiteFile(self.path, what="session store", busy_timeout=busy_timeout,
+        self._db = SQLiteFile(self.path, what="session store", busy_timeout=busy_timeout, expect=("schema_version", "sessions"),
                               schema=(*_SCHEMA, *_SCHEMA_V2, f"INSERT INTO schema_version VALUES ({SCHEMA_VERSION})"),
                               pragmas=("PRAGMA secure_delete = ON",))
         self.lock_dir = self.path.with_name(self.path.name + ".locks")
@@ -179,7 +179,7 @@ class SQLiteStore:
                 if held:
                     raise StoreKeyMismatch(
                         f"session store {self.path} holds {held} sealed secret(s) but its key check is missing "
-                        "(removed out of band?): refusing to stamp a new key on it. Restore the file from a "
+                        "(removed out of band?): refusing to stamp a new key on it; restore the file from a "
                         "backup, or move it aside to start over (every taxpayer will need a new OTP)")
                 conn.execute("INSERT INTO meta (name, value) VALUES ('key_check', ?)", (sealer.key_check(),))
             elif not sealer.opens_key_check(bytes(row[0])):
