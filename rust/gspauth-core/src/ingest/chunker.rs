@@ -3,6 +3,7 @@
 //! the request body of a chunk sealed straight into one buffer.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use sha2::{Digest, Sha256};
 
@@ -11,6 +12,31 @@ use crate::ingest::error::RecordError;
 use crate::ingest::parser::Batch;
 use crate::ingest::text::write_str;
 use crate::ingest::Section;
+
+/// FNV-1a: the keys (GSTINs, a period, a section; a ctin or pos) are short and come
+/// from our own validated records, so a keyed hash buys nothing; SipHash showed in profiles.
+#[derive(Default)]
+struct Fnv(u64);
+
+impl Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        for &b in bytes {
+            h = (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        self.0 = h;
+    }
+}
+
+type FnvMap<K, V> = HashMap<K, V, BuildHasherDefault<Fnv>>;
 
 /// Default payload limit: 2 MiB of JSON, a request body of about 3.7 MB (see `docs/ingest.md`).
 pub const DEFAULT_MAX_CHUNK_BYTES: usize = 2 << 20;
@@ -128,7 +154,7 @@ struct Group {
     head: Vec<u8>,
     tail: Vec<u8>,
     subs: Vec<Sub>,
-    sub_index: HashMap<Vec<u8>, usize>,
+    sub_index: FnvMap<Vec<u8>, usize>,
     /// b2cs / hsn records, joined by commas.
     order: Vec<u8>,
     records: Vec<ChunkRecord>,
@@ -137,23 +163,31 @@ struct Group {
     buffered: usize,
 }
 
-/// `{"ctin":KEY,"inv":[` … `]}` (b2cl: `{"inv":[` … `],"pos":KEY}`): the parts around a sub-group's records.
-fn sub_parts(section: Section, key: &[u8]) -> (Vec<u8>, Vec<u8>) {
-    let mut k = Vec::with_capacity(key.len() + 2);
-    write_str(&mut k, key);
+/// A sub-group: `{"ctin":KEY,"inv":[RECORDS]}` (`"nt"` for cdnr), or for b2cl
+/// `{"inv":[RECORDS],"pos":KEY}` (keys in code-point order).
+fn write_sub(out: &mut Vec<u8>, section: Section, key: &[u8], records: &[u8]) {
     if section == Section::B2cl {
-        let mut tail = b"],\"pos\":".to_vec();
-        tail.extend_from_slice(&k);
-        tail.push(b'}');
-        (b"{\"inv\":[".to_vec(), tail)
+        out.extend_from_slice(b"{\"inv\":[");
+        out.extend_from_slice(records);
+        out.extend_from_slice(b"],\"pos\":");
+        write_str(out, key);
+        out.push(b'}');
     } else {
-        let mut head = b"{\"ctin\":".to_vec();
-        head.extend_from_slice(&k);
-        head.extend_from_slice(b",\"");
-        head.extend_from_slice(section.list_field().as_bytes());
-        head.extend_from_slice(b"\":[");
-        (head, b"]}".to_vec())
+        out.extend_from_slice(b"{\"ctin\":");
+        write_str(out, key);
+        out.extend_from_slice(b",\"");
+        out.extend_from_slice(section.list_field().as_bytes());
+        out.extend_from_slice(b"\":[");
+        out.extend_from_slice(records);
+        out.extend_from_slice(b"]}");
     }
+}
+
+/// Bytes a sub-group adds besides its records.
+fn sub_wrapper_len(section: Section, key: &[u8]) -> usize {
+    let mut probe = Vec::with_capacity(48);
+    write_sub(&mut probe, section, key, b"");
+    probe.len()
 }
 
 impl Group {
@@ -184,7 +218,7 @@ impl Group {
             head,
             tail,
             subs: Vec::new(),
-            sub_index: HashMap::new(),
+            sub_index: FnvMap::default(),
             order: Vec::new(),
             records: Vec::new(),
             idents: Vec::new(),
@@ -200,8 +234,7 @@ impl Group {
         if self.sub_index.contains_key(key) {
             return canon.len() + 1;
         }
-        let (h, t) = sub_parts(self.section, key);
-        h.len() + t.len() + usize::from(!self.subs.is_empty()) + canon.len()
+        sub_wrapper_len(self.section, key) + usize::from(!self.subs.is_empty()) + canon.len()
     }
 
     fn add(&mut self, key: &[u8], canon: &[u8], ident: &str, sha256: [u8; 32], cost: usize) {
@@ -246,10 +279,7 @@ impl Group {
                 if i > 0 {
                     payload.push(b',');
                 }
-                let (h, t) = sub_parts(self.section, &sub.key);
-                payload.extend_from_slice(&h);
-                payload.extend_from_slice(&sub.body);
-                payload.extend_from_slice(&t);
+                write_sub(&mut payload, self.section, &sub.key, &sub.body);
             }
         } else {
             payload.extend_from_slice(&self.order);
@@ -280,7 +310,7 @@ pub struct Chunker {
     max_chunk: usize,
     max_buffer: usize,
     groups: Vec<Group>,
-    index: HashMap<([u8; 15], [u8; 6], Section), usize>,
+    index: FnvMap<([u8; 15], [u8; 6], Section), usize>,
     buffered: usize,
     peak: usize,
     errors: Vec<RecordError>,
@@ -304,7 +334,7 @@ impl Chunker {
             max_chunk: max_chunk_bytes,
             max_buffer: max_buffer_bytes,
             groups: Vec::new(),
-            index: HashMap::new(),
+            index: FnvMap::default(),
             buffered: 0,
             peak: 0,
             errors: Vec::new(),

@@ -10,7 +10,7 @@ use crate::ingest::model::{at_line, Val};
 use crate::ingest::numbers::{csv_number, from_cents, round_div, Dec};
 use crate::ingest::parser::{Config, Sink, Work, MAX_RECORD_BYTES};
 use crate::ingest::rules::MAX_ITEMS;
-use crate::ingest::schema::{record_table, Table};
+use crate::ingest::schema::{record_table, Table, TaxSlots, DET, DET_IGST, ITEM_DET, ITEM_NUM};
 use crate::ingest::text::show;
 use crate::ingest::Section;
 
@@ -308,10 +308,11 @@ fn split(
     spans.clear();
     let n = buf.len();
     let mut i = start;
+    // Cells are stored as read; their spans are trimmed of spaces and tabs.
     let push = |cells: &mut Vec<u8>, spans: &mut Vec<(u32, u32)>, s: &[u8]| {
-        let a = cells.len() as u32;
+        let a = cells.len();
         cells.extend_from_slice(s);
-        spans.push((a, cells.len() as u32));
+        spans.push(trimmed(cells, a));
     };
     loop {
         if i < n && buf[i] == b'"' {
@@ -344,7 +345,7 @@ fn split(
                     }
                 }
             };
-            spans.push((a, cells.len() as u32));
+            spans.push(trimmed(cells, a as usize));
             i = k + 1;
             if i == n {
                 return Ok(Some(n));
@@ -445,15 +446,45 @@ struct Row<'a> {
 }
 
 impl<'a> Row<'a> {
+    #[inline]
     fn get(&self, col: Col) -> &'a [u8] {
         match self.columns[col as usize] {
             Some(i) => {
                 let (a, b) = self.spans[i];
-                trim(&self.cells[a as usize..b as usize])
+                &self.cells[a as usize..b as usize]
             }
             None => &[],
         }
     }
+}
+
+/// The span of `cells[from..]` without its leading and trailing spaces and tabs.
+fn trimmed(cells: &[u8], from: usize) -> (u32, u32) {
+    let s = &cells[from..];
+    let lead = s
+        .iter()
+        .position(|&b| b != b' ' && b != b'\t')
+        .unwrap_or(s.len());
+    let end = s
+        .iter()
+        .rposition(|&b| b != b' ' && b != b'\t')
+        .map_or(lead, |k| k + 1);
+    ((from + lead) as u32, (from + end) as u32)
+}
+
+/// Whether the first `width` cells are each valid UTF-8. The whole buffer is
+/// checked in one call; when it is valid, a cell is valid exactly when it starts
+/// and ends on a character boundary.
+fn cells_utf8(cells: &[u8], spans: &[(u32, u32)], width: usize) -> bool {
+    let boundary = |i: usize| i >= cells.len() || (cells[i] & 0xc0) != 0x80;
+    if std::str::from_utf8(cells).is_ok() {
+        return spans[..width]
+            .iter()
+            .all(|&(a, b)| boundary(a as usize) && boundary(b as usize));
+    }
+    spans[..width]
+        .iter()
+        .all(|&(a, b)| std::str::from_utf8(&cells[a as usize..b as usize]).is_ok())
 }
 
 fn date(cell: &[u8], what: &str) -> Res<[u8; 10]> {
@@ -529,23 +560,23 @@ fn diff(cell: &[u8], out: &mut Vec<u8>) -> Res<Option<Dec>> {
     Ok(Some(from_cents(65, out)))
 }
 
-/// Put the computed tax columns of an item (half-up to the paisa) into its slots.
-fn taxed(work: &mut Work, det: u32, table: &Table, factor: i64, igst: bool, nil: bool) {
+/// Put the computed tax columns of an object (half-up to the paisa) into its slots.
+fn taxed(work: &mut Work, base: u32, ix: &TaxSlots, factor: i64, igst: bool, nil: bool) {
     let m = &mut work.model;
-    let cents = |v: Val| match v {
-        Val::Num(d) => d.cents as i128,
+    let cents = |i: Option<usize>| match i.map(|i| m.get(base, i)) {
+        Some(Val::Num(d)) => d.cents as i128,
         _ => 0,
     };
-    let exact =
-        cents(m.get(det, table.at("txval"))) * cents(m.get(det, table.at("rt"))) * factor as i128;
+    let exact = cents(ix.txval) * cents(ix.rt) * factor as i128;
+    let slot = |i: Option<usize>| base as usize + i.expect("a tax slot");
     if igst {
         let iamt = if nil { 0 } else { round_div(exact, 1_000_000) };
         let d = from_cents(iamt, &mut m.nums);
-        m.slots[det as usize + table.at("iamt")] = Val::Num(d);
+        m.slots[slot(ix.iamt)] = Val::Num(d);
     } else {
         let half = from_cents(round_div(exact, 2_000_000), &mut m.nums);
-        m.slots[det as usize + table.at("camt")] = Val::Num(half);
-        m.slots[det as usize + table.at("samt")] = Val::Num(half);
+        m.slots[slot(ix.camt)] = Val::Num(half);
+        m.slots[slot(ix.samt)] = Val::Num(half);
     }
 }
 
@@ -660,7 +691,7 @@ impl CsvReader {
         sink: &mut Sink<'_>,
         work: &mut Work,
     ) {
-        let field = |i: usize| trim(&cells[spans[i].0 as usize..spans[i].1 as usize]);
+        let field = |i: usize| &cells[spans[i].0 as usize..spans[i].1 as usize];
         if (0..spans.len()).all(|i| field(i).is_empty()) {
             return;
         }
@@ -677,7 +708,7 @@ impl CsvReader {
                     spans.len()
                 );
             }
-            if (0..width).any(|i| std::str::from_utf8(field(i)).is_err()) {
+            if !cells_utf8(cells, spans, width) {
                 reject!("utf8", "the row is not valid UTF-8");
             }
             Ok(())
@@ -871,10 +902,11 @@ impl CsvReader {
             number(cess, "Cess Amount", false, &mut m.nums)?
         };
         let det_table = det_table(section);
+        let ix = TaxSlots::of_det(det_table);
         let det = m.object(det_table);
-        m.slots[det as usize + det_table.at("rt")] = Val::Num(rt);
-        m.slots[det as usize + det_table.at("txval")] = Val::Num(txval);
-        m.slots[det as usize + det_table.at("csamt")] = Val::Num(csamt);
+        for (i, v) in [(ix.rt, rt), (ix.txval, txval), (ix.csamt, csamt)] {
+            m.slots[det as usize + i.expect("an itm_det slot")] = Val::Num(v);
+        }
         open.dets.push(det);
         Ok(())
     }
@@ -911,12 +943,12 @@ impl CsvReader {
         let det_table = det_table(section);
         let first = m.items.len() as u32;
         for (n, &det) in open.dets.iter().enumerate() {
-            taxed(work, det, det_table, factor, igst, nil);
+            taxed(work, det, TaxSlots::of_det(det_table), factor, igst, nil);
             let m = &mut work.model;
             let item = m.object(item_table);
-            m.slots[item as usize + item_table.at("itm_det")] = Val::Obj(det);
+            m.slots[item as usize + ITEM_DET] = Val::Obj(det);
             let num = from_cents((n as i64 + 1) * 100, &mut m.nums);
-            m.slots[item as usize + item_table.at("num")] = Val::Num(num);
+            m.slots[item as usize + ITEM_NUM] = Val::Num(num);
             m.items.push(item);
         }
         let m = &mut work.model;
@@ -1002,7 +1034,7 @@ impl CsvReader {
             m.slots[b + table.at("diff_percent")] = Val::Num(d);
             factor = 65;
         }
-        taxed(work, base, table, factor, !intra, false);
+        taxed(work, base, &TaxSlots::of(table), factor, !intra, false);
         Ok(base)
     }
 
@@ -1058,9 +1090,9 @@ impl CsvReader {
 }
 
 fn det_table(section: Section) -> &'static Table {
-    let t = record_table(section);
-    let item = t.fields[t.at("itms")].table.expect("itms table");
-    item.fields[item.at("itm_det")]
-        .table
-        .expect("itm_det table")
+    if section == Section::B2cl {
+        &DET_IGST
+    } else {
+        &DET
+    }
 }

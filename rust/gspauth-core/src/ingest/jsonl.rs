@@ -62,25 +62,41 @@ fn read_line(raw: &[u8], work: &mut Work) -> Res<(Section, u32)> {
     let Tok::Obj { pairs, .. } = tape[0] else {
         reject!("type", "the line must be a JSON object");
     };
-    let mut keys: Vec<(usize, Vec<u8>)> = Vec::with_capacity(pairs as usize);
-    let mut buf = Vec::new();
+    // Duplicate keys of the line first. Keys without escapes (all of them, in
+    // practice) are compared in place; an escaped one is decoded.
+    let mut keys: Vec<std::borrow::Cow<'_, [u8]>> = Vec::with_capacity(pairs as usize);
     let mut k = 1;
     let mut section_at = None;
     for _ in 0..pairs {
-        let name = str_bytes(raw, tape[k], &mut buf);
-        if keys.iter().any(|(_, n)| n.as_slice() == name) {
+        let name: std::borrow::Cow<'_, [u8]> = match tape[k] {
+            Tok::Str {
+                start,
+                end,
+                esc: false,
+                ..
+            } => std::borrow::Cow::Borrowed(&raw[start as usize..end as usize]),
+            tok => {
+                let mut buf = Vec::new();
+                std::borrow::Cow::Owned(str_bytes(raw, tok, &mut buf).to_vec())
+            }
+        };
+        if keys
+            .iter()
+            .any(|n| n.len() == name.len() && n.iter().zip(name.iter()).all(|(a, b)| a == b))
+        {
             reject!(
                 "duplicate-key",
                 "the line has the field {} more than once",
-                show(name)
+                show(&name)
             );
         }
-        if name == b"section" {
+        if *name == *b"section" {
             section_at = Some(k + 1);
         }
-        keys.push((k, name.to_vec()));
+        keys.push(name);
         k = skip(tape, k + 1);
     }
+    let mut buf = Vec::new();
     let Some(at) = section_at else {
         reject!("missing-field", "the line has no section");
     };

@@ -10,8 +10,8 @@
 use crate::ingest::error::{reject, Reject, Res};
 use crate::ingest::json::Tok;
 use crate::ingest::numbers::{self, Dec};
-use crate::ingest::schema::{Kind, Table};
-use crate::ingest::text::{decode_str, show, write_str};
+use crate::ingest::schema::{tag_at, Kind, Table};
+use crate::ingest::text::{decode_str, put_span, show, write_str};
 
 /// Where a string's bytes are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,8 +117,9 @@ impl Model {
     }
 
     #[inline]
-    pub fn num_text(&self, d: Dec) -> &[u8] {
-        &self.nums[d.start as usize..d.end as usize]
+    pub fn num_text<'a>(&'a self, input: &'a [u8], d: Dec) -> &'a [u8] {
+        let src = if d.input { input } else { &self.nums[..] };
+        &src[d.start as usize..d.end as usize]
     }
 
     /// Store a string given as bytes (CSV cells, computed values).
@@ -153,6 +154,11 @@ impl Model {
     }
 
     /// Check the object at `tape[at]` against `table` and fill its slots; returns the first slot.
+    ///
+    /// One pass in document order. The reference checks an object's duplicate keys
+    /// before anything else in it; here that check runs only when something fails
+    /// (a duplicate of a known key, an unknown key, or any error in a member), and
+    /// a duplicate it finds is reported instead, as the reference would.
     pub fn walk(
         &mut self,
         input: &[u8],
@@ -164,88 +170,166 @@ impl Model {
         let Tok::Obj { pairs, .. } = tape[at] else {
             unreachable!("walk starts at an object")
         };
-        let where_ = || {
-            let p = path.render();
-            if p.is_empty() {
-                format!("the {}", table.what)
-            } else {
-                p
-            }
-        };
-        // Duplicate keys first, in document order: known keys through a bit set;
-        // an unknown key (always an error later) against the earlier unknown ones.
+        let base = self.object(table);
         let mut seen: u64 = 0;
-        let mut unknown: Vec<Vec<u8>> = Vec::new();
         let mut k = at + 1;
-        let mut members: [(usize, Option<usize>); 16] = [(0, None); 16];
-        for m in 0..pairs as usize {
-            let idx = table.index(Self::key_bytes(&mut self.key, input, tape[k]));
-            match idx {
-                Some(i) => {
-                    if seen & (1 << i) != 0 {
-                        let name = Self::key_bytes(&mut self.key, input, tape[k]).to_vec();
-                        reject!(
-                            "duplicate-key",
-                            "{} has the field {} more than once",
-                            where_(),
-                            show(&name)
-                        );
-                    }
+        for _ in 0..pairs {
+            let (key_at, value_at) = (k, k + 1);
+            k = skip(tape, value_at);
+            let idx = match tape[key_at] {
+                Tok::Str {
+                    start,
+                    end,
+                    esc: false,
+                    ..
+                } => tag_at(input, start as usize, (end - start) as usize)
+                    .and_then(|t| table.index_tag(t)),
+                tok => table.index(Self::key_bytes(&mut self.key, input, tok)),
+            };
+            let outcome = match idx {
+                Some(i) if seen & (1 << i) == 0 => {
                     seen |= 1 << i;
+                    self.member(input, tape, value_at, &table.fields[i], path)
+                        .map(|v| self.slots[base as usize + i] = v)
                 }
-                None => {
-                    let this = Self::key_bytes(&mut self.key, input, tape[k]).to_vec();
-                    if unknown.contains(&this) {
-                        reject!(
-                            "duplicate-key",
-                            "{} has the field {} more than once",
-                            where_(),
-                            show(&this)
-                        );
-                    }
-                    unknown.push(this);
+                _ => Err(Reject::new("", String::new())), // a duplicate or unknown key
+            };
+            if let Err(e) = outcome {
+                self.duplicates(input, tape, at, table, path)?;
+                if idx.is_none() {
+                    let name = Self::key_bytes(&mut self.key, input, tape[key_at]).to_vec();
+                    reject!(
+                        "unknown-field",
+                        "{} has an unknown field {}",
+                        where_of(table, path),
+                        show(&name)
+                    );
                 }
+                return Err(e);
             }
-            if m < members.len() {
-                members[m] = (k, idx);
+        }
+        for (i, f) in table.fields.iter().enumerate() {
+            if f.required && self.slots[base as usize + i] == Val::Absent {
+                reject!(
+                    "missing-field",
+                    "{} has no {}",
+                    where_of(table, path),
+                    f.name
+                );
             }
+        }
+        Ok(base)
+    }
+
+    /// The object's first key (in document order of its second occurrence) that repeats an earlier one.
+    fn duplicates(
+        &mut self,
+        input: &[u8],
+        tape: &[Tok],
+        at: usize,
+        table: &Table,
+        path: &Path<'_>,
+    ) -> Res<()> {
+        let Tok::Obj { pairs, .. } = tape[at] else {
+            unreachable!("an object")
+        };
+        let mut keys: Vec<Vec<u8>> = Vec::with_capacity(pairs as usize);
+        let mut k = at + 1;
+        for _ in 0..pairs {
+            let key = Self::key_bytes(&mut self.key, input, tape[k]).to_vec();
+            if keys.contains(&key) {
+                reject!(
+                    "duplicate-key",
+                    "{} has the field {} more than once",
+                    where_of(table, path),
+                    show(&key)
+                );
+            }
+            keys.push(key);
             k = skip(tape, k + 1);
         }
-        let base = self.object(table);
-        // Members in document order.
-        let mut k = at + 1;
-        for m in 0..pairs as usize {
-            // More members than a table has fields means an unknown one among them.
-            let (key_at, idx) = if m < members.len() {
-                members[m]
-            } else {
-                (
-                    k,
-                    table.index(Self::key_bytes(&mut self.key, input, tape[k])),
-                )
-            };
-            let value_at = key_at + 1;
-            k = skip(tape, value_at);
-            let Some(idx) = idx else {
-                let name = Self::key_bytes(&mut self.key, input, tape[key_at]).to_vec();
-                reject!(
-                    "unknown-field",
-                    "{} has an unknown field {}",
-                    where_(),
-                    show(&name)
-                );
-            };
-            let field = &table.fields[idx];
-            let fpath = Path::Field(path, field.name.as_bytes());
-            let tok = tape[value_at];
-            let kind_ok = matches!(
-                (field.kind, tok),
-                (Kind::Str, Tok::Str { .. })
-                    | (Kind::Num | Kind::Int, Tok::Num { .. })
-                    | (Kind::Obj, Tok::Obj { .. })
-                    | (Kind::Arr, Tok::Arr { .. })
-            );
-            if !kind_ok {
+        Ok(())
+    }
+
+    /// One member's value: kind check, then its content.
+    fn member(
+        &mut self,
+        input: &[u8],
+        tape: &[Tok],
+        value_at: usize,
+        field: &'static crate::ingest::schema::Field,
+        path: &Path<'_>,
+    ) -> Res<Val> {
+        let fpath = Path::Field(path, field.name.as_bytes());
+        let tok = tape[value_at];
+        Ok(match (field.kind, tok) {
+            (
+                Kind::Str,
+                Tok::Str {
+                    start,
+                    end,
+                    esc,
+                    lone,
+                },
+            ) => {
+                if lone {
+                    reject!(
+                        "surrogate",
+                        "{} contains a lone surrogate (\\ud800-\\udfff) escape",
+                        fpath.render()
+                    );
+                }
+                if esc {
+                    let s = self.strs.len() as u32;
+                    decode_str(&input[start as usize..end as usize], &mut self.strs);
+                    Val::Str {
+                        src: Src::Decoded,
+                        start: s,
+                        end: self.strs.len() as u32,
+                    }
+                } else {
+                    Val::Str {
+                        src: Src::Input,
+                        start,
+                        end,
+                    }
+                }
+            }
+            (Kind::Num | Kind::Int, Tok::Num { start, end }) => {
+                let decimals = if field.kind == Kind::Int { 0 } else { 2 };
+                Val::Num(numbers::json_number(
+                    &input[start as usize..end as usize],
+                    start,
+                    &|| fpath.render(),
+                    decimals,
+                    field.negative,
+                    &mut self.nums,
+                )?)
+            }
+            (Kind::Obj, Tok::Obj { .. }) => {
+                let sub = field.table.expect("object fields have a table");
+                Val::Obj(self.walk(input, tape, value_at, sub, &fpath)?)
+            }
+            (Kind::Arr, Tok::Arr { len, .. }) => {
+                let sub = field.table.expect("array fields have a table");
+                let first = self.items.len();
+                self.items.extend(std::iter::repeat_n(0, len as usize));
+                let mut e = value_at + 1;
+                for i in 0..len {
+                    let ipath = Path::Index(&fpath, i + 1);
+                    if !matches!(tape[e], Tok::Obj { .. }) {
+                        reject!("type", "{} must be an object", ipath.render());
+                    }
+                    let slot = self.walk(input, tape, e, sub, &ipath)?;
+                    self.items[first + i as usize] = slot;
+                    e = skip(tape, e);
+                }
+                Val::Arr {
+                    start: first as u32,
+                    len,
+                }
+            }
+            _ => {
                 let kind = match field.kind {
                     Kind::Str => "a string",
                     Kind::Num => "a number",
@@ -255,79 +339,7 @@ impl Model {
                 };
                 reject!("type", "{} must be {}", fpath.render(), kind);
             }
-            let v = match tok {
-                Tok::Str {
-                    start,
-                    end,
-                    esc,
-                    lone,
-                } => {
-                    if lone {
-                        reject!(
-                            "surrogate",
-                            "{} contains a lone surrogate (\\ud800-\\udfff) escape",
-                            fpath.render()
-                        );
-                    }
-                    if esc {
-                        let s = self.strs.len() as u32;
-                        decode_str(&input[start as usize..end as usize], &mut self.strs);
-                        Val::Str {
-                            src: Src::Decoded,
-                            start: s,
-                            end: self.strs.len() as u32,
-                        }
-                    } else {
-                        Val::Str {
-                            src: Src::Input,
-                            start,
-                            end,
-                        }
-                    }
-                }
-                Tok::Num { start, end } => {
-                    let decimals = if field.kind == Kind::Int { 0 } else { 2 };
-                    Val::Num(numbers::json_number(
-                        &input[start as usize..end as usize],
-                        &|| fpath.render(),
-                        decimals,
-                        field.negative,
-                        &mut self.nums,
-                    )?)
-                }
-                Tok::Obj { .. } => {
-                    let sub = field.table.expect("object fields have a table");
-                    Val::Obj(self.walk(input, tape, value_at, sub, &fpath)?)
-                }
-                Tok::Arr { len, .. } => {
-                    let sub = field.table.expect("array fields have a table");
-                    let first = self.items.len();
-                    self.items.extend(std::iter::repeat_n(0, len as usize));
-                    let mut e = value_at + 1;
-                    for i in 0..len {
-                        let ipath = Path::Index(&fpath, i + 1);
-                        if !matches!(tape[e], Tok::Obj { .. }) {
-                            reject!("type", "{} must be an object", ipath.render());
-                        }
-                        let slot = self.walk(input, tape, e, sub, &ipath)?;
-                        self.items[first + i as usize] = slot;
-                        e = skip(tape, e);
-                    }
-                    Val::Arr {
-                        start: first as u32,
-                        len,
-                    }
-                }
-                _ => unreachable!("kind checked above"),
-            };
-            self.slots[base as usize + idx] = v;
-        }
-        for (i, f) in table.fields.iter().enumerate() {
-            if f.required && self.slots[base as usize + i] == Val::Absent {
-                reject!("missing-field", "{} has no {}", where_(), f.name);
-            }
-        }
-        Ok(base)
+        })
     }
 
     // --- canonical form -----------------------------------------------------------
@@ -346,12 +358,18 @@ impl Model {
                 out.push(b',');
             }
             first = false;
-            out.push(b'"');
-            out.extend_from_slice(f.name.as_bytes());
-            out.extend_from_slice(b"\":");
+            put_span(out, &f.key, 0, f.key_len);
             match v {
+                Val::Str {
+                    src: Src::Input,
+                    start,
+                    end,
+                } => write_input_str(out, input, start as usize, end as usize),
                 Val::Str { .. } => write_str(out, self.bytes(input, v)),
-                Val::Num(d) => out.extend_from_slice(self.num_text(d)),
+                Val::Num(d) => {
+                    let src = if d.input { input } else { &self.nums[..] };
+                    put_span(out, src, d.start as usize, (d.end - d.start) as usize);
+                }
                 Val::Obj(sub) => self.write(input, sub, f.table.expect("table"), out),
                 Val::Arr { start, len } => {
                     out.push(b'[');
@@ -368,6 +386,28 @@ impl Model {
             }
         }
         out.push(b'}');
+    }
+}
+
+/// A string of the input without escapes is copied as it is: the tokenizer let
+/// no control character, quote or backslash into it, so its bytes are canonical.
+#[inline]
+fn write_input_str(out: &mut Vec<u8>, input: &[u8], start: usize, end: usize) {
+    debug_assert!(!input[start..end]
+        .iter()
+        .any(|&b| b < 0x20 || b == b'"' || b == b'\\'));
+    out.push(b'"');
+    put_span(out, input, start, end - start);
+    out.push(b'"');
+}
+
+/// How a message names an object: its path, or `the invoice` (etc.) at the top.
+fn where_of(table: &Table, path: &Path<'_>) -> String {
+    let p = path.render();
+    if p.is_empty() {
+        format!("the {}", table.what)
+    } else {
+        p
     }
 }
 

@@ -6,6 +6,7 @@
 //! is also kept × 100 (`cents`), which is what the rules compute with.
 
 use crate::ingest::error::{reject, Res};
+use crate::ingest::text::put;
 
 /// Digits allowed before the decimal point.
 pub const MAX_INT_DIGITS: i64 = 15;
@@ -18,6 +19,8 @@ pub(crate) struct Dec {
     pub cents: i64,
     pub start: u32,
     pub end: u32,
+    /// The text is a span of the record's input (not of the number-text buffer).
+    pub input: bool,
 }
 
 /// Leading zeros of `a ‖ b`.
@@ -62,6 +65,7 @@ pub(crate) fn normalise(
             cents: 0,
             start,
             end: start + 1,
+            input: false,
         });
     }
     let tz = trailing_zeros(int_part, frac_part);
@@ -127,6 +131,7 @@ pub(crate) fn normalise(
         cents: if neg { -cents } else { cents },
         start,
         end: out.len() as u32,
+        input: false,
     })
 }
 
@@ -148,14 +153,79 @@ fn exponent(neg: bool, digits: &[u8]) -> i64 {
     }
 }
 
-/// Normalise a JSON number token (its syntax is already valid).
+/// The common case, in one pass: a non-negative number
+/// without exponent, at most [`MAX_INT_DIGITS`] integer digits (no leading zero
+/// unless it is `0`) and at most `decimals` decimals once trailing zeros are
+/// dropped. `None` for anything else: [`normalise`] decides those (and words the
+/// errors). Returns the value × 100 and the length of the normal form, which is
+/// a prefix of `raw`; the result is the one `normalise` gives.
+#[inline]
+fn fast(raw: &[u8], decimals: i64) -> Option<(i64, usize)> {
+    let mut i = 0;
+    let mut int: i64 = 0;
+    while i < raw.len() && raw[i].is_ascii_digit() {
+        int = int * 10 + (raw[i] - b'0') as i64;
+        i += 1;
+        if i > MAX_INT_DIGITS as usize {
+            return None;
+        }
+    }
+    let int_len = i;
+    if int_len == 0 || (int_len > 1 && raw[0] == b'0') {
+        return None;
+    }
+    let mut frac: &[u8] = &[];
+    if i < raw.len() && raw[i] == b'.' {
+        let start = i + 1;
+        i = start;
+        while i < raw.len() && raw[i].is_ascii_digit() {
+            i += 1;
+        }
+        frac = &raw[start..i];
+        while let [rest @ .., b'0'] = frac {
+            frac = rest;
+        }
+        if frac.len() as i64 > decimals || frac.len() > 2 {
+            return None;
+        }
+    }
+    if i != raw.len() {
+        return None; // an exponent
+    }
+    let mut cents = int * 100;
+    match frac {
+        [a] => cents += (a - b'0') as i64 * 10,
+        [a, b] => cents += (a - b'0') as i64 * 10 + (b - b'0') as i64,
+        _ => {}
+    }
+    // The normal form is a prefix of the text: the integer part, then '.' and the
+    // decimals without their trailing zeros, if any remain.
+    let len = if frac.is_empty() {
+        int_len
+    } else {
+        int_len + 1 + frac.len()
+    };
+    Some((cents, len))
+}
+
+/// Normalise a JSON number token (its syntax is already valid) found at offset
+/// `at` of the record input: in the common case the result points into the input.
 pub(crate) fn json_number(
     raw: &[u8],
+    at: u32,
     path: &dyn Fn() -> String,
     decimals: i64,
     negative_ok: bool,
     out: &mut Vec<u8>,
 ) -> Res<Dec> {
+    if let Some((cents, len)) = fast(raw, decimals) {
+        return Ok(Dec {
+            cents,
+            start: at,
+            end: at + len as u32,
+            input: true,
+        });
+    }
     let neg = raw[0] == b'-';
     let body = if neg { &raw[1..] } else { raw };
     let int_end = body
@@ -203,6 +273,16 @@ pub(crate) fn csv_number(
     negative_ok: bool,
     out: &mut Vec<u8>,
 ) -> Res<Dec> {
+    if let Some((cents, len)) = fast(text, decimals) {
+        let start = out.len() as u32;
+        put(out, &text[..len]);
+        return Ok(Dec {
+            cents,
+            start,
+            end: out.len() as u32,
+            input: false,
+        });
+    }
     let neg = text.first() == Some(&b'-');
     let body = if neg { &text[1..] } else { text };
     let int_end = body
@@ -246,7 +326,18 @@ pub(crate) fn from_cents(cents: i64, out: &mut Vec<u8>) -> Dec {
     }
     let a = cents.unsigned_abs();
     let (whole, frac) = (a / 100, a % 100);
-    out.extend_from_slice(whole.to_string().as_bytes());
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    let mut w = whole;
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (w % 10) as u8;
+        w /= 10;
+        if w == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
     if frac != 0 {
         out.push(b'.');
         out.push(b'0' + (frac / 10) as u8);
@@ -258,6 +349,7 @@ pub(crate) fn from_cents(cents: i64, out: &mut Vec<u8>) -> Dec {
         cents,
         start,
         end: out.len() as u32,
+        input: false,
     }
 }
 
@@ -273,10 +365,11 @@ mod tests {
 
     fn norm(raw: &str, decimals: i64) -> Result<(String, i64), &'static str> {
         let mut out = Vec::new();
-        json_number(raw.as_bytes(), &|| "x".into(), decimals, true, &mut out)
+        json_number(raw.as_bytes(), 0, &|| "x".into(), decimals, true, &mut out)
             .map(|d| {
+                let text = if d.input { raw.as_bytes() } else { &out[..] };
                 (
-                    String::from_utf8(out[d.start as usize..d.end as usize].to_vec()).unwrap(),
+                    String::from_utf8(text[d.start as usize..d.end as usize].to_vec()).unwrap(),
                     d.cents,
                 )
             })
@@ -295,6 +388,58 @@ mod tests {
         assert_eq!(norm("1e-999999999999", 2), Err("decimals"));
         assert_eq!(norm("0e99999999999", 2), Ok(("0".into(), 0)));
         assert_eq!(norm("-12.5", 2), Ok(("-12.5".into(), -1250)));
+    }
+
+    #[test]
+    fn the_fast_path_agrees_with_the_general_one() {
+        let cases = [
+            "0",
+            "00",
+            "0.0",
+            "0.00",
+            "0.5",
+            "0.05",
+            "0.055",
+            "10",
+            "10.0",
+            "10.10",
+            "10.01",
+            "10.001",
+            "1.2",
+            "123456789012345",
+            "1234567890123456",
+            "999999999999999.99",
+            "7.50",
+            "18.000",
+            "01",
+            "1.",
+            ".5",
+            "1e2",
+            "5.",
+        ];
+        for c in cases {
+            for decimals in [0, 2] {
+                let mut b = Vec::new();
+                let Some((cents, len)) = fast(c.as_bytes(), decimals) else {
+                    continue;
+                };
+                let (int_part, frac_part) = c.split_once('.').unwrap_or((c, ""));
+                let slow = normalise(
+                    false,
+                    int_part.as_bytes(),
+                    frac_part.as_bytes(),
+                    0,
+                    &|| "x".into(),
+                    decimals,
+                    false,
+                    &mut b,
+                );
+                let s = slow.unwrap_or_else(|_| {
+                    panic!("{c}: the fast path accepted what the general one refuses")
+                });
+                assert_eq!((cents, &c.as_bytes()[..len]), (s.cents, &b[..]), "{c}");
+            }
+        }
     }
 
     #[test]

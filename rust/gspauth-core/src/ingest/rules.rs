@@ -7,7 +7,10 @@ use std::fmt::Write as _;
 use crate::ingest::error::{reject, Res};
 use crate::ingest::model::{Model, Val};
 use crate::ingest::numbers::Dec;
-use crate::ingest::schema::{Table, B2CS_TYPES, INV_TYPES, NOTE_TYPES, RATES, SUPPLY_TYPES, UQC};
+use crate::ingest::schema::{
+    Table, TaxSlots, B2CS_TYPES, INV_TYPES, ITEM_DET, ITEM_NUM, NOTE_TYPES, RATES, SUPPLY_TYPES,
+    UQC,
+};
 use crate::ingest::text::{code_points, show};
 use crate::ingest::Section;
 
@@ -159,8 +162,17 @@ impl<'a> Obj<'a> {
         }
     }
 
+    /// The number in slot `i` (an index from the object's table).
+    #[inline]
+    fn num_at(&self, i: Option<usize>) -> Option<Dec> {
+        match i.map(|i| self.m.get(self.base, i)) {
+            Some(Val::Num(d)) => Some(d),
+            _ => None,
+        }
+    }
+
     fn text(&self, d: Dec) -> String {
-        String::from_utf8_lossy(self.m.num_text(d)).into_owned()
+        String::from_utf8_lossy(self.m.num_text(self.input, d)).into_owned()
     }
 
     fn child(&self, base: u32, table: &'static Table) -> Obj<'a> {
@@ -263,16 +275,27 @@ fn rate(rt: Dec, rec: &Obj<'_>, what: &dyn Fn() -> String) -> Res<()> {
     Ok(())
 }
 
-fn cents(det: &Obj<'_>, name: &str) -> Option<i128> {
-    det.num(name).map(|d| d.cents as i128)
+fn cents(det: &Obj<'_>, i: Option<usize>) -> Option<i128> {
+    det.num_at(i).map(|d| d.cents as i128)
 }
 
 /// IGST (inter-state) or CGST = SGST (intra-state) against txval × rt × factor, ±₹1.
-fn tax(det: &Obj<'_>, where_: &dyn Fn() -> String, factor: i64, igst: bool, nil: bool) -> Res<()> {
-    let txval = det.num("txval").map_or(0, |d| d.cents) as i128;
-    let rt = det.num("rt").map_or(0, |d| d.cents) as i128;
+fn tax(
+    det: &Obj<'_>,
+    ix: &TaxSlots,
+    where_: &dyn Fn() -> String,
+    factor: i64,
+    igst: bool,
+    nil: bool,
+) -> Res<()> {
+    let txval = cents(det, ix.txval).unwrap_or(0);
+    let rt = cents(det, ix.rt).unwrap_or(0);
     let exact = txval * rt * factor as i128; // paise × 10^6
-    let (iamt, camt, samt) = (cents(det, "iamt"), cents(det, "camt"), cents(det, "samt"));
+    let (iamt, camt, samt) = (
+        cents(det, ix.iamt),
+        cents(det, ix.camt),
+        cents(det, ix.samt),
+    );
     let nonzero = |x: Option<i128>| x.is_some_and(|v| v != 0);
     if igst {
         if nonzero(camt) || nonzero(samt) {
@@ -300,7 +323,7 @@ fn tax(det: &Obj<'_>, where_: &dyn Fn() -> String, factor: i64, igst: bool, nil:
             );
         };
         if (iamt * 1_000_000 - exact).abs() > TOLERANCE * 1_000_000 {
-            let d = det.num("iamt").expect("present");
+            let d = det.num_at(ix.iamt).expect("present");
             reject!(
                 "tax",
                 "{} iamt {} is not txval × rt (±1.00)",
@@ -324,9 +347,9 @@ fn tax(det: &Obj<'_>, where_: &dyn Fn() -> String, factor: i64, igst: bool, nil:
             where_()
         );
     };
-    for (name, amt) in [("camt", camt), ("samt", samt)] {
+    for (name, amt, i) in [("camt", camt, ix.camt), ("samt", samt, ix.samt)] {
         if (amt * 2_000_000 - exact).abs() > TOLERANCE * 2_000_000 {
-            let d = det.num(name).expect("present");
+            let d = det.num_at(i).expect("present");
             reject!(
                 "tax",
                 "{} {name} {} is not half of txval × rt (±1.00)",
@@ -351,13 +374,15 @@ fn items(rec: &Obj<'_>, factor: i64, igst: bool, nil: bool) -> Res<()> {
     let item_table = rec.table.fields[rec.table.at("itms")]
         .table
         .expect("itms has a table");
-    let det_table = item_table.fields[item_table.at("itm_det")]
+    let det_table = item_table.fields[ITEM_DET]
         .table
         .expect("itm_det has a table");
+    let ix = TaxSlots::of_det(det_table);
+    let rt_at = ix.rt;
     let mut seen: Vec<i64> = Vec::with_capacity(len as usize);
     for i in 1..=len {
         let item = rec.child(rec.m.items[(start + i - 1) as usize], item_table);
-        let num = item.num("num").map_or(0, |d| d.cents / 100);
+        let num = item.num_at(Some(ITEM_NUM)).map_or(0, |d| d.cents / 100);
         if !(1..=99999).contains(&num) {
             reject!("items", "itms[{i}].num must be 1-99999");
         }
@@ -365,14 +390,21 @@ fn items(rec: &Obj<'_>, factor: i64, igst: bool, nil: bool) -> Res<()> {
             reject!("items", "itms[{i}].num {num} is used twice");
         }
         seen.push(num);
-        let Val::Obj(det_base) = item.val("itm_det") else {
+        let Val::Obj(det_base) = rec.m.get(item.base, ITEM_DET) else {
             unreachable!("itm_det is required")
         };
         let det = rec.child(det_base, det_table);
-        rate(det.num("rt").expect("required"), &det, &|| {
+        rate(det.num_at(rt_at).expect("required"), &det, &|| {
             format!("itms[{i}].itm_det.rt")
         })?;
-        tax(&det, &|| format!("itms[{i}].itm_det"), factor, igst, nil)?;
+        tax(
+            &det,
+            ix,
+            &|| format!("itms[{i}].itm_det"),
+            factor,
+            igst,
+            nil,
+        )?;
     }
     Ok(())
 }
@@ -470,8 +502,15 @@ fn b2cs(rec: &Obj<'_>, ctx: &Ctx<'_>) -> Res<String> {
     let factor = diff_factor(rec)?;
     let rt = rec.num("rt").expect("required");
     rate(rt, rec, &|| "rt".into())?;
-    tax(rec, &|| "entry".into(), factor, !intra, false)?;
-    let rt_text = rec.m.num_text(rt);
+    tax(
+        rec,
+        &TaxSlots::of(rec.table),
+        &|| "entry".into(),
+        factor,
+        !intra,
+        false,
+    )?;
+    let rt_text = rec.m.num_text(rec.input, rt);
     Ok(ident(&[p, sply_ty, typ, rt_text, etin.unwrap_or(b"")]))
 }
 
@@ -500,10 +539,11 @@ fn hsn(rec: &Obj<'_>) -> Res<String> {
     let rt = rec.num("rt").expect("required");
     rate(rt, rec, &|| "rt".into())?;
     let exact = rec.num("txval").expect("required").cents as i128 * rt.cents as i128 * 100;
+    let ix = TaxSlots::of(rec.table);
     let (iamt, camt, samt) = (
-        cents(rec, "iamt").unwrap_or(0),
-        cents(rec, "camt").unwrap_or(0),
-        cents(rec, "samt").unwrap_or(0),
+        cents(rec, ix.iamt).unwrap_or(0),
+        cents(rec, ix.camt).unwrap_or(0),
+        cents(rec, ix.samt).unwrap_or(0),
     );
     if (camt - samt).abs() > TOLERANCE {
         let text = |n: &str| rec.num(n).map_or_else(|| "0".to_owned(), |d| rec.text(d));
@@ -526,7 +566,7 @@ fn hsn(rec: &Obj<'_>) -> Res<String> {
         "{}|{}|{}",
         String::from_utf8_lossy(code),
         String::from_utf8_lossy(uqc),
-        String::from_utf8_lossy(rec.m.num_text(rt))
+        String::from_utf8_lossy(rec.m.num_text(rec.input, rt))
     );
     Ok(id)
 }
