@@ -32,7 +32,19 @@ __all__ = ["SQLiteFile"]
 
 log = logging.getLogger("gspauth.store")
 _T = TypeVar("_T")
-_MAGIC = b"SQLite format 3\x00"
+
+
+# Connections a forked child inherited. Closing one in the child would make SQLite think it
+# is the last connection (the parent's POSIX locks are not inherited), checkpoint and delete
+# the parent's WAL under it: they are kept referenced instead, and never used.
+_INHERITED: list[sqlite3.Connection] = []
+
+
+def _close_in(conn: sqlite3.Connection, pid: int) -> None:
+    if os.getpid() == pid:
+        conn.close()
+    else:
+        _INHERITED.append(conn)
 
 
 class SQLiteFile:
@@ -63,8 +75,7 @@ class SQLiteFile:
         if not path.exists():
             self._create(schema)
         else:
-            self._check_header()
-            self._check_tables(expect)
+            self._check_file(expect)
             if os.name == "posix" and path.stat().st_mode & 0o077:
                 log.warning("%s was readable by others; setting mode 0600", path)
         self.tighten()
@@ -79,28 +90,31 @@ class SQLiteFile:
             hint=f"move it aside (`mv {self.path} {self.path}.damaged`) to start a new one, or restore it from a backup",
         )
 
-    def _check_header(self) -> None:
+    def _check_file(self, expect: Sequence[str]) -> None:
+        # Only SQLite may open the file: closing a descriptor of it opened elsewhere (even to
+        # read 16 header bytes) drops every POSIX lock this process's SQLite connections hold on
+        # it, and a writer in another process could then corrupt the database.
         try:
-            with open(self.path, "rb") as fh:
-                head = fh.read(len(_MAGIC))
+            size = self.path.stat().st_size
         except OSError as exc:
             raise self.damaged(f"cannot be read: {exc.strerror}") from None
-        if not head:
+        if size == 0:
             raise self.damaged("it is empty (0 bytes): truncated or created by something else")
-        if head != _MAGIC:
-            raise self.damaged("it is not an SQLite database")
+        self._check_tables(expect)
 
     def _check_tables(self, expect: Sequence[str]) -> None:
-        if not expect:
-            return
+        # A plain connection that only reads: it changes nothing in the file (no journal-mode
+        # switch), and unlike a mode=ro one it takes WAL's shared-memory locks, so a concurrent
+        # writer (another process sharing a ledger) cannot make it read a torn page.
         try:
-            probe = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
+            probe = sqlite3.connect(str(self.path), timeout=self.busy_timeout)
             try:
                 tables = {r[0] for r in probe.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
             finally:
                 probe.close()
         except sqlite3.DatabaseError as exc:
-            raise self.damaged(f"SQLite: {exc}") from None
+            why = "it is not an SQLite database" if "not a database" in str(exc) else f"SQLite: {exc}"
+            raise self.damaged(why) from None
         missing = [t for t in expect if t not in tables]
         if missing:
             raise self.damaged(f"it is an SQLite database, but not a gspauth {self.what} (no {', '.join(missing)})")
@@ -133,13 +147,14 @@ class SQLiteFile:
         finally:
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
-        self._check_header()
 
     # -- connections -----------------------------------------------------------------------
 
     def connection(self) -> sqlite3.Connection:
         """This process's connection (callers hold :attr:`guard`)."""
         if self._conn is None or self._pid != os.getpid():
+            if self._conn is not None:  # inherited through fork: never close it in this process
+                _INHERITED.append(self._conn)
             self._pid = os.getpid()
             try:
                 conn = sqlite3.connect(str(self.path), timeout=self.busy_timeout, isolation_level=None,
@@ -151,7 +166,7 @@ class SQLiteFile:
             except sqlite3.DatabaseError as exc:
                 raise self._classify(exc) from None
             self._conn = conn
-            weakref.finalize(self, conn.close)  # closed on garbage collection too
+            weakref.finalize(self, _close_in, conn, self._pid)  # closed on garbage collection too
             self.tighten()
         return self._conn
 
@@ -220,6 +235,6 @@ class SQLiteFile:
     def close(self) -> None:
         """Close this process's connection (reopened on next use)."""
         with self.guard:
-            if self._conn is not None and self._pid == os.getpid():
-                self._conn.close()
+            if self._conn is not None:
+                _close_in(self._conn, self._pid)
             self._conn = None
