@@ -14,137 +14,30 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
-from gspauth.ingest._python._errors import Reject, show
-from gspauth.ingest._python._numbers import Num, csv_number, from_cents, round_div
+from gspauth.ingest._python._csv_layout import (
+    COLUMNS,
+    INVOICE_COLS,
+    KEY_COLS,
+    LAYOUTS,
+    NORMALISED,
+    RowError,
+    date_cell,
+    diff_cell,
+    inv_typ_cell,
+    norm,
+    pos_cell,
+    split,
+    taxed,
+    title,
+)
+from gspauth.ingest._python._errors import Reject
+from gspauth.ingest._python._numbers import csv_number, from_cents
 from gspauth.ingest._python._rules import _MAX_ITEMS
 
 if TYPE_CHECKING:
     from gspauth.ingest._python._parser import Parser
 
 __all__ = ["LAYOUTS", "CsvReader"]
-
-# Header name (as the tool writes it) → logical column.
-_COLUMNS = {
-    "GSTIN/UIN of Recipient": "ctin", "Receiver Name": "name", "Invoice Number": "inum", "Invoice date": "idt",
-    "Invoice Value": "val", "Place Of Supply": "pos", "Reverse Charge": "rchrg", "Applicable % of Tax Rate": "diff",
-    "Invoice Type": "inv_typ", "E-Commerce GSTIN": "etin", "Rate": "rt", "Taxable Value": "txval",
-    "Cess Amount": "csamt", "Type": "typ", "Note Number": "nt_num", "Note Date": "nt_dt", "Note Type": "ntty",
-    "Note Supply Type": "inv_typ", "Note Value": "val", "HSN": "hsn_sc", "Description": "desc", "UQC": "uqc",
-    "Total Quantity": "qty", "Total Value": "val", "Integrated Tax Amount": "iamt", "Central Tax Amount": "camt",
-    "State/UT Tax Amount": "samt",
-}  # fmt: skip
-_B2B = ("GSTIN/UIN of Recipient", "Receiver Name", "Invoice Number", "Invoice date", "Invoice Value",
-        "Place Of Supply", "Reverse Charge", "Applicable % of Tax Rate", "Invoice Type", "E-Commerce GSTIN", "Rate",
-        "Taxable Value", "Cess Amount")
-#: The accepted header rows per section, the current template first.
-LAYOUTS: dict[str, tuple[tuple[str, ...], ...]] = {
-    "b2b": (_B2B, tuple(c for c in _B2B if c not in ("Receiver Name", "Applicable % of Tax Rate"))),
-    "b2cl": (("Invoice Number", "Invoice date", "Invoice Value", "Place Of Supply", "Applicable % of Tax Rate", "Rate",
-              "Taxable Value", "Cess Amount", "E-Commerce GSTIN"),
-             ("Invoice Number", "Invoice date", "Invoice Value", "Place Of Supply", "Rate", "Taxable Value",
-              "Cess Amount", "E-Commerce GSTIN")),
-    "b2cs": (("Type", "Place Of Supply", "Applicable % of Tax Rate", "Rate", "Taxable Value", "Cess Amount",
-              "E-Commerce GSTIN"),
-             ("Type", "Place Of Supply", "Rate", "Applicable % of Tax Rate", "Taxable Value", "Cess Amount",
-              "E-Commerce GSTIN"),
-             ("Type", "Place Of Supply", "Rate", "Taxable Value", "Cess Amount", "E-Commerce GSTIN")),
-    "cdnr": (("GSTIN/UIN of Recipient", "Receiver Name", "Note Number", "Note Date", "Note Type", "Place Of Supply",
-              "Reverse Charge", "Note Supply Type", "Note Value", "Applicable % of Tax Rate", "Rate", "Taxable Value",
-              "Cess Amount"),),
-    "hsn": (("HSN", "Description", "UQC", "Total Quantity", "Total Value", "Rate", "Taxable Value",
-             "Integrated Tax Amount", "Central Tax Amount", "State/UT Tax Amount", "Cess Amount"),),
-}
-#: Invoice Type / Note Supply Type labels (compared ASCII-case-insensitively) → inv_typ.
-INV_TYPE_LABELS = {
-    "regular b2b": "R", "regular": "R", "sez supplies with payment": "SEWP", "sez supplies without payment": "SEWOP",
-    "deemed exp": "DE", "deemed exports": "DE", "intra-state supplies attracting igst": "CBW",
-}  # fmt: skip
-_MONTHS = {m: i for i, m in enumerate("jan feb mar apr may jun jul aug sep oct nov dec".split(), 1)}
-_DATE = re.compile(r"([0-9]{2})-([A-Za-z]{3})-([0-9]{4})")
-_POS = re.compile(r"([0-9]{2})(?:-.*)?", re.DOTALL)
-# Invoice-level columns: repeated on every row of an invoice, and must agree.
-_INVOICE_COLS = {
-    "b2b": ("idt", "val", "pos", "rchrg", "diff", "inv_typ", "etin"),
-    "b2cl": ("idt", "val", "pos", "diff", "etin"),
-    "cdnr": ("nt_dt", "ntty", "pos", "rchrg", "inv_typ", "val", "diff"),
-}
-_KEY_COLS = {"b2b": ("ctin", "inum"), "b2cl": ("inum",), "cdnr": ("ctin", "nt_num")}
-_SPACE = re.compile(rb"[ \t]+")
-
-
-def _norm(name: bytes) -> bytes:
-    return _SPACE.sub(b" ", name.strip(b" \t")).lower()
-
-
-_NORMALISED = {s: tuple(tuple(_norm(c.encode()) for c in layout) for layout in layouts)
-               for s, layouts in LAYOUTS.items()}
-
-
-class _RowError(Exception):
-    def __init__(self, code: str, message: str, at: int) -> None:
-        super().__init__(code)
-        self.code, self.message, self.at = code, message, at
-
-
-def _split(buf: bytearray, start: int, final: bool) -> tuple[list[bytes], int] | None:
-    """One row from ``start`` → (fields, end after its terminator); None if more input is needed."""
-    fields: list[bytes] = []
-    i, n = start, len(buf)
-    while True:
-        if i < n and buf[i] == 0x22:  # quoted
-            j = i + 1
-            while True:
-                k = buf.find(b'"', j)
-                if k < 0:
-                    if final:
-                        raise _RowError("truncated", "the file ends inside a quoted field", n)
-                    return None
-                if k + 1 < n and buf[k + 1] == 0x22:
-                    j = k + 2
-                    continue
-                if k + 1 == n and not final:
-                    return None
-                break
-            fields.append(bytes(buf[i + 1 : k]).replace(b'""', b'"'))
-            i = k + 1
-            if i == n:
-                return fields, n  # final
-            c = buf[i]
-            if c == 0x2C:
-                i += 1
-                continue
-            if c == 0x0A:
-                return fields, i + 1
-            if c == 0x0D and i + 1 < n and buf[i + 1] == 0x0A:
-                return fields, i + 2
-            if c == 0x0D and i + 1 == n and not final:
-                return None
-            raise _RowError("csv", "text after the closing quote of a field", i)
-        m = _UNQUOTED_END.search(buf, i)
-        if m is None:
-            if not final:
-                return None
-            fields.append(bytes(buf[i:n]))
-            return fields, n
-        k = m.start()
-        c = buf[k]
-        if c == 0x22:
-            raise _RowError("csv", "a quote inside an unquoted field (quote the whole field)", k)
-        fields.append(bytes(buf[i:k]))
-        if c == 0x2C:
-            i = k + 1
-            continue
-        if c == 0x0A:
-            return fields, k + 1
-        if k + 1 < n and buf[k + 1] == 0x0A:  # CR
-            return fields, k + 2
-        if k + 1 == n and not final:
-            return None
-        raise _RowError("csv", "a carriage return that does not end a line", k)
-
-
-_UNQUOTED_END = re.compile(rb'[,"\r\n]')
-
 
 class _Invoice:
     __slots__ = ("bad", "cells", "items", "key", "line", "pos", "rec")
@@ -193,8 +86,8 @@ class CsvReader:
                 break
             line = self.line
             try:
-                got = _split(self.buf, self.pos, final)
-            except _RowError as e:
+                got = split(self.buf, self.pos, final)
+            except RowError as e:
                 self._unreadable(line, e.code, e.message, e.at)
                 continue
             # A row longer than the limit is skipped from its start to the next LF, whether or
@@ -252,7 +145,7 @@ class CsvReader:
         cols = self.columns
         row = {name: cells[i] for name, i in cols.items()}
         gap, self.gap = self.gap, 0
-        if self.section in _KEY_COLS:
+        if self.section in KEY_COLS:
             self._fold(row, line, gap)
         else:
             self._close()
@@ -261,10 +154,10 @@ class CsvReader:
     def _header(self, fields: list[bytes], line: int) -> None:
         while fields and not fields[-1]:
             fields.pop()
-        names = tuple(_norm(f) for f in fields)
-        for layout, normalised in zip(LAYOUTS[self.section], _NORMALISED[self.section]):
+        names = tuple(norm(f) for f in fields)
+        for layout, normalised in zip(LAYOUTS[self.section], NORMALISED[self.section]):
             if names == normalised:
-                self.columns = {_COLUMNS[name]: i for i, name in enumerate(layout)}
+                self.columns = {COLUMNS[name]: i for i, name in enumerate(layout)}
                 self.width = len(layout)
                 return
         expected = ", ".join(LAYOUTS[self.section][0])
@@ -274,7 +167,7 @@ class CsvReader:
     # --- invoices ----------------------------------------------------------------
 
     def _fold(self, row: dict[str, str], line: int, gap: int) -> None:
-        key = tuple(row[c] for c in _KEY_COLS[self.section])
+        key = tuple(row[c] for c in KEY_COLS[self.section])
         inv = self.open
         if inv is not None and inv.key == key:
             if inv.bad:
@@ -282,9 +175,9 @@ class CsvReader:
             try:
                 if gap:
                     raise Reject("csv", f"an unreadable row (line {gap}) interrupts this invoice")
-                for col in _INVOICE_COLS[self.section]:
+                for col in INVOICE_COLS[self.section]:
                     if row.get(col, "") != inv.cells.get(col, ""):
-                        raise Reject("inconsistent", f"{_title(self.section, col)} differs from the invoice's first "
+                        raise Reject("inconsistent", f"{title(self.section, col)} differs from the invoice's first "
                                                      f"row (line {inv.line})")
                 self._item(inv, row)
             except Reject as r:
@@ -304,21 +197,21 @@ class CsvReader:
         s, rec = self.section, inv.rec
         if s == "cdnr":
             rec["nt_num"] = row["nt_num"]
-            rec["nt_dt"] = _date(row["nt_dt"], "Note Date")
+            rec["nt_dt"] = date_cell(row["nt_dt"], "Note Date")
             rec["ntty"] = row["ntty"]
         else:
             rec["inum"] = row["inum"]
-            rec["idt"] = _date(row["idt"], "Invoice date")
-        rec["val"] = csv_number(row["val"], _title(s, "val"), 2, False)
-        pos = inv.pos = _pos(row["pos"])
+            rec["idt"] = date_cell(row["idt"], "Invoice date")
+        rec["val"] = csv_number(row["val"], title(s, "val"), 2, False)
+        pos = inv.pos = pos_cell(row["pos"])
         if s != "b2cl":
             rec["pos"] = pos
             rec["rchrg"] = row["rchrg"]
-        diff = _diff(row.get("diff", ""))
+        diff = diff_cell(row.get("diff", ""))
         if diff is not None:
             rec["diff_percent"] = diff
         if s != "b2cl":
-            rec["inv_typ"] = _inv_typ(row["inv_typ"], _title(s, "inv_typ"))
+            rec["inv_typ"] = inv_typ_cell(row["inv_typ"], title(s, "inv_typ"))
         if row.get("etin"):
             rec["etin"] = row["etin"]
 
@@ -342,7 +235,7 @@ class CsvReader:
             igst = rec["inv_typ"] in ("SEWP", "SEWOP", "CBW") or pos != self.gstin[:2]
             nil = rec["inv_typ"] == "SEWOP"
         factor = 65 if "diff_percent" in rec else 100
-        rec["itms"] = [{"num": from_cents(n * 100), "itm_det": _taxed(det, factor, igst, nil)}
+        rec["itms"] = [{"num": from_cents(n * 100), "itm_det": taxed(det, factor, igst, nil)}
                        for n, det in enumerate(inv.items, 1)]
         key = pos if s == "b2cl" else inv.key[0]
         self.p.record(s, self.gstin, self.fp, key, rec, inv.line)
@@ -361,8 +254,8 @@ class CsvReader:
 
     def _b2cs(self, row: dict[str, str]) -> dict[str, Any]:
         rec: dict[str, Any] = {"typ": row["typ"]}
-        pos = rec["pos"] = _pos(row["pos"])
-        diff = _diff(row.get("diff", ""))
+        pos = rec["pos"] = pos_cell(row["pos"])
+        diff = diff_cell(row.get("diff", ""))
         rt = rec["rt"] = csv_number(row["rt"], "Rate", 2, False)
         txval = rec["txval"] = csv_number(row["txval"], "Taxable Value", 2, True)
         rec["csamt"] = csv_number(row["csamt"], "Cess Amount", 2, True) if row["csamt"] else from_cents(0)
@@ -374,7 +267,7 @@ class CsvReader:
         if diff is not None:
             rec["diff_percent"] = diff
             factor = 65
-        rec.update(_taxed({"rt": rt, "txval": txval}, factor, not intra, False))
+        rec.update(taxed({"rt": rt, "txval": txval}, factor, not intra, False))
         return rec
 
     def _hsn(self, row: dict[str, str]) -> dict[str, Any]:
@@ -391,55 +284,3 @@ class CsvReader:
                            ("samt", "State/UT Tax Amount"), ("csamt", "Cess Amount")):
             rec[col] = csv_number(row[col], title, 2, False) if row[col] else from_cents(0)
         return rec
-
-
-def _taxed(det: dict[str, Num], factor: int, igst: bool, nil: bool) -> dict[str, Any]:
-    """The item's tax columns computed from rt and txval: half-up to the paisa."""
-    out: dict[str, Any] = dict(det)
-    exact = det["txval"].cents * det["rt"].cents * factor  # paise × 10^6
-    if igst:
-        out["iamt"] = from_cents(0 if nil else round_div(exact, 1_000_000))
-    else:
-        half = from_cents(round_div(exact, 2_000_000))
-        out["camt"] = out["samt"] = half
-    return out
-
-
-def _title(section: str, col: str) -> str:
-    for layout in LAYOUTS[section]:
-        for name in layout:
-            if _COLUMNS[name] == col:
-                return name
-    return col  # pragma: no cover
-
-
-def _date(text: str, title: str) -> str:
-    m = _DATE.fullmatch(text)
-    month = _MONTHS.get(m.group(2).lower()) if m else None
-    if m is None or month is None:
-        raise Reject("date", f"{title} {show(text)} is not a date dd-mmm-yyyy (e.g. 05-Jul-2017)")
-    return f"{m.group(1)}-{month:02d}-{m.group(3)}"
-
-
-def _pos(text: str) -> str:
-    m = _POS.fullmatch(text)
-    if m is None:
-        raise Reject("pos", f"Place Of Supply {show(text)} must be a state code and name such as 27-Maharashtra")
-    return m.group(1)
-
-
-def _diff(text: str) -> Num | None:
-    if not text:
-        return None
-    n = csv_number(text, "Applicable % of Tax Rate", 2, False)
-    if n.cents != 6500:
-        raise Reject("value", "Applicable % of Tax Rate must be empty or 65")
-    return from_cents(65)
-
-
-def _inv_typ(text: str, title: str) -> str:
-    code = INV_TYPE_LABELS.get(text.encode("utf-8").lower().decode("utf-8"))
-    if code is None:
-        raise Reject("value", f"{title} {show(text)} is not one of: Regular B2B, SEZ supplies with payment, "
-                              "SEZ supplies without payment, Deemed Exp, Intra-State supplies attracting IGST")
-    return code

@@ -21,6 +21,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from gspauth.ingest._python._errors import Reject, show
+from gspauth.ingest._python._extent import Extent, scan
 from gspauth.ingest._python._record import parse, record_object
 from gspauth.ingest._python._rules import check_fp, check_gstin
 from gspauth.ingest._python._schema import COUNTERPARTY, GSTR1_IGNORED, LIST_FIELD, invoice_table
@@ -37,8 +38,6 @@ PENDING_MAX = 16 << 20
 
 _WS = b" \t\r\n"
 _IN_STRING = re.compile(rb'["\\]')
-_STRUCT = re.compile(rb'["{}\[\]]')
-_SCALAR_END = re.compile(rb"[,\]} \t\r\n]")
 _STRING_BODY = re.compile(rb'"(?:[^"\\\x00-\x1f]|\\["\\/bfnrt]|\\u[0-9a-fA-F]{4})*"')
 _GROUPED = ("b2b", "b2cl", "cdnr")
 
@@ -71,23 +70,6 @@ class _Frame:
         self.group: _Frame | None = None  # a records array: its group
 
 
-class _Extent:
-    """A value being located: captured (a record) or read past (``keep`` false)."""
-
-    __slots__ = ("depth", "esc", "in_str", "keep", "kind", "line", "scan", "too_large")
-
-    def __init__(self, first: int, keep: bool, line: int) -> None:
-        self.kind = "c" if first in b"{[" else ("s" if first == ord('"') else "x")
-        self.keep, self.line = keep, line
-        # Bytes of the value scanned so far (from the reader's pos). The first byte of a
-        # string or scalar is known: the scan starts after it.
-        self.scan = 0 if self.kind == "c" else 1
-        self.depth = 0
-        self.in_str = self.kind == "s"
-        self.esc = False
-        self.too_large = False
-
-
 class Gstr1Reader:
     def __init__(self, parser: Parser) -> None:
         from gspauth.ingest._python._parser import MAX_RECORD_BYTES
@@ -99,7 +81,7 @@ class Gstr1Reader:
         self.line = 1
         self.stack = [_Frame("top")]
         self.done = False  # the top-level object is closed
-        self.extent: _Extent | None = None
+        self.extent: Extent | None = None
         self.extent_target: _Frame | None = None
         self.gstin: str | None = None  # the file's own values
         self.fp: str | None = None
@@ -352,7 +334,7 @@ class Gstr1Reader:
     # --- extents -----------------------------------------------------------------
 
     def _start_extent(self, b: int, keep: bool) -> None:
-        self.extent = _Extent(b, keep, self.line)
+        self.extent = Extent(b, keep, self.line)
 
     def _run_extent(self, final: bool) -> None:
         ext = self.extent
@@ -390,51 +372,8 @@ class Gstr1Reader:
             return
         self._record(target.section, group.key or "" if group is not None else "", raw, line)
 
-    def _scan(self, ext: _Extent, final: bool) -> int:
-        """Scan on from ``ext.scan``; the extent's length once complete, else -1."""
-        buf, base = self.buf, self.pos
-        i, n = base + ext.scan, len(buf)
-        if ext.kind == "x":
-            m = _SCALAR_END.search(buf, i)
-            if m is None:
-                ext.scan = n - base
-                return ext.scan if final else -1
-            return m.start() - base
-        while True:
-            if ext.in_str:
-                if ext.esc:
-                    if i >= n:
-                        break
-                    ext.esc, i = False, i + 1
-                    continue
-                m = _IN_STRING.search(buf, i)
-                if m is None:
-                    i = n
-                    break
-                i = m.end()
-                if m.group() == b"\\":
-                    ext.esc = True
-                    continue
-                ext.in_str = False
-                if ext.kind == "s":
-                    return i - base
-                continue
-            m = _STRUCT.search(buf, i)
-            if m is None:
-                i = n
-                break
-            i = m.end()
-            c = m.group()
-            if c == b'"':
-                ext.in_str = True
-            elif c in b"{[":
-                ext.depth += 1
-            else:
-                ext.depth -= 1
-                if ext.depth == 0:
-                    return i - base
-        ext.scan = i - base
-        return -1
+    def _scan(self, ext: Extent, final: bool) -> int:
+        return scan(self.buf, self.pos, ext, final)
 
     # --- records -----------------------------------------------------------------
 

@@ -6,7 +6,7 @@ import hashlib
 from typing import Any, Protocol
 
 from gspauth.errors import InvalidParameter
-from gspauth.ingest._python._errors import Reject
+from gspauth.ingest._python._errors import Reject, show
 from gspauth.ingest._python._record import canonical
 from gspauth.ingest._python._rules import check_fp, check_gstin, validate
 from gspauth.ingest._python._schema import SECTIONS, invoice_table
@@ -71,9 +71,9 @@ class Parser:
             if not (isinstance(value, str) or (optional and value is None)):
                 raise TypeError(f"{name} must be str{' or None' if optional else ''}")
         if format not in FORMATS:
-            raise InvalidParameter(f"format {format!r} is not one of jsonl, gstr1-json, csv", "format")
+            raise InvalidParameter(f"format {show(format)} is not one of jsonl, gstr1-json, csv", "format")
         if section is not None and section not in SECTIONS:
-            raise InvalidParameter(f"section {section!r} is not one of b2b, b2cl, b2cs, cdnr, hsn", "section")
+            raise InvalidParameter(f"section {show(section)} is not one of b2b, b2cl, b2cs, cdnr, hsn", "section")
         for name, value, check in (("gstin", gstin, lambda v: check_gstin(v, "gstin", "gstin")), ("fp", fp, check_fp)):
             if value is not None:
                 try:

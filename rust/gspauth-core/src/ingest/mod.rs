@@ -6,9 +6,12 @@
 //! The behaviour — every record, error code and message, and every chunk byte —
 //! is that of the Python reference `gspauth/ingest/_python`; `docs/ingest.md`
 //! is the contract. Concerns, one per module: `json` (record reader), `gstr1`
-//! (incremental walk of the outer GSTR-1 structure), `csv`, `jsonl`, `numbers`
-//! (exact decimals), `text` (escapes), `schema` (known-field tables), `model`
-//! (shape walk and canonical writer), `rules` (validation), `parser`, `chunker`.
+//! (incremental walk of the outer GSTR-1 structure; `extent` finds where a value
+//! ends), `csv` (`row` splitting, `layout`s, cell `values`, `invoice` folding,
+//! `single`-row sections), `jsonl`, `numbers` (exact decimals), `text` (escapes),
+//! `schema` (known-field tables), `model` (shape walk and canonical writer),
+//! `rules` (value `checks`, `items` and tax, the section rules), `parser`,
+//! `chunker`.
 
 mod chunker;
 mod csv;

@@ -1,0 +1,247 @@
+//! CSV in the layout of the GST offline tool's section templates (twin of
+//! `gspauth/ingest/_python/_csv.py`, whose docstring states the row syntax).
+//!
+//! Rows are split into one reused buffer (no allocation per row or field); the
+//! rows of one invoice are folded into the record model as they come, and the
+//! record is finished when a row of another invoice (or the end) arrives.
+
+mod invoice;
+mod layout;
+mod row;
+mod single;
+mod values;
+
+use layout::*;
+use row::*;
+use values::*;
+
+use crate::ingest::error::{reject, Res};
+use crate::ingest::model::{at_line, Val};
+use crate::ingest::numbers::from_cents;
+use crate::ingest::parser::{Config, Sink, Work, MAX_RECORD_BYTES};
+use crate::ingest::rules::MAX_ITEMS;
+use crate::ingest::schema::{record_table, TaxSlots, ITEM_DET, ITEM_NUM};
+use crate::ingest::Section;
+
+/// The folded invoice so far (its model is `Work::model`).
+struct Open {
+    key: Vec<Vec<u8>>,
+    line: u64,
+    /// The invoice-level cells of its first row.
+    cells: Vec<Vec<u8>>,
+    pos: Vec<u8>,
+    base: u32,
+    /// Slots of each item's `itm_det`, in row order.
+    dets: Vec<u32>,
+    bad: bool,
+}
+
+pub(crate) struct CsvReader {
+    section: Section,
+    gstin: [u8; 15],
+    fp: [u8; 6],
+    buf: Vec<u8>,
+    pos: usize,
+    line: u64,
+    skip_to_lf: bool,
+    /// Logical column → index in the row, once the header is read.
+    columns: Option<[Option<usize>; N_COLS]>,
+    width: usize,
+    open: Option<Open>,
+    gap: u64,
+    rows: u64,
+    cells: Vec<u8>,
+    spans: Vec<(u32, u32)>,
+}
+
+impl CsvReader {
+    pub fn new(cfg: &Config) -> Self {
+        CsvReader {
+            section: cfg.section.expect("checked by Parser::new"),
+            gstin: cfg.gstin.expect("checked by Parser::new"),
+            fp: cfg.fp.expect("checked by Parser::new"),
+            buf: Vec::new(),
+            pos: 0,
+            line: 1,
+            skip_to_lf: false,
+            columns: None,
+            width: 0,
+            open: None,
+            gap: 0,
+            rows: 0,
+            cells: Vec::new(),
+            spans: Vec::new(),
+        }
+    }
+
+    pub fn feed(&mut self, data: &[u8], last: bool, sink: &mut Sink<'_>, work: &mut Work) {
+        self.buf.extend_from_slice(data);
+        while !*sink.failed {
+            if self.skip_to_lf {
+                match memchr::memchr(b'\n', &self.buf[self.pos..]) {
+                    None => {
+                        self.consume(self.buf.len());
+                        break;
+                    }
+                    Some(k) => {
+                        self.consume(self.pos + k + 1);
+                        self.skip_to_lf = false;
+                        continue;
+                    }
+                }
+            }
+            if self.pos == self.buf.len() {
+                break;
+            }
+            let line = self.line;
+            let mut cells = std::mem::take(&mut self.cells);
+            let mut spans = std::mem::take(&mut self.spans);
+            let got = split(&self.buf, self.pos, last, &mut cells, &mut spans);
+            let too_large = || format!("the row is longer than {MAX_RECORD_BYTES} bytes");
+            match got {
+                Err(e) => self.unreadable(line, e.code, e.message.to_owned(), e.at, sink),
+                Ok(None) => {
+                    if self.buf.len() - self.pos > MAX_RECORD_BYTES {
+                        self.unreadable(line, "too-large", too_large(), self.pos, sink);
+                    } else {
+                        self.cells = cells;
+                        self.spans = spans;
+                        break;
+                    }
+                }
+                Ok(Some(end)) => {
+                    if end - self.pos > MAX_RECORD_BYTES {
+                        self.unreadable(line, "too-large", too_large(), self.pos, sink);
+                    } else {
+                        self.consume(end);
+                        self.row(&cells, &spans, line, sink, work);
+                    }
+                }
+            }
+            self.cells = cells;
+            self.spans = spans;
+        }
+        if last && !*sink.failed {
+            self.close(sink, work);
+        }
+        self.buf.drain(..self.pos);
+        self.pos = 0;
+    }
+
+    fn consume(&mut self, end: usize) {
+        self.line += memchr::memchr_iter(b'\n', &self.buf[self.pos..end]).count() as u64;
+        self.pos = end;
+    }
+
+    fn unreadable(
+        &mut self,
+        line: u64,
+        code: &'static str,
+        message: String,
+        at: usize,
+        sink: &mut Sink<'_>,
+    ) {
+        self.consume(at);
+        self.skip_to_lf = true;
+        if self.columns.is_none() {
+            return sink.fatal(
+                line,
+                "header",
+                format!("the header row cannot be read: {message}"),
+            );
+        }
+        self.rows += 1;
+        if self.gap == 0 {
+            self.gap = line;
+        }
+        sink.error(line, code, message);
+    }
+
+    fn row(
+        &mut self,
+        cells: &[u8],
+        spans: &[(u32, u32)],
+        line: u64,
+        sink: &mut Sink<'_>,
+        work: &mut Work,
+    ) {
+        let field = |i: usize| &cells[spans[i].0 as usize..spans[i].1 as usize];
+        if (0..spans.len()).all(|i| field(i).is_empty()) {
+            return;
+        }
+        let Some(columns) = self.columns else {
+            return self.header(spans.len(), &field, line, sink);
+        };
+        self.rows += 1;
+        let width = self.width;
+        let check = || -> Res<()> {
+            if spans.len() < width || (width..spans.len()).any(|i| !field(i).is_empty()) {
+                reject!(
+                    "csv",
+                    "the row has {} fields; the header has {width}",
+                    spans.len()
+                );
+            }
+            if !cells_utf8(cells, spans, width) {
+                reject!("utf8", "the row is not valid UTF-8");
+            }
+            Ok(())
+        };
+        if let Err(r) = check() {
+            if self.gap == 0 {
+                self.gap = line;
+            }
+            return sink.reject(line, r);
+        }
+        let row = Row {
+            cells,
+            spans,
+            columns: &columns,
+        };
+        let gap = std::mem::take(&mut self.gap);
+        if key_cols(self.section).is_empty() {
+            self.close(sink, work);
+            self.single(&row, line, sink, work);
+        } else {
+            self.fold(&row, line, gap, sink, work);
+        }
+    }
+
+    fn header<'a>(
+        &mut self,
+        n: usize,
+        field: &dyn Fn(usize) -> &'a [u8],
+        line: u64,
+        sink: &mut Sink<'_>,
+    ) {
+        let mut names: Vec<Vec<u8>> = (0..n).map(|i| norm(field(i))).collect();
+        while names.last().is_some_and(|s| s.is_empty()) {
+            names.pop();
+        }
+        for layout in layouts(self.section) {
+            if layout.len() == names.len()
+                && layout
+                    .iter()
+                    .zip(&names)
+                    .all(|(l, n)| norm(l.as_bytes()) == *n)
+            {
+                let mut columns = [None; N_COLS];
+                for (i, name) in layout.iter().enumerate() {
+                    columns[col_of(name) as usize] = Some(i);
+                }
+                self.columns = Some(columns);
+                self.width = layout.len();
+                return;
+            }
+        }
+        sink.fatal(
+            line,
+            "header",
+            format!(
+                "the header does not match the {} template of the GST offline tool; expected the columns: {}",
+                self.section.name(),
+                layouts(self.section)[0].join(", ")
+            ),
+        );
+    }
+}
