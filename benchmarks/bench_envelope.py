@@ -57,11 +57,11 @@ try:
 except ImportError:  # running from a checkout that is not installed
     sys.path.insert(0, str(ROOT))
 
-import naive_client  # noqa: E402  (sibling module; sys.path[0] is benchmarks/)
+import naive_client
 
-import gspauth.crypto as api  # noqa: E402
-from gspauth import synthetic  # noqa: E402
-from gspauth.crypto import _python  # noqa: E402
+import gspauth.crypto as api
+from gspauth import synthetic
+from gspauth.crypto import _python
 
 SCHEMA = 1
 DEFAULT_SIZES = (10_000, 100_000)
@@ -428,7 +428,7 @@ def run_direction(
     calls: dict[str, Callable[[], Any]] = {}
     for impl in impls:
         fn = impl.encrypt if direction == "encrypt" else impl.decrypt
-        call = (lambda f=fn: f(key, inputs))  # noqa: E731
+        call = (lambda f=fn: f(key, inputs))
         row = Row(direction, n, impl.name, impl.label, correct=False)
         rows[impl.name] = row
         try:
@@ -553,7 +553,7 @@ def measure_latency(
     out = []
     repeat = 3 if quick else 9
     for op, impl, stmt, env, want in cases:
-        got = eval(stmt, dict(env))  # noqa: S307 - our own fixed statements
+        got = eval(stmt, dict(env))
         if got != want:
             raise SystemExit(f"latency check: {op} via {impl} returned a wrong result; refusing to time it")
         timer = timeit.Timer(stmt, globals=env)

@@ -13,7 +13,6 @@ conformance kit). The last two are never imported by ``import gspauth``.
 from __future__ import annotations
 
 from gspauth._version import VERSION as __version__  # one source: the Cargo workspace version
-
 from gspauth.auth import GSPAuth
 from gspauth.client import AsyncClient, Client
 from gspauth.errors import (

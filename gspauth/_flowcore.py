@@ -114,7 +114,7 @@ class FlowCore:
         if self.ledger is not None:
             try:
                 self.ledger.record(event)
-            except Exception:  # noqa: BLE001 - a ledger failure is logged, the session stands
+            except Exception:
                 log.error("could not write %s to the consent ledger", event.kind, exc_info=True)
 
     def _fire(self, kind: SessionEventKind, **kw: Any) -> Flow[None]:
@@ -140,7 +140,7 @@ class FlowCore:
                           request.headers.get("txn"), response.status_code, attempt)
                 reply = response
                 return protocol.parse_reply(reply.status_code, reply.content, gsp=self.gsp,
-                                            map_error=lambda: self.requests.hooks.map_error(self.gsp, reply))
+                                            map_error=lambda reply=reply: self.requests.hooks.map_error(self.gsp, reply))
             except (httpx.TransportError, RetryableError) as exc:
                 wait: float | None = None
                 if isinstance(exc, RetryableError):

@@ -188,7 +188,7 @@ class GSPAuth(httpx.Auth):
             session = login.parse(response)
         except GSPError:
             raise
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - any parser failure is the plugin's contract broken
             # Only the type: the message of a parser's exception may quote the reply (a token).
             raise PluginContractError(
                 f"GSP {self.gsp!r}: the login reply (HTTP {response.status_code}) could not be parsed "

@@ -45,9 +45,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-
 from gspauth import protocol
-from gspauth.protocol import Payload
 from gspauth.errors import (
     CryptoError,
     GSPAuthError,
@@ -60,6 +58,7 @@ from gspauth.errors import (
     StoreCorrupted,
 )
 from gspauth.locks import ExclusiveFile
+from gspauth.protocol import Payload
 from gspauth.types import Api
 
 __all__ = ["BatchFiler", "ChunkFailure", "ChunkResult", "FilingSummary", "chunk_content", "chunk_key"]
@@ -534,7 +533,7 @@ class BatchFiler:
                         if chunk.gstin not in running:
                             running.add(chunk.gstin)
                             pool.submit(drain, chunk.gstin)
-            except BaseException as exc:  # a bad chunk in the input: stop the workers too
+            except BaseException as exc:  # noqa: BLE001 - a bad chunk in the input: stop the workers, re-raised
                 with run.lock:
                     run.error = run.error or exc
         if run.error is not None:

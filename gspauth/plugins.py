@@ -609,7 +609,7 @@ class Hooks:
         for plugin_name, call in _each_plugin(self.pm, "gspauth_on_session_event"):
             try:
                 call(event=event)
-            except Exception as exc:  # an audit plugin must not break the client
+            except Exception as exc:  # noqa: BLE001 - an audit plugin must not break the client
                 logger.error("observer %s failed on %s event: %s", plugin_name, event.kind, type(exc).__name__)
 
     # -- credentials ----------------------------------------------------------------------

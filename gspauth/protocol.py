@@ -35,10 +35,10 @@ from gspauth.gstin import validate_gstin, validate_state_code
 __all__ = [
     "AUTH_ACTIONS",
     "JSON_CONTENT_TYPE",
-    "Payload",
     "AuthCall",
     "CredentialsLike",
     "InvalidParameter",
+    "Payload",
     "TokenGrant",
     "auth_headers",
     "auth_token_request",

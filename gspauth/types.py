@@ -23,8 +23,11 @@ if TYPE_CHECKING:
     import httpx
 
 __all__ = [
-    "Api",
     "CORE_CREDENTIALS",
+    "DEFAULT_PATH_VERSIONS",
+    "PRODUCTION",
+    "SANDBOX",
+    "Api",
     "CredentialField",
     "Credentials",
     "CryptoMode",
@@ -32,12 +35,9 @@ __all__ = [
     "GSPInfo",
     "GSPSession",
     "GSPSessionLogin",
-    "PRODUCTION",
-    "SANDBOX",
     "SessionEvent",
     "SessionEventKind",
     "SigningContext",
-    "DEFAULT_PATH_VERSIONS",
     "check_base_url",
     "is_loopback_host",
     "version_keys",

@@ -8,8 +8,8 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import os
-from pathlib import Path
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TypeAlias
 
 from cryptography import x509

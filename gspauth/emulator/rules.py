@@ -26,7 +26,7 @@ A structural refusal is the flat ``{"error_cd": "RET191106", "error_msg": ...}``
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 

@@ -86,7 +86,7 @@ class ThreadedEmulator:
         def run() -> None:
             try:
                 server.run(sockets=[sock])
-            except BaseException as exc:  # surfaced by start()/stop()
+            except BaseException as exc:  # noqa: BLE001 - surfaced by start()/stop()
                 self._error = exc
             finally:
                 sock.close()

@@ -101,7 +101,7 @@ class Store:
         with self.transaction() as db:
             if db.execute("SELECT 1 FROM doc_index LIMIT 1").fetchone() is not None:
                 return
-            rows = db.execute(f"SELECT gstin, period, section, rkey, data FROM records "  # noqa: S608
+            rows = db.execute(f"SELECT gstin, period, section, rkey, data FROM records "
                               f"WHERE section IN ({marks})", INDEXED_SECTIONS).fetchall()
             out = []
             for gstin, period, section, rkey, data in rows:
@@ -240,7 +240,7 @@ class Store:
                 part = nums[at:at + 500]
                 marks = ", ".join("?" * len(part))
                 for docnum, p, sec, rkey in db.execute(
-                        f"SELECT docnum, period, section, rkey FROM doc_index WHERE gstin = ? AND fy = ? "  # noqa: S608
+                        f"SELECT docnum, period, section, rkey FROM doc_index WHERE gstin = ? AND fy = ? "
                         f"AND kind = ? AND docnum IN ({marks})", (gstin, fy, kind, *part)):  # fmt: skip
                     held.setdefault((str(kind), docnum), []).append((p, sec, rkey))
         dups: list[tuple[int, str]] = []
@@ -305,7 +305,7 @@ class Store:
         """``(supplier gstin, section, record JSON)`` of every record of ``period`` naming ``ctin``."""
         marks = ", ".join("?" * len(sections))
         rows = self.query(
-            f"SELECT r.gstin, r.section, r.data FROM doc_index d JOIN records r ON r.gstin = d.gstin AND "  # noqa: S608
+            f"SELECT r.gstin, r.section, r.data FROM doc_index d JOIN records r ON r.gstin = d.gstin AND "
             f"r.period = d.period AND r.section = d.section AND r.rkey = d.rkey WHERE d.ctin = ? AND d.period = ? "
             f"AND d.section IN ({marks}) ORDER BY r.gstin, r.section, r.rkey", (ctin, period, *sections))
         return [(r[0], r[1], r[2]) for r in rows]

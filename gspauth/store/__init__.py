@@ -44,7 +44,13 @@ from gspauth.session import PendingOtp, RefreshIntent, Session, SessionKey, Sess
 if TYPE_CHECKING:
     from gspauth.ledger import ConsentLedger
 
-from gspauth.store._keys import STORE_KEY_ENV, STORE_KEY_FILE_ENV, generate_store_key, resolve_store_key, store_key_source
+from gspauth.store._keys import (
+    STORE_KEY_ENV,
+    STORE_KEY_FILE_ENV,
+    generate_store_key,
+    resolve_store_key,
+    store_key_source,
+)
 
 __all__ = [
     "STORE_KEY_ENV",

@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from gspauth.session import PendingOtp, Session
 
-__all__ = ["SESSION_AAD", "PENDING_AAD", "Sealer"]
+__all__ = ["PENDING_AAD", "SESSION_AAD", "Sealer"]
 
 _KEY_CHECK_AAD = b"gspauth/store/key-check/v1"
 _KEY_CHECK_PLAIN = b"gspauth store key check"

@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
+
 @pytest.fixture(autouse=True)
 def cli_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home = tmp_path / "home"

@@ -61,7 +61,7 @@ def test_full_session_lifecycle(cli: Any, emu: Any, tmp_path: Path, cli_env: Pat
     seen: list[str] = []
     run = cli
 
-    def cli(*argv: str) -> Any:  # noqa: F811 - the same runner, remembering what it printed
+    def cli(*argv: str) -> Any:
         r = run(*argv)
         seen.extend((r.out, r.err))
         return r

@@ -23,19 +23,21 @@ for _src in (ROOT / "plugins" / "cleartax" / "src", ROOT / "plugins" / "vayana" 
     if str(_src) not in sys.path:
         sys.path.insert(0, str(_src))
 
-import gspauth_cleartax  # noqa: E402
-import gspauth_vayana  # noqa: E402
-from cryptography.hazmat.primitives import serialization  # noqa: E402
+from cryptography.hazmat.primitives import serialization
 
-from gspauth.client import AsyncClient, Client  # noqa: E402
-from gspauth.retry import RetryPolicy  # noqa: E402
-from gspauth.emulator import ThreadedEmulator  # noqa: E402
-from gspauth.emulator import defaults  # noqa: E402
-from gspauth.emulator.config import EmulatorConfig  # noqa: E402
-from gspauth.hookspecs import hookimpl  # noqa: E402
-from gspauth.plugins import Hooks, get_plugin_manager  # noqa: E402
-from gspauth.store import MemoryStore  # noqa: E402
-from gspauth.types import Credentials, SessionEvent  # noqa: E402
+import gspauth_cleartax
+import gspauth_vayana
+from gspauth.client import AsyncClient, Client
+from gspauth.emulator import (
+    ThreadedEmulator,
+    defaults,
+)
+from gspauth.emulator.config import EmulatorConfig
+from gspauth.hookspecs import hookimpl
+from gspauth.plugins import Hooks, get_plugin_manager
+from gspauth.retry import RetryPolicy
+from gspauth.store import MemoryStore
+from gspauth.types import Credentials, SessionEvent
 
 GSPS = ("cleartax", "vayana")
 START = dt.datetime(2026, 7, 1, 9, 0, tzinfo=dt.timezone.utc)

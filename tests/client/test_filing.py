@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 
-from tests.client.client_support import Env, filing_worker
 from gspauth import synthetic
 from gspauth.emulator import defaults
 from gspauth.errors import IntegrityError, JournalBusy, SessionInvalid
@@ -19,6 +18,7 @@ from gspauth.filing import BatchFiler, ChunkResult, chunk_content, chunk_key
 from gspauth.otp import FileOtp
 from gspauth.protocol import encode_payload
 from gspauth.store import MemoryStore, SQLiteStore
+from tests.client.client_support import Env, filing_worker
 
 PERIOD = "072017"
 

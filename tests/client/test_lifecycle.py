@@ -13,12 +13,10 @@ from gspauth.errors import (
     CertificateExpired,
     InvalidOtp,
     OtpRequired,
-    SessionInvalid,
     SessionLimitExceeded,
 )
 from gspauth.store import MemoryStore
 from gspauth.types import Api
-
 from tests.client.client_support import Env
 
 PERIOD = "072017"
@@ -428,8 +426,8 @@ def test_consent_ledger_records_every_event(env: Env, tmp_path: Any) -> None:
 @pytest.mark.parametrize("gsp_id", ["cleartax", "vayana"])
 def test_gsp_layer_refusal_is_typed(env: Env, gsp_id: str) -> None:
     """The GSP's own error shape goes through the plugin's map_error, not GSTN's table."""
-    from tests.client.client_support import credentials_for
     from gspauth.errors import ClientCredentialsError, GSPLayerError
+    from tests.client.client_support import credentials_for
 
     good = credentials_for(gsp_id)
     bad = (good.replace(gsp_token="not-a-cleartax-token") if gsp_id == "cleartax"

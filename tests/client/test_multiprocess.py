@@ -7,9 +7,9 @@ import multiprocessing
 import os
 import queue
 
-from tests.client.client_support import Env, refresh_worker
 from gspauth.store import SQLiteStore
 from gspauth.types import Api
+from tests.client.client_support import Env, refresh_worker
 
 WORKERS = 4
 

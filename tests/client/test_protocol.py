@@ -6,7 +6,6 @@ import json
 
 import pytest
 
-from gspauth.redact import redact_headers
 from gspauth import codes, crypto, protocol
 from gspauth.errors import (
     ApiAccessDenied,
@@ -27,6 +26,7 @@ from gspauth.errors import (
     SessionInvalid,
     SessionLimitExceeded,
 )
+from gspauth.redact import redact_headers
 
 AK = bytes(range(32))
 EK = bytes(range(32, 64))
@@ -141,8 +141,9 @@ def test_otp_vector() -> None:
     call = protocol.auth_token_request(username="u", certificate=cert, app_key=AK, otp="575757")
     assert call.body["otp"] == "lBQwV4dMNxt5BBTu2msZ+w=="
     assert len(call.body["app_key"]) == 344
-    from cryptography.hazmat.primitives.asymmetric import padding
     import base64
+
+    from cryptography.hazmat.primitives.asymmetric import padding
 
     assert key.decrypt(base64.b64decode(call.body["app_key"]), padding.PKCS1v15()) == AK
 

@@ -9,11 +9,11 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.client.client_support import FAST_RETRY, Env, TxnRecorder
 from gspauth import synthetic
-from gspauth.retry import RetryPolicy
 from gspauth.errors import RateLimited, ServerError
+from gspauth.retry import RetryPolicy
 from gspauth.types import Api
+from tests.client.client_support import FAST_RETRY, Env, TxnRecorder
 
 PERIOD = "072017"
 

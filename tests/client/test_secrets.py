@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import base64
-import logging
 import dataclasses
+import logging
 from typing import Any
 
 import pytest
 
-from tests.client.client_support import Env, SecretLog, credentials_for
 from gspauth import synthetic
 from gspauth.errors import OtpRequired
 from gspauth.types import Api
+from tests.client.client_support import Env, SecretLog, credentials_for
 
 PERIOD = "072017"
 

@@ -570,7 +570,7 @@ def test_unpacking_errors_of_batch_items_match_exactly(native: ModuleType, refer
         def __init__(self, exc: Exception, at_next: bool) -> None:
             self.exc, self.at_next = exc, at_next
 
-        def __iter__(self) -> "Raises":
+        def __iter__(self) -> Raises:
             if not self.at_next:
                 raise self.exc
             return self

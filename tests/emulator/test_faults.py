@@ -13,7 +13,7 @@ import pytest
 from gspauth import crypto
 from gspauth.emulator import DroppedConnection, Emulator, ThreadedEmulator
 from tests.emulator.conftest import SEED, TP
-from tests.emulator.rawclient import GSTR1, Raw, b2b_payload, error_code
+from tests.emulator.rawclient import GSTR1, Raw, b2b_payload
 
 P = "072017"
 

@@ -4,12 +4,8 @@ from __future__ import annotations
 
 import datetime as _dt
 import inspect
-
-
-
 from collections.abc import Callable, Mapping
 from pathlib import Path
-
 
 import httpx
 import pytest

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from gspauth.templates import PLUGIN_FILES, names_for, render_plugin
-
-from collections.abc import Callable
 
 # The kit runs in a separate pytest process (runpytest_subprocess): an in-process run
 # restores sys.modules afterwards, and modules it imported lazily (httpcore's transports)

@@ -6,8 +6,8 @@ import os
 import time
 from typing import Any
 
-from gspauth.session import Session, SessionKey
 from gspauth.errors import LockTimeout
+from gspauth.session import Session, SessionKey
 from gspauth.store import SQLiteStore
 
 

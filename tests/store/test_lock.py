@@ -14,11 +14,11 @@ import pytest
 # Spawned children import the workers by module name: put their directory on sys.path
 # (also under --import-mode=importlib, which does not).
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import store_lock_workers as workers  # noqa: E402
+import store_lock_workers as workers
 
-from gspauth.session import SessionKey  # noqa: E402
-from gspauth.errors import LockTimeout  # noqa: E402
-from gspauth.store import MemoryStore, SQLiteStore  # noqa: E402
+from gspauth.errors import LockTimeout
+from gspauth.session import SessionKey
+from gspauth.store import MemoryStore, SQLiteStore
 
 ctx = multiprocessing.get_context("spawn")  # no inherited locks or connections
 

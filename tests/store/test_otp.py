@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 
 from gspauth import hookspecs
-from gspauth.plugins import Hooks, get_plugin_manager
 from gspauth.otp import (
     ChainOtp,
     CommandOtp,
@@ -25,6 +24,7 @@ from gspauth.otp import (
     PromptOtp,
     default_otp_provider,
 )
+from gspauth.plugins import Hooks, get_plugin_manager
 
 GSTIN = "27AAAAA0000A1Z5"
 REQ = OtpRequest("cleartax", "sandbox", GSTIN, "acme.mh")
