@@ -25,6 +25,8 @@ mod parser;
 mod rules;
 mod schema;
 mod text;
+#[cfg(test)]
+mod vectors;
 
 pub use chunker::{Chunk, ChunkRecord, Chunker, ChunkerError, DEFAULT_MAX_CHUNK_BYTES};
 pub use error::RecordError;
