@@ -9,6 +9,7 @@ Nothing here touches the network, the disk or a lock directly: it yields
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -138,9 +139,9 @@ class FlowCore:
                 assert response is not None
                 log.debug("%s %s txn=%s -> HTTP %s (attempt %d)", request.method, what,
                           request.headers.get("txn"), response.status_code, attempt)
-                reply = response
-                return protocol.parse_reply(reply.status_code, reply.content, gsp=self.gsp,
-                                            map_error=lambda reply=reply: self.requests.hooks.map_error(self.gsp, reply))
+                return protocol.parse_reply(response.status_code, response.content, gsp=self.gsp,
+                                            map_error=functools.partial(self.requests.hooks.map_error, self.gsp,
+                                                                        response))
             except (httpx.TransportError, RetryableError) as exc:
                 wait: float | None = None
                 if isinstance(exc, RetryableError):

@@ -20,7 +20,7 @@ from gspauth._consent import ConsentFlows
 from gspauth._effects import Call, Flow, Lock, Unlock
 from gspauth._flowcore import log
 from gspauth.errors import InvalidParameter, SessionExpired, SessionInvalid, SessionLimitExceeded
-from gspauth.protocol import Payload
+from gspauth.protocol import Payload, SealedBody
 from gspauth.session import RefreshIntent, Session
 from gspauth.types import Api
 
@@ -100,7 +100,8 @@ class Lifecycle(ConsentFlows):
         # Outside the lock (the async lock is not re-entrant): refresh it if it is in the margin.
         return (yield from self.ensure_session())
 
-    def data(self, method: str, api: Api, path: str, action: str, payload: Payload | None, ret_period: str | None,
+    def data(self, method: str, api: Api, path: str, action: str, payload: Payload | SealedBody | None,
+             ret_period: str | None,
              params: Mapping[str, object] | None, version: str | None, txn: str | None) -> Flow[Any]:
         if not action or not isinstance(action, str):
             raise InvalidParameter("action is required (e.g. 'RETSAVE', 'B2B')", "action")
@@ -108,7 +109,12 @@ class Lifecycle(ConsentFlows):
             protocol.validate_ret_period(ret_period)
         txn = protocol.validate_txn(txn) if txn is not None else protocol.new_txn()
         body: bytes | None = None
-        if method != "GET" and payload is not None:
+        sealed: SealedBody | None = None
+        if method == "GET" or payload is None:
+            pass
+        elif isinstance(payload, SealedBody):
+            sealed = payload  # writes its own request body (an ingest chunk)
+        else:
             body = protocol.encode_payload(payload)  # serialised once: every retry sends equal bytes
         session = yield from self.ensure_session()
         recovered = False
@@ -118,7 +124,9 @@ class Lifecycle(ConsentFlows):
             # bytes). A large payload is encrypted off the event loop (a worker thread for the
             # async client; the crypto core releases the GIL).
             content: bytes | None = None
-            if body is not None:
+            if sealed is not None:
+                content = yield Call(sealed.body, (current.sek, action))
+            elif body is not None:
                 if len(body) >= OFFLOAD_BYTES:
                     content = yield Call(protocol.wrap_payload_content, (current.sek, action, body))
                 else:

@@ -53,7 +53,7 @@ from gspauth._lifecycle import Lifecycle
 from gspauth._requests import RequestBuilder
 from gspauth.auth import GSPAuth
 from gspauth.errors import ConfigurationError, LockTimeout
-from gspauth.protocol import Payload
+from gspauth.protocol import Payload, SealedBody
 from gspauth.redact import install_log_filters
 from gspauth.retry import RetryPolicy
 from gspauth.session import DEFAULT_MARGIN, PendingOtp, Session, SessionKey, SessionTarget, utcnow
@@ -389,14 +389,14 @@ class Client(_ClientBase):
         """
         return self._run(self._life.data("GET", Api(api), path, action, None, ret_period, params, version, txn))
 
-    def put(self, api: Api, path: str = "", *, action: str, payload: Payload | None = None, ret_period: str | None = None,
+    def put(self, api: Api, path: str = "", *, action: str, payload: Payload | SealedBody | None = None, ret_period: str | None = None,
             params: Mapping[str, object] | None = None, version: str | None = None, txn: str | None = None) -> Any:
         """A PUT data call (e.g. RETSAVE): ``payload`` (a mapping or list → compact JSON, or
         JSON ``bytes``) is encrypted. Pass a deterministic ``txn`` to make the call idempotent
         across restarts."""
         return self._run(self._life.data("PUT", Api(api), path, action, payload, ret_period, params, version, txn))
 
-    def post(self, api: Api, path: str = "", *, action: str, payload: Payload | None = None, ret_period: str | None = None,
+    def post(self, api: Api, path: str = "", *, action: str, payload: Payload | SealedBody | None = None, ret_period: str | None = None,
              params: Mapping[str, object] | None = None, version: str | None = None, txn: str | None = None) -> Any:
         """A POST data call (RETSUBMIT, RESET …); like :meth:`put`."""
         return self._run(self._life.data("POST", Api(api), path, action, payload, ret_period, params, version, txn))
@@ -556,14 +556,14 @@ class AsyncClient(_ClientBase):
         return await self._run(self._life.data("GET", Api(api), path, action, None, ret_period, params, version,
                                                txn))
 
-    async def put(self, api: Api, path: str = "", *, action: str, payload: Payload | None = None,
+    async def put(self, api: Api, path: str = "", *, action: str, payload: Payload | SealedBody | None = None,
                   ret_period: str | None = None, params: Mapping[str, object] | None = None,
                   version: str | None = None, txn: str | None = None) -> Any:
         """See :meth:`Client.put`."""
         return await self._run(self._life.data("PUT", Api(api), path, action, payload, ret_period, params, version,
                                                txn))
 
-    async def post(self, api: Api, path: str = "", *, action: str, payload: Payload | None = None,
+    async def post(self, api: Api, path: str = "", *, action: str, payload: Payload | SealedBody | None = None,
                    ret_period: str | None = None, params: Mapping[str, object] | None = None,
                    version: str | None = None, txn: str | None = None) -> Any:
         """See :meth:`Client.post`."""

@@ -26,7 +26,7 @@ import re
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeAlias
+from typing import Any, Protocol, TypeAlias, runtime_checkable
 
 from gspauth import codes, crypto
 from gspauth.errors import GSPError, InvalidParameter, RequestRejected, ServerError
@@ -39,6 +39,7 @@ __all__ = [
     "CredentialsLike",
     "InvalidParameter",
     "Payload",
+    "SealedBody",
     "TokenGrant",
     "auth_headers",
     "auth_token_request",
@@ -65,6 +66,16 @@ __all__ = [
 ]
 
 JSON_CONTENT_TYPE = "application/json"
+
+
+@runtime_checkable
+class SealedBody(Protocol):
+    """A payload that writes its own encrypted request body ``{"action","data","hmac"}`` under
+    a session key — the ingest's chunks do, in one buffer, in Rust (:mod:`gspauth.ingest`)."""
+
+    def body(self, sek: bytes, action: str, /) -> bytes: ...
+
+
 #: What a write call encrypts: JSON bytes as they are, or a mapping/list serialised as compact JSON.
 Payload: TypeAlias = "Mapping[str, Any] | list[Any] | bytes"
 #: The GSTN auth actions (all ``POST …/authenticate`` except EVCOTP, a GET).

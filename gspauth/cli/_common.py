@@ -27,7 +27,9 @@ from gspauth.config import Profile, config_path, load_config, load_profile, reso
 from gspauth.errors import ConfigurationError
 
 if TYPE_CHECKING:
-    from gspauth.client import Client
+    import httpx
+
+    from gspauth.client import AsyncClient, Client
     from gspauth.ledger import ConsentLedger
     from gspauth.otp import OtpProvider
     from gspauth.plugins import Hooks
@@ -36,7 +38,7 @@ if TYPE_CHECKING:
     from gspauth.types import Credentials
 
 __all__ = [
-    "add_target_arguments", "build_client", "client_for_session", "credentials_for", "describe_session",
+    "add_target_arguments", "async_client", "build_client", "client_for_session", "credentials_for", "describe_session",
     "open_ledger", "open_store", "print_json", "profile_from_args",
 ]
 
@@ -154,6 +156,22 @@ def client_for_session(key: SessionKey, target: SessionTarget | None, store: Ses
                   username=key.username, certificate=certificate, store=store, hooks=hooks,
                   ip_usr=pick("ip_usr", target.ip_usr if target else None) or "127.0.0.1",
                   auth_version=target.auth_version if target else None)
+
+
+def async_client(profile: Profile, *, gsp: str, environment: str, gstin: str, username: str, store: SessionStore,
+                 otp_provider: OtpProvider | None, http: httpx.AsyncClient) -> AsyncClient:
+    """An :class:`~gspauth.client.AsyncClient` for a bulk run: the profile's host, certificate,
+    ``ip-usr`` and credentials for ``gsp``, one shared connection pool, and no retries of its own
+    (the filer retries, pausing the whole GSP on 429)."""
+    from gspauth.client import AsyncClient
+    from gspauth.retry import RetryPolicy
+
+    host = profile.host if profile.gsp in (None, gsp) else None
+    hooks = _hooks_for(gsp, environment, host)
+    return AsyncClient(gsp, environment, credentials_for(gsp, hooks, profile), gstin=gstin, username=username,
+                       certificate=_certificate(profile.certificate, environment), store=store, hooks=hooks,
+                       otp_provider=otp_provider, ip_usr=profile.ip_usr or "127.0.0.1",
+                       retry=RetryPolicy(attempts=1), http_client=http)
 
 
 def describe_session(session: Session, now: _dt.datetime | None = None) -> str:
