@@ -11,15 +11,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gspauth.cli import Exit
 from gspauth.cli._common import add_target_arguments, open_store, print_json, profile_from_args
 
+if TYPE_CHECKING:
+    from gspauth.fetch import FetchResult
+
 __all__ = ["register"]
 
 
-async def _fetch(args: argparse.Namespace) -> list[dict[str, object]]:
+async def _fetch(args: argparse.Namespace) -> list[FetchResult]:
     import httpx
 
     from gspauth.cli._common import async_client
@@ -53,18 +56,18 @@ async def _fetch(args: argparse.Namespace) -> list[dict[str, object]]:
                 results += await fetcher.gstr2b(args.fp)
     if tty:
         print(file=sys.stderr)
-    return [r.to_dict() for r in results]
+    return results
 
 
 def _run(args: argparse.Namespace) -> int:
     results = asyncio.run(_fetch(args))
     if args.json:
-        print_json({"gstin": args.gstin, "fp": args.fp, "files": results})
+        print_json({"gstin": args.gstin, "fp": args.fp, "files": [r.to_dict() for r in results]})
     else:
         for r in results:
-            what = "no documents" if r["empty"] else f"{r['records']} record(s)"
-            parts = f", {r['files']} file part(s), {int(r['bytes_downloaded']) / 1e6:.1f} MB" if r["files"] else ""
-            print(f"{r['form']} {r['section']}: {what}{parts} → {r['path']}")
+            what = "no documents" if r.empty else f"{r.records} record(s)"
+            parts = f", {r.files} file part(s), {r.bytes_downloaded / 1e6:.1f} MB" if r.files else ""
+            print(f"{r.form} {r.section}: {what}{parts} → {r.path}")
     return Exit.OK
 
 
