@@ -5,6 +5,7 @@
 //! `too-large` and is skipped up to its LF without being kept in memory.
 
 use crate::ingest::error::{reject, Res};
+use crate::ingest::fast;
 use crate::ingest::json::{self, Tok};
 use crate::ingest::model::{skip, Model, Path};
 use crate::ingest::parser::{Sink, Work, MAX_RECORD_BYTES};
@@ -57,6 +58,19 @@ fn str_bytes<'a>(raw: &'a [u8], tok: Tok, buf: &'a mut Vec<u8>) -> &'a [u8] {
 
 /// One line: section lookup, then the shape walk. Returns (section, first slot).
 fn read_line(raw: &[u8], work: &mut Work) -> Res<(Section, u32)> {
+    if std::str::from_utf8(raw).is_ok() {
+        if let Some(section) = fast::section_guess(raw).and_then(Section::from_name) {
+            let table = line_table(section);
+            if let Some(base) = fast::record(raw, &mut work.model, table) {
+                let got = work.model.get(base, table.at("section"));
+                if work.model.bytes(raw, got) == section.name().as_bytes() {
+                    #[cfg(debug_assertions)]
+                    fast::check(raw, table, &work.model, base);
+                    return Ok((section, base));
+                }
+            }
+        }
+    }
     parse_record(raw, &mut work.tape)?;
     let tape = &work.tape;
     let Tok::Obj { pairs, .. } = tape[0] else {

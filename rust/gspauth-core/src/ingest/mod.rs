@@ -16,6 +16,7 @@
 mod chunker;
 mod csv;
 pub(crate) mod error;
+mod fast;
 mod gstr1;
 mod json;
 mod jsonl;

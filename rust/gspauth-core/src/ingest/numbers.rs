@@ -160,7 +160,7 @@ fn exponent(neg: bool, digits: &[u8]) -> i64 {
 /// errors). Returns the value × 100 and the length of the normal form, which is
 /// a prefix of `raw`; the result is the one `normalise` gives.
 #[inline]
-fn fast(raw: &[u8], decimals: i64) -> Option<(i64, usize)> {
+pub(crate) fn fast(raw: &[u8], decimals: i64) -> Option<(i64, usize)> {
     let mut i = 0;
     let mut int: i64 = 0;
     while i < raw.len() && raw[i].is_ascii_digit() {

@@ -7,6 +7,7 @@
 //! reader, so a broken record is one record error. Lines count LF bytes.
 
 use crate::ingest::error::Reject;
+use crate::ingest::fast;
 use crate::ingest::json::{self, Tok};
 use crate::ingest::jsonl::parse_record;
 use crate::ingest::model::Path;
@@ -420,6 +421,23 @@ impl Gstr1Reader {
             .unwrap_or(&[])
             .to_vec();
         let table = record_table(section);
+        if std::str::from_utf8(raw).is_ok() {
+            if let Some(base) = fast::record(raw, &mut work.model, table) {
+                #[cfg(debug_assertions)]
+                fast::check(raw, table, &work.model, base);
+                return sink.record(
+                    section,
+                    &gstin,
+                    &fp,
+                    key,
+                    &work.model,
+                    raw,
+                    base,
+                    table,
+                    line,
+                );
+            }
+        }
         let walked = parse_record(raw, &mut work.tape).and_then(|()| {
             if !matches!(work.tape[0], Tok::Obj { .. }) {
                 return Err(Reject::new(
