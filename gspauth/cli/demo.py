@@ -16,16 +16,12 @@ Needs no configuration and no network beyond 127.0.0.1.
 from __future__ import annotations
 
 import argparse
-import base64
 import datetime as _dt
-import hashlib
-import io
 import json
 import os
 import secrets
 import shutil
 import sys
-import tarfile
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -158,56 +154,48 @@ def _same(a: Any, b: Any) -> bool:
     return bool(a == b)
 
 
-def _expected(chunks: list[dict[str, Any]]) -> dict[tuple[str, str], Any]:
+def _normal_number(text: str) -> int | float:
+    """A JSON number as the filer's canonical form writes it (``18.0`` → ``18``, ``7.50`` → ``7.5``)."""
+    from decimal import Decimal
+
+    d = Decimal(text).normalize()
+    return int(d) if d == d.to_integral_value() else float(d)
+
+
+def _expected(lines: list[bytes]) -> dict[tuple[str, str], Any]:
+    """The invoices of the demo's input file, by (ctin, inum), as GSTN should hold them: the
+    canonical form the filer sends (numbers in normal form; see docs/ingest.md)."""
     out: dict[tuple[str, str], Any] = {}
-    for chunk in chunks:
-        for group in chunk["b2b"]:
-            for inv in group["inv"]:
-                out[(group["ctin"], inv["inum"])] = inv
+    for line in lines:
+        inv = json.loads(line, parse_float=_normal_number, parse_int=_normal_number)
+        ctin = inv.pop("ctin")
+        for meta in ("gstin", "fp", "section"):
+            inv.pop(meta)
+        out[(ctin, inv["inum"])] = inv
     return out
 
 
-def _read_back(client: Any, hooks: Any, gsp: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """GET B2B; when GSTN answers with a token, follow FILEDET and fetch every part."""
+async def _read_back(client: Any, tmp: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """GSTR-1 B2B through the fetcher: GSTN answers with a token and FILEDET parts (SHA-256 checked)."""
     import httpx
 
-    from gspauth import crypto
-    from gspauth.types import Api
+    from gspauth.fetch import Fetcher
 
-    reply = client.get(Api.RETURNS, "gstr1", action="B2B", ret_period=_RET_PERIOD)
-    if "token" not in reply:
-        return list(reply.get("b2b", [])), {"path": "direct", "files": 0, "bytes": 0}
-    det = client.get(Api.RETURNS, "", action="FILEDET", ret_period=_RET_PERIOD, params={"token": reply["token"]})
-    file_key = base64.b64decode(det["ek"])
-    base = hooks.endpoint_url(gsp, Api.FILES, "sandbox")
-    groups: list[dict[str, Any]] = []
-    total = 0
-    with httpx.Client(timeout=30.0) as http:
-        for part in det["urls"]:
-            ul = part["ul"] if part["ul"].startswith(("http://", "https://")) else base + part["ul"]
-            blob = http.get(ul).raise_for_status().content
-            total += len(blob)
-            if hashlib.sha256(blob).hexdigest() != part["hash"]:
-                raise GSPAuthError(f"FILEDET part {ul.rsplit('/', 1)[-1]} failed its SHA-256 check")
-            with tarfile.open(fileobj=io.BytesIO(blob), mode="r:gz") as tar:
-                for member in tar.getmembers():
-                    if member.isfile() and member.name.endswith(".json"):
-                        fh = tar.extractfile(member)
-                        assert fh is not None
-                        text = fh.read().decode("ascii").strip()
-                        data = json.loads(base64.b64decode(crypto.decrypt_field(file_key, text, field="file")))
-                        groups.extend(data.get("b2b", []))
-    return groups, {"path": "FILEDET", "files": len(det["urls"]), "bytes": total}
+    async with httpx.AsyncClient(timeout=30.0) as http:
+        (result,) = await Fetcher(client, tmp / "fetched", http=http).gstr1(_RET_PERIOD, ("b2b",))
+    records = [json.loads(line) for line in Path(result.path).read_text(encoding="utf-8").splitlines()]
+    how = {"path": "FILEDET" if result.files else "direct", "files": result.files, "bytes": result.bytes_downloaded}
+    return records, how
 
 
-def _verify(expected: dict[tuple[str, str], Any], groups: list[dict[str, Any]]) -> dict[str, int]:
+def _verify(expected: dict[tuple[str, str], Any], records: list[dict[str, Any]]) -> dict[str, int]:
     got: dict[tuple[str, str], Any] = {}
     duplicates = 0
-    for group in groups:
-        for inv in group.get("inv", []):
-            k = (group.get("ctin"), inv.get("inum"))
-            duplicates += k in got
-            got[k] = inv  # type: ignore[index]
+    for rec in records:
+        inv = {k: v for k, v in rec.items() if k not in ("gstin", "fp", "section", "ctin")}
+        k = (rec.get("ctin"), inv.get("inum"))
+        duplicates += k in got
+        got[k] = inv  # type: ignore[index]
     missing = sum(1 for k in expected if k not in got)
     extra = sum(1 for k in got if k not in expected)
     same = sum(1 for k, v in expected.items() if k in got and _same(v, got[k]))
@@ -219,21 +207,62 @@ def _stage(out: IO[str], name: str, text: str, seconds: float) -> None:
     print(f"  {name:<22} {text} ({seconds * 1000:.0f} ms)", file=out)
 
 
+async def _file(ctx: dict[str, Any], gsp: str, tp: dict[str, str], source: Path, bar: Progress) -> Any:
+    """File ``source`` through the filing pipeline (``gspauth file``), with the demo's bar."""
+    import threading
+
+    import httpx
+
+    from gspauth.client import AsyncClient
+    from gspauth.filer import Filer, FilerOptions, FilingInput, FilingProgress
+    from gspauth.journal.sqlite import SQLiteJournal
+    from gspauth.retry import RetryPolicy
+
+    progress = FilingProgress()
+    done = threading.Event()
+
+    def draw() -> None:
+        while not done.wait(0.05):
+            bar.update(progress.snapshot()["totals"]["saved"], "filing")
+
+    painter = threading.Thread(target=draw, daemon=True)
+    painter.start()
+    try:
+        async with httpx.AsyncClient(timeout=60.0) as http:
+            client = AsyncClient(
+                gsp, "sandbox", _credentials(gsp), gstin=tp["gstin"], username=tp["username"],
+                certificate=ctx["certificate"], store=ctx["store"], ledger=ctx["ledger"], hooks=ctx["hooks"],
+                clock=ctx["server"].emulator.clock.now, ip_usr="203.0.113.7", retry=RetryPolicy(attempts=1),
+                http_client=http,
+            )  # fmt: skip
+            options = FilerOptions(max_chunk_bytes=ctx["chunk_kib"] * 1024, status_poll=0.05)
+            with SQLiteJournal(ctx["tmp"] / f"journal-{gsp}.db") as journal:
+                report = await Filer(journal, lambda gstin: client, options=options, progress=progress).run(
+                    [FilingInput(str(source))])
+            read_back = await _read_back(client, ctx["tmp"] / gsp)
+        return report, read_back
+    finally:
+        done.set()
+        painter.join(1)
+        bar.update(progress.snapshot()["totals"]["saved"])
+
+
 def _run_gsp(gsp: str, ctx: dict[str, Any], out: IO[str]) -> GspRun:
+    import asyncio
+
     from gspauth import synthetic
     from gspauth.client import Client
-    from gspauth.filing import BatchFiler, ChunkResult
     from gspauth.otp import EmulatorOtp
 
     server, hooks, store, ledger = ctx["server"], ctx["hooks"], ctx["store"], ctx["ledger"]
     emu = server.emulator
     tp = ctx["taxpayers"][gsp]
     n = ctx["split"][gsp]
-    chunks = synthetic.gstr1_chunks(
-        n, seed=ctx["seed"] + _GSPS.index(gsp), supplier_gstin=tp["gstin"],
-        ret_period=_RET_PERIOD, invoices_per_chunk=ctx["chunk"],
-    )  # fmt: skip
-    run = GspRun(gsp, tp["gstin"], tp["username"], n, len(chunks))
+    source = ctx["tmp"] / f"invoices-{gsp}.jsonl"
+    lines = list(synthetic.b2b_jsonl(n, seed=ctx["seed"] + _GSPS.index(gsp), supplier_gstin=tp["gstin"],
+                                     ret_period=_RET_PERIOD))
+    source.write_bytes(b"".join(lines))
+    run = GspRun(gsp, tp["gstin"], tp["username"], n, 0)
     client = Client(
         gsp, "sandbox", _credentials(gsp), gstin=tp["gstin"], username=tp["username"],
         certificate=ctx["certificate"], store=store, ledger=ledger, hooks=hooks,
@@ -250,34 +279,23 @@ def _run_gsp(gsp: str, ctx: dict[str, Any], out: IO[str]) -> GspRun:
         until = session.effective_expires_at.strftime("%H:%M UTC")
         _stage(out, "consent", f"OTP read from the emulator outbox; session until {until}", run.timings["consent"])
 
-        # 2. file the invoices in chunks (resumable journal, idempotent txn per chunk)
+        # 2. file the JSONL file through the filing pipeline (what `gspauth file` runs): validated,
+        #    journalled invoice by invoice, chunked, sent, followed to GSTN's final status;
+        # 3. read it back through FILEDET (what `gspauth fetch` runs) and compare invoice by invoice
         bar = Progress("filing", n, unit=" inv", stream=out)
-        filed = [0]
-        sizes = [sum(len(g["inv"]) for g in c["b2b"]) for c in chunks]
-
-        payload = [0]
-
-        def progress(result: ChunkResult) -> None:
-            filed[0] += sizes[result.seq] if result.seq < len(sizes) else 0
-            payload[0] += result.size
-            bar.update(filed[0], result.state)
-
         t = time.perf_counter()
-        with BatchFiler(client, journal=ctx["tmp"] / f"journal-{gsp}.db", progress=progress) as filer:
-            summary = filer.file(chunks)
-        run.timings["file"] = time.perf_counter() - t
-        bar.close(f"({summary})")
-        run.checks["every chunk acknowledged"] = summary.complete and summary.acked == len(chunks)
-        run.notes["filing"] = str(summary)
-        run.notes["payload_bytes"] = payload[0]
-        if not summary.complete:
-            run.notes["filing_problems"] = summary.report()
-
-        # 3. read back and compare invoice by invoice (every field, JSON types included)
-        t = time.perf_counter()
-        groups, how = _read_back(client, hooks, gsp)
-        result = _verify(_expected(chunks), groups)
-        run.timings["read back + verify"] = time.perf_counter() - t
+        report, (records, how) = asyncio.run(_file(ctx, gsp, tp, source, bar))
+        totals = report.totals
+        run.timings["file"] = report.elapsed
+        run.chunks = totals["chunks_planned"]
+        bar.close(f"({totals['accepted']} accepted in {run.chunks} chunks, status {report.outcome})")
+        run.checks["every invoice accepted"] = report.outcome == "complete" and totals["accepted"] == n
+        run.notes["filing"] = report.text().splitlines()[0]
+        run.notes["payload_bytes"] = source.stat().st_size
+        if report.outcome != "complete":
+            run.notes["filing_problems"] = report.text()
+        result = _verify(_expected(lines), records)
+        run.timings["read back + verify"] = time.perf_counter() - t - report.elapsed
         run.notes["read_back"] = how
         run.notes["verify"] = result
         _stage(out, "read back", f"{how['path']} ({how['files']} files), {result['identical']}/{n} identical",
@@ -289,16 +307,15 @@ def _run_gsp(gsp: str, ctx: dict[str, Any], out: IO[str]) -> GspRun:
         # 4. near expiry: the next call refreshes on its own (no OTP)
         emu.clock.advance(_EARLY_REFRESH.total_seconds())
         t = time.perf_counter()
-        ref = next(iter(summary.reference_ids.values()), None)
         from gspauth.types import Api
 
-        status = client.get(Api.RETURNS, "", action="RETSTATUS", ret_period=_RET_PERIOD, params={"trans_id": ref})
+        status = client.get(Api.RETURNS, "gstr1", action="B2B", ret_period=_RET_PERIOD, params={"ctin": "none"})
         run.timings["auto refresh"] = time.perf_counter() - t
         refreshed = client.session
         run.checks["refreshed without OTP"] = (
             refreshed is not None and refreshed.refresh_count == 1 and refreshed.consent_at == session.consent_at
         )
-        run.notes["retstatus"] = status.get("status_cd")
+        run.notes["after_refresh"] = sorted(status) if isinstance(status, dict) else None
         _stage(out, "refresh", f"automatic at +5h50m (token inside its 15 min margin), no OTP; "
                f"refreshes: {refreshed.refresh_count if refreshed else 0}", run.timings["auto refresh"])
 
@@ -312,7 +329,7 @@ def _run_gsp(gsp: str, ctx: dict[str, Any], out: IO[str]) -> GspRun:
     return run
 
 
-def run_demo(invoices: int, seed: int, chunk: int, *, out: IO[str], keep: str | None = None) -> dict[str, Any]:
+def run_demo(invoices: int, seed: int, chunk_kib: int, *, out: IO[str], keep: str | None = None) -> dict[str, Any]:
     """Run the demo; return the report (see ``--json``)."""
     import httpx
 
@@ -326,7 +343,7 @@ def run_demo(invoices: int, seed: int, chunk: int, *, out: IO[str], keep: str | 
     tmp = Path(keep) if keep else Path(tempfile.mkdtemp(prefix="gspauth-demo-"))
     tmp.mkdir(parents=True, exist_ok=True)
     os.chmod(tmp, 0o700)
-    report: dict[str, Any] = {"invoices": invoices, "seed": seed, "chunk": chunk, "gsps": {}, "timings": {}}
+    report: dict[str, Any] = {"invoices": invoices, "seed": seed, "chunk_kib": chunk_kib, "gsps": {}, "timings": {}}
     try:
         t = time.perf_counter()
         server = ThreadedEmulator(config=EmulatorConfig(seed=seed)).start()
@@ -348,7 +365,7 @@ def run_demo(invoices: int, seed: int, chunk: int, *, out: IO[str], keep: str | 
             first = (invoices + 1) // 2
             ctx = {
                 "server": server, "hooks": _find_hooks(url), "store": store, "ledger": ledger, "tmp": tmp,
-                "certificate": certificate, "taxpayers": taxpayers, "seed": seed, "chunk": chunk,
+                "certificate": certificate, "taxpayers": taxpayers, "seed": seed, "chunk_kib": chunk_kib,
                 "split": {"cleartax": first, "vayana": invoices - first},
             }  # fmt: skip
             runs = []
@@ -432,7 +449,7 @@ def _run(args: argparse.Namespace) -> int:
         return 2
     logging.basicConfig(level=logging.ERROR)
     progress_stream: IO[str] = sys.stderr
-    report = run_demo(args.invoices, args.seed, args.chunk, out=progress_stream if args.json else sys.stdout,
+    report = run_demo(args.invoices, args.seed, args.chunk_kib, out=progress_stream if args.json else sys.stdout,
                       keep=args.keep)
     if args.json:
         print(json.dumps(report, indent=2))
@@ -449,7 +466,8 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("--invoices", type=int, default=3000, help="synthetic invoices to file, split over both GSPs (default 3000)")
     p.add_argument("--seed", type=int, default=7, help="seed for the emulator and the invoices (default 7)")
-    p.add_argument("--chunk", type=int, default=500, help="invoices per RETSAVE chunk (default 500)")
+    p.add_argument("--chunk-kib", type=int, default=1024,
+                   help="KiB of invoice JSON per RETSAVE chunk (default 1024, ~500 invoices)")
     p.add_argument("--json", action="store_true", help="print the report as JSON on stdout (progress on stderr)")
     p.add_argument("--keep", metavar="DIR", help="keep the store, ledger and journals in DIR instead of a temp dir")
     p.set_defaults(func=_run)

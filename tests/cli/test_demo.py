@@ -14,7 +14,7 @@ def test_demo_subprocess_passes_and_reports(tmp_path: Any, subprocess_env: Any) 
     env = subprocess_env(GSPAUTH_HOME=str(tmp_path / "untouched-home"))
     env.pop("GSPAUTH_STORE_KEY", None)  # a fresh machine: no store key, no config
     done = subprocess.run(
-        [sys.executable, "-m", "gspauth", "demo", "--invoices", "200", "--chunk", "40"],
+        [sys.executable, "-m", "gspauth", "demo", "--invoices", "200", "--chunk-kib", "80"],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
@@ -22,12 +22,12 @@ def test_demo_subprocess_passes_and_reports(tmp_path: Any, subprocess_env: Any) 
     assert "RESULT: PASS" in out
     for gsp, gstin_prefix in (("cleartax", "27"), ("vayana", "29")):
         assert f"{gsp:<9} GSTIN {gstin_prefix}" in out
-    for check in ("consent", "session stored (encrypted)", "every chunk acknowledged", "read back identical",
+    for check in ("consent", "session stored (encrypted)", "every invoice accepted", "read back identical",
                   "refreshed without OTP", "logged out"):
         assert out.count(f"[PASS] {check}\n") == 2, check
     assert "[FAIL]" not in out
     assert "verified 100/100 invoices identical (every field and JSON type)" in out
-    assert "OTPREQUEST 2, AUTHTOKEN 2, RETSAVE 6" in out and "REFRESHTOKEN 2, LOGOUT 2" in out
+    assert "OTPREQUEST 2, AUTHTOKEN 2, RETSAVE 6" in out and "REFRESHTOKEN 2, LOGOUT 2" in out  # 3 chunks per GSP
     assert "\r" not in out + done.stderr  # not a TTY: no progress-bar redraws
     assert not (tmp_path / "untouched-home").exists()
     from gspauth.emulator import defaults
@@ -37,7 +37,7 @@ def test_demo_subprocess_passes_and_reports(tmp_path: Any, subprocess_env: Any) 
 
 
 def test_demo_json_report(cli: Any, tmp_path: Any) -> None:
-    r = cli("demo", "--invoices", "60", "--chunk", "20", "--json", "--keep", str(tmp_path / "keep"))
+    r = cli("demo", "--invoices", "60", "--chunk-kib", "40", "--json", "--keep", str(tmp_path / "keep"))
     assert r.code == 0, r.err
     report = json.loads(r.out)
     assert report["ok"] is True and report["invoices"] == 60
@@ -56,14 +56,14 @@ def test_demo_fails_loudly_when_verification_fails(cli: Any, monkeypatch: pytest
 
     real = demo._expected
 
-    def corrupted(chunks: Any) -> Any:
-        expected = real(chunks)
+    def corrupted(lines: Any) -> Any:
+        expected = real(lines)
         first = next(iter(expected))
         expected[first] = dict(expected[first], rchrg="Z" + expected[first]["rchrg"])
         return expected
 
     monkeypatch.setattr(demo, "_expected", corrupted)
-    r = cli("demo", "--invoices", "20", "--chunk", "10")
+    r = cli("demo", "--invoices", "20", "--chunk-kib", "10")
     assert r.code == 1
     assert r.out.count("[FAIL] read back identical") == 2
     assert "different 1" in r.out and "RESULT: FAIL" in r.out
