@@ -85,8 +85,26 @@ def _normalise(neg: bool, int_part: bytes, frac_part: bytes, exp: int, path: str
     return Num(text, cents)
 
 
+# Invoices repeat their numbers (rates, zero, catalogue amounts): normalised values
+# are kept by text. Errors are not (their messages carry the field's path).
+_CACHE: dict[tuple[bytes, int, bool], Num] = {}
+_CACHE_MAX = 1 << 16
+
+
 def json_number(raw: bytes, path: str, decimals: int, negative_ok: bool) -> Num:
     """Normalise the text of a JSON number token (its syntax is already valid)."""
+    key = (raw, decimals, negative_ok)
+    hit = _CACHE.get(key)
+    if hit is not None:
+        return hit
+    num = _json_number(raw, path, decimals, negative_ok)
+    if len(_CACHE) >= _CACHE_MAX:
+        _CACHE.clear()
+    _CACHE[key] = num
+    return num
+
+
+def _json_number(raw: bytes, path: str, decimals: int, negative_ok: bool) -> Num:
     m = _JSON.fullmatch(raw)
     if m is None:  # pragma: no cover - the JSON reader only passes valid numbers
         raise Reject("json", "not a JSON number")
@@ -95,8 +113,23 @@ def json_number(raw: bytes, path: str, decimals: int, negative_ok: bool) -> Num:
     return _normalise(sign == b"-", int_part, frac_part or b"", exp, path, decimals, negative_ok)
 
 
+_CSV_CACHE: dict[tuple[str, int, bool], Num] = {}
+
+
 def csv_number(text: str, path: str, decimals: int, negative_ok: bool) -> Num:
     """Normalise a CSV cell: ``-?[0-9]+(.[0-9]+)?`` (no exponent, no digit grouping)."""
+    key = (text, decimals, negative_ok)
+    hit = _CSV_CACHE.get(key)
+    if hit is not None:
+        return hit
+    num = _csv_number(text, path, decimals, negative_ok)
+    if len(_CSV_CACHE) >= _CACHE_MAX:
+        _CSV_CACHE.clear()
+    _CSV_CACHE[key] = num
+    return num
+
+
+def _csv_number(text: str, path: str, decimals: int, negative_ok: bool) -> Num:
     m = _CSV.fullmatch(text)
     if m is None:
         raise Reject("number", f"{path} is not a number (write digits with an optional '.' and up to 2 decimals)")

@@ -48,6 +48,7 @@ _DECODER = json.JSONDecoder(object_pairs_hook=_Obj, parse_float=_RawNum, parse_i
                             parse_constant=_constant)
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _KIND = {"s": "a string", "n": "a number", "i": "a whole number", "o": "an object", "a": "an array"}
+_TYPE = {"s": str, "n": _RawNum, "i": _RawNum, "o": _Obj, "a": list}  # exact types: bool is not a number
 
 
 def _too_deep(value: Any) -> bool:
@@ -68,42 +69,41 @@ def parse(raw: bytes) -> Any:
     except UnicodeDecodeError:
         raise Reject("utf8", "the record is not valid UTF-8") from None
     try:
-        value = _DECODER.decode(text)
+        return _DECODER.decode(text)
     except (ValueError, RecursionError):
-        value = None
-        bad = True
-    else:
-        bad = _too_deep(value)
-    if bad:
-        raise Reject("json", f"the record is not valid JSON (or nests deeper than {MAX_DEPTH} levels)")
-    return value
+        raise _not_json() from None
 
 
-def _kind_ok(kind: str, v: Any) -> bool:
-    if kind == "s":
-        return type(v) is str
-    if kind in "ni":
-        return type(v) is _RawNum
-    if kind == "o":
-        return type(v) is _Obj
-    return type(v) is list
+def _not_json() -> Reject:
+    return Reject("json", f"the record is not valid JSON (or nests deeper than {MAX_DEPTH} levels)")
+
+
+def _deep_first(value: Any, reject: Reject) -> Reject:
+    """Nesting deeper than :data:`MAX_DEPTH` is a ``json`` error, before any shape error.
+
+    Checked only when the shape check failed: a record that passes it nests no
+    deeper than its tables (4 levels).
+    """
+    return _not_json() if _too_deep(value) else reject
 
 
 def walk(obj: _Obj, table: Table, path: str) -> dict[str, Any]:
     """Check one object against ``table`` (see the module docstring) → its model dict."""
     where = path or f"the {table.what}"
-    seen: set[str] = set()
-    for key, _ in obj:
-        if key in seen:
-            raise Reject("duplicate-key", f"{where} has the field {show(key)} more than once")
-        seen.add(key)
+    keys = [key for key, _ in obj]
+    if len(set(keys)) != len(keys):
+        seen: set[str] = set()
+        for key in keys:
+            if key in seen:
+                raise Reject("duplicate-key", f"{where} has the field {show(key)} more than once")
+            seen.add(key)
     out: dict[str, Any] = {}
     for key, value in obj:
         f = table.get(key)
         if f is None:
             raise Reject("unknown-field", f"{where} has an unknown field {show(key)}")
         p = f"{path}.{key}" if path else key
-        if not _kind_ok(f.kind, value):
+        if type(value) is not _TYPE[f.kind]:
             raise Reject("type", f"{p} must be {_KIND[f.kind]}")
         if f.kind == "s":
             if _SURROGATE.search(value):
@@ -131,14 +131,24 @@ def walk(obj: _Obj, table: Table, path: str) -> dict[str, Any]:
 
 def record_object(value: Any, table: Table) -> dict[str, Any]:
     """A record value (from :func:`parse`) that must be an object of ``table``."""
-    if type(value) is not _Obj:
-        raise Reject("type", f"the {table.what} must be a JSON object")
-    return walk(value, table, "")
+    try:
+        if type(value) is not _Obj:
+            raise Reject("type", f"the {table.what} must be a JSON object")
+        return walk(value, table, "")
+    except Reject as r:
+        raise _deep_first(value, r) from None
 
 
 def jsonl_line(raw: bytes) -> tuple[str, dict[str, Any]]:
     """One JSONL line → (section, model with gstin/fp/section/counterparty)."""
     value = parse(raw)
+    try:
+        return _jsonl_value(value)
+    except Reject as r:
+        raise _deep_first(value, r) from None
+
+
+def _jsonl_value(value: Any) -> tuple[str, dict[str, Any]]:
     if type(value) is not _Obj:
         raise Reject("type", "the line must be a JSON object")
     seen: set[str] = set()

@@ -58,15 +58,17 @@ class Field(NamedTuple):
     table: Table | None = None  # objects and arrays: the table of the object(s)
 
 
-class Table(NamedTuple):
-    what: str  # names the object in messages ("invoice", "item" …)
-    fields: tuple[Field, ...]
+class Table:
+    """The fields of one kind of object, in code-point order; ``what`` names it in messages."""
+
+    __slots__ = ("_by_name", "fields", "what")
+
+    def __init__(self, what: str, fields: tuple[Field, ...]) -> None:
+        self.what, self.fields = what, fields
+        self._by_name = {f.name: f for f in fields}
 
     def get(self, name: str) -> Field | None:
-        for f in self.fields:
-            if f.name == name:
-                return f
-        return None
+        return self._by_name.get(name)
 
 
 def _det(neg: bool, igst_only: bool) -> Table:
