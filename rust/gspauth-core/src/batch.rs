@@ -8,7 +8,7 @@ use crate::envelope::{
 };
 use crate::error::Result;
 use crate::key::Key;
-use crate::pipeline::{run_chunks, run_pairs, ChunkBuf, Parallelism};
+use crate::pipeline::{run_chunks, run_pairs, ChunkBuf, NoLock, Parallelism};
 
 /// One record of a response batch: the `data`, `rek` and optional `hmac` wire
 /// fields as UTF-8 text.
@@ -194,6 +194,7 @@ pub fn encrypt_request_many<P: AsRef<[u8]> + Sync>(
         payloads,
         par,
         |p| p.as_ref().len(),
+        &NoLock,
         |chunk, par, buf| buf.seal(&sealer, chunk, par),
         |chunk, buf| {
             out.extend(buf.sealed(chunk).map(|(data, hmac)| RequestEnvelope {
@@ -219,6 +220,7 @@ pub fn decrypt_response_many<R: ResponseParts + Sync>(
         items,
         par,
         |r| r.data().len(),
+        &NoLock,
         |chunk, par, buf| buf.open(&opener, chunk, tolerant, par),
         |chunk, buf| {
             out.extend(buf.opened(chunk).map(<[u8]>::to_vec));

@@ -42,7 +42,9 @@ pub use envelope::{
 };
 pub use error::{Error, ErrorKind, Reason, Result};
 pub use key::Key;
-pub use pipeline::{run_chunks, ChunkBuf, Parallelism, AUTO_PARALLEL_MIN_BYTES, CHUNK_RECORDS};
+pub use pipeline::{
+    run_chunks, CallerLock, ChunkBuf, NoLock, Parallelism, AUTO_PARALLEL_MIN_BYTES, CHUNK_RECORDS,
+};
 
 /// Length of every key (AES-256, and the keys GSTN hands out).
 pub const KEY_LEN: usize = 32;

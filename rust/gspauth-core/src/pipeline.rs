@@ -101,7 +101,7 @@ fn machine_threads() -> usize {
 /// possible count, so the cache is bounded by the machine's parallelism).
 fn pool(threads: usize) -> Option<Arc<rayon::ThreadPool>> {
     static POOLS: OnceLock<Mutex<HashMap<usize, Arc<rayon::ThreadPool>>>> = OnceLock::new();
-    let mut map = lock(POOLS.get_or_init(Default::default));
+    let mut map = acquire(POOLS.get_or_init(Default::default));
     if let Some(p) = map.get(&threads) {
         return Some(Arc::clone(p));
     }
@@ -142,7 +142,7 @@ fn plan(
 
 /// A poisoned lock only means another thread panicked; that panic is reported
 /// on its own, and the data behind these locks stays consistent.
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+fn acquire<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
@@ -178,7 +178,7 @@ struct Lease(Vec<Mutex<ChunkBuf>>);
 
 impl Lease {
     fn take(n: usize) -> Self {
-        let mut kept = lock(&SPARE);
+        let mut kept = acquire(&SPARE);
         Lease(
             (0..n)
                 .map(|_| Mutex::new(kept.pop().unwrap_or_default()))
@@ -187,13 +187,13 @@ impl Lease {
     }
 
     fn buf(&self, k: usize) -> MutexGuard<'_, ChunkBuf> {
-        lock(&self.0[k % self.0.len()])
+        acquire(&self.0[k % self.0.len()])
     }
 }
 
 impl Drop for Lease {
     fn drop(&mut self) {
-        let mut kept = lock(&SPARE);
+        let mut kept = acquire(&SPARE);
         for b in self.0.drain(..) {
             let b = b.into_inner().unwrap_or_else(PoisonError::into_inner);
             if kept.len() < KEEP_BUFS && b.arena.capacity() <= KEEP_BUF_BYTES {
@@ -237,7 +237,7 @@ struct StopOnExit<'a>(&'a Mutex<Flow>, &'a Condvar);
 
 impl Drop for StopOnExit<'_> {
     fn drop(&mut self) {
-        lock(self.0).stop = true;
+        acquire(self.0).stop = true;
         self.1.notify_all();
     }
 }
@@ -250,34 +250,59 @@ fn shift(err: Error, offset: usize) -> Error {
     }
 }
 
+/// A lock the caller of [`run_chunks`] holds, such as a binding's interpreter
+/// lock (Python's GIL): the chunks are computed with it released, and
+/// `deliver` is always called with it held.
+pub trait CallerLock {
+    /// Run `f` with the lock released (on the calling thread, which holds it).
+    fn released<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R;
+    /// Run `f` with the lock taken back (on the calling thread, inside [`released`](Self::released)).
+    fn retaken<R>(f: impl FnOnce() -> R) -> R;
+}
+
+/// No lock: for callers in Rust.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoLock;
+
+impl CallerLock for NoLock {
+    fn released<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
+        f()
+    }
+    fn retaken<R>(f: impl FnOnce() -> R) -> R {
+        f()
+    }
+}
+
 /// Run a batch chunk by chunk: `work` computes a chunk of `items` into a
-/// [`ChunkBuf`], then `deliver` receives the chunk and its buffer on the
-/// calling thread, in order. Returns the first error: that of the lowest failing
-/// record (with its batch index set) or the first one `deliver` returned. Chunks
-/// after a failure are not delivered. A panic in `work` resumes on the calling
-/// thread once every pool thread has stopped.
+/// [`ChunkBuf`] with `lock` released, then `deliver` receives the chunk and its
+/// buffer on the calling thread, in order, with `lock` held. Returns the first
+/// error: that of the lowest failing record (with its batch index set) or the
+/// first one `deliver` returned. Chunks after a failure are not delivered. A
+/// panic in `work` resumes on the calling thread once every pool thread has
+/// stopped.
 ///
-/// With a pool (see [`Parallelism`]; `size` gives a record's input bytes for the
-/// automatic choice), the pool's other threads compute chunks ahead (up to
-/// [`AHEAD`]) while this thread delivers; this thread computes too whenever the
-/// next chunk to deliver is not ready. So at most the pool's thread count is
-/// busy, and delivering (serial, one thread) overlaps the computing instead of
+/// Without a pool (see [`Parallelism`]; `size` gives a record's input bytes for
+/// the automatic choice), the lock is released around each chunk's `work`. With
+/// a pool, it is released for the whole batch and taken back around each
+/// `deliver`; the pool's other threads compute chunks ahead (up to [`AHEAD`])
+/// while this thread delivers, and this thread computes too whenever the next
+/// chunk to deliver is not ready. So at most the pool's thread count is busy,
+/// and delivering (serial, one thread) overlaps the computing instead of
 /// competing with it for cores. Each chunk is computed by one thread, with
 /// [`Parallelism::SERIAL`]; a batch of one chunk gets `par` instead, to be split
 /// across the pool.
-///
-/// Nothing here knows about Python: a binding calls this with its interpreter
-/// lock released, and takes the lock inside `deliver`.
-pub fn run_chunks<T, E>(
+pub fn run_chunks<T, E, L>(
     items: &[T],
     par: Parallelism,
     size: impl Fn(&T) -> usize,
+    lock: &L,
     work: impl Fn(&[T], Parallelism, &mut ChunkBuf) -> Result<()> + Sync,
-    mut deliver: impl FnMut(&[T], &ChunkBuf) -> std::result::Result<(), E>,
+    mut deliver: impl FnMut(&[T], &ChunkBuf) -> std::result::Result<(), E> + Send,
 ) -> std::result::Result<(), E>
 where
     T: Sync,
-    E: From<Error>,
+    E: From<Error> + Send,
+    L: CallerLock,
 {
     let chunks = items.len().div_ceil(CHUNK_RECORDS);
     let chunk = |k: usize| {
@@ -299,10 +324,12 @@ where
                 Parallelism::SERIAL
             };
             let lease = Lease::take(1);
-            let mut buf = lease.buf(0);
+            let mut guard = lease.buf(0);
+            let buf = &mut *guard;
             for k in 0..chunks {
-                work(chunk(k), par, &mut buf).map_err(|e| shift(e, k * CHUNK_RECORDS))?;
-                deliver(chunk(k), &buf)?;
+                lock.released(|| work(chunk(k), par, buf))
+                    .map_err(|e| shift(e, k * CHUNK_RECORDS))?;
+                deliver(chunk(k), buf)?;
             }
             return Ok(());
         }
@@ -322,11 +349,11 @@ where
                 work(chunk(j), Parallelism::SERIAL, &mut buf)
             }))
         };
-        lock(&flow).done[j] = Some(r);
+        acquire(&flow).done[j] = Some(r);
         changed.notify_all();
     };
     let helper = || loop {
-        let mut st = lock(&flow);
+        let mut st = acquire(&flow);
         let j = loop {
             if st.stop || st.next >= chunks {
                 return;
@@ -340,39 +367,41 @@ where
         compute(j);
     };
     let mut panicked: Option<Box<dyn Any + Send>> = None;
-    let out = pool.in_place_scope(|s| {
-        let _stop = StopOnExit(&flow, &changed);
-        for _ in 1..pool.current_num_threads().min(chunks) {
-            s.spawn(|_| helper());
-        }
-        for k in 0..chunks {
-            let ready = loop {
-                let mut st = lock(&flow);
-                if let Some(r) = st.done[k].take() {
-                    break r;
-                }
-                if let Some(j) = st.claim(chunks) {
-                    drop(st);
-                    compute(j);
-                    continue;
-                }
-                // chunk k is being computed elsewhere
-                drop(changed.wait(st).unwrap_or_else(PoisonError::into_inner));
-            };
-            // chunks before k were delivered without error, so k holds the lowest failure
-            match ready {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => return Err(E::from(shift(e, k * CHUNK_RECORDS))),
-                Err(payload) => {
-                    panicked = Some(payload);
-                    return Ok(());
-                }
+    let out = lock.released(|| {
+        pool.in_place_scope(|s| {
+            let _stop = StopOnExit(&flow, &changed);
+            for _ in 1..pool.current_num_threads().min(chunks) {
+                s.spawn(|_| helper());
             }
-            deliver(chunk(k), &lease.buf(k))?;
-            lock(&flow).delivered = k + 1;
-            changed.notify_all();
-        }
-        Ok(())
+            for k in 0..chunks {
+                let ready = loop {
+                    let mut st = acquire(&flow);
+                    if let Some(r) = st.done[k].take() {
+                        break r;
+                    }
+                    if let Some(j) = st.claim(chunks) {
+                        drop(st);
+                        compute(j);
+                        continue;
+                    }
+                    // chunk k is being computed elsewhere
+                    drop(changed.wait(st).unwrap_or_else(PoisonError::into_inner));
+                };
+                // chunks before k were delivered without error, so k holds the lowest failure
+                match ready {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => return Err(E::from(shift(e, k * CHUNK_RECORDS))),
+                    Err(payload) => {
+                        panicked = Some(payload);
+                        return Ok(());
+                    }
+                }
+                L::retaken(|| deliver(chunk(k), &lease.buf(k)))?;
+                acquire(&flow).delivered = k + 1;
+                changed.notify_all();
+            }
+            Ok(())
+        })
     });
     if let Some(payload) = panicked {
         resume_unwind(payload);
@@ -445,7 +474,7 @@ pub(crate) fn run_pairs<T: Sync, S: Send>(
                 }
                 if let Some((i, e)) = work(c, its, ss) {
                     first_err.fetch_min(i, Ordering::Relaxed);
-                    let mut g = lock(&found);
+                    let mut g = acquire(&found);
                     if g.as_ref().is_none_or(|(j, _)| i < *j) {
                         *g = Some((i, e));
                     }
@@ -517,6 +546,7 @@ mod tests {
                     &items,
                     par,
                     |_| 1,
+                    &NoLock,
                     echo(None),
                     |chunk: &[usize], buf| {
                         assert_eq!(chunk, &buf.lens[..]);
@@ -540,6 +570,7 @@ mod tests {
                     &items,
                     par,
                     |_| 1,
+                    &NoLock,
                     echo(Some(bad)),
                     |chunk: &[usize], _| {
                         delivered += chunk.len();
@@ -578,6 +609,7 @@ mod tests {
                 &items,
                 par,
                 |_| 1,
+                &NoLock,
                 echo(None),
                 |_: &[usize], _| {
                     calls += 1;
@@ -594,10 +626,65 @@ mod tests {
             &items,
             pars()[2],
             |_| 1,
+            &NoLock,
             echo(Some(7)),
             |_: &[usize], _| Ok(()),
         );
         assert_eq!(out, Err(Stopped::Crypto));
+    }
+
+    thread_local! {
+        /// Whether this thread holds the (pretend) caller lock of `Tracked`.
+        static HELD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
+
+    /// A caller lock that checks it is released and taken back in turn.
+    struct Tracked;
+
+    impl CallerLock for Tracked {
+        fn released<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
+            assert!(HELD.get(), "released without holding it");
+            HELD.set(false);
+            let r = f();
+            HELD.set(true);
+            r
+        }
+        fn retaken<R>(f: impl FnOnce() -> R) -> R {
+            assert!(!HELD.get(), "taken twice");
+            HELD.set(true);
+            let r = f();
+            HELD.set(false);
+            r
+        }
+    }
+
+    #[test]
+    fn work_runs_without_the_callers_lock_and_deliver_with_it() {
+        for n in [1, 3, 5 * CHUNK_RECORDS + 1] {
+            let items: Vec<usize> = (0..n).collect();
+            for par in pars() {
+                HELD.set(true);
+                let mut delivered = 0;
+                run_chunks(
+                    &items,
+                    par,
+                    |_| 1,
+                    &Tracked,
+                    |_: &[usize], _, _: &mut ChunkBuf| {
+                        assert!(!HELD.get(), "work under the lock");
+                        Ok(())
+                    },
+                    |chunk, _| {
+                        assert!(HELD.get(), "deliver without the lock");
+                        delivered += chunk.len();
+                        Ok::<(), Error>(())
+                    },
+                )
+                .unwrap();
+                assert!(HELD.get());
+                assert_eq!(delivered, n);
+            }
+        }
     }
 
     #[test]
@@ -609,6 +696,7 @@ mod tests {
                     &items,
                     par,
                     |_| 1,
+                    &NoLock,
                     |chunk: &[usize], _, _: &mut ChunkBuf| {
                         assert!(!chunk.contains(&(3 * CHUNK_RECORDS)), "boom");
                         Ok(())
@@ -625,6 +713,7 @@ mod tests {
             &items,
             pars()[2],
             |_| 1,
+            &NoLock,
             echo(None),
             |c: &[usize], _| {
                 n += c.len();
@@ -633,7 +722,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(n, items.len());
-        assert!(lock(&SPARE).len() <= KEEP_BUFS);
+        assert!(acquire(&SPARE).len() <= KEEP_BUFS);
     }
 
     #[test]

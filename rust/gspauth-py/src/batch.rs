@@ -3,31 +3,45 @@
 //! comes back here, in order, to become Python objects with the GIL held.
 
 use gspauth_core as core;
-use gspauth_core::{ChunkBuf, Parallelism, RequestSealer, ResponseOpener, ResponseParts};
+use gspauth_core::{
+    CallerLock, ChunkBuf, Parallelism, RequestSealer, ResponseOpener, ResponseParts,
+};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyString, PyTuple};
 
 use crate::args::{key_of, payloads_of, records_of, threads_of};
 use crate::error::{guarded, to_py, Fail};
 
-/// Run a batch through the core's pipeline with the GIL released. Released
-/// over owned data only (`PyBackedBytes` / `PyBackedStr` borrowed from
-/// immutable `bytes`/`str`); `deliver` gets each finished chunk, in order, with
-/// the GIL taken back.
+/// The GIL as the lock the core's pipeline releases while it computes.
+struct Gil<'py>(Python<'py>);
+
+impl CallerLock for Gil<'_> {
+    fn released<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
+        self.0.detach(f)
+    }
+    fn retaken<R>(f: impl FnOnce() -> R) -> R {
+        Python::attach(|_| f())
+    }
+}
+
+/// Run a batch through the core's pipeline: the GIL is released while chunks
+/// are computed, over owned data only (`PyBackedBytes` / `PyBackedStr` of
+/// immutable `bytes`/`str`), and held while `deliver` turns each finished
+/// chunk, in order, into Python objects.
 fn pipeline<T: Sync>(
     py: Python<'_>,
     items: &[T],
     par: Parallelism,
-    size: impl Fn(&T) -> usize + Send,
-    work: impl Fn(&[T], Parallelism, &mut ChunkBuf) -> core::Result<()> + Sync + Send,
+    size: impl Fn(&T) -> usize,
+    work: impl Fn(&[T], Parallelism, &mut ChunkBuf) -> core::Result<()> + Sync,
     mut deliver: impl FnMut(Python<'_>, &[T], &ChunkBuf) -> PyResult<()> + Send,
 ) -> PyResult<()> {
-    let run = || {
-        core::run_chunks(items, par, size, work, |chunk, buf| -> Result<(), Fail> {
-            Ok(Python::attach(|py| deliver(py, chunk, buf))?)
-        })
+    let deliver = |chunk: &[T], buf: &ChunkBuf| -> Result<(), Fail> {
+        // the GIL is held here: `attach` only hands out the token
+        Ok(Python::attach(|py| deliver(py, chunk, buf))?)
     };
-    py.detach(|| guarded(run))?.map_err(|f| f.into_py(py, None))
+    guarded(|| core::run_chunks(items, par, size, &Gil(py), work, deliver))?
+        .map_err(|f| f.into_py(py, None))
 }
 
 /// A `str` from Base64 output (always ASCII). CPython checks it while copying
