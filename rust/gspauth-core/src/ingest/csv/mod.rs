@@ -96,7 +96,15 @@ impl CsvReader {
             let line = self.line;
             let mut cells = std::mem::take(&mut self.cells);
             let mut spans = std::mem::take(&mut self.spans);
-            let got = split(&self.buf, self.pos, last, &mut cells, &mut spans);
+            let mut quoted_lfs = 0;
+            let got = split(
+                &self.buf,
+                self.pos,
+                last,
+                &mut cells,
+                &mut spans,
+                &mut quoted_lfs,
+            );
             let too_large = || format!("the row is longer than {MAX_RECORD_BYTES} bytes");
             match got {
                 Err(e) => self.unreadable(line, e.code, e.message.to_owned(), e.at, sink),
@@ -113,7 +121,8 @@ impl CsvReader {
                     if end - self.pos > MAX_RECORD_BYTES {
                         self.unreadable(line, "too-large", too_large(), self.pos, sink);
                     } else {
-                        self.consume(end);
+                        self.line += quoted_lfs + u64::from(self.buf[end - 1] == b'\n');
+                        self.pos = end;
                         self.row(&cells, &spans, line, sink, work);
                     }
                 }

@@ -22,16 +22,19 @@ pub(super) struct RowError {
 }
 
 /// One row from `start` into `cells`/`spans`: `Ok(Some(end after the terminator))`,
-/// `Ok(None)` when more input is needed.
+/// `Ok(None)` when more input is needed. `quoted_lfs` counts the line breaks inside
+/// quoted fields (the reader counts lines without scanning the row again).
 pub(super) fn split(
     buf: &[u8],
     start: usize,
     last: bool,
     cells: &mut Vec<u8>,
     spans: &mut Vec<(u32, u32)>,
+    quoted_lfs: &mut u64,
 ) -> Result<Option<usize>, RowError> {
     cells.clear();
     spans.clear();
+    *quoted_lfs = 0;
     let n = buf.len();
     let mut i = start;
     // Cells are stored as read; their spans are trimmed of spaces and tabs.
@@ -71,6 +74,7 @@ pub(super) fn split(
                     }
                 }
             };
+            *quoted_lfs += memchr::memchr_iter(b'\n', &buf[i + 1..k]).count() as u64;
             spans.push(trimmed(cells, a as usize));
             i = k + 1;
             if i == n {
