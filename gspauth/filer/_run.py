@@ -134,6 +134,7 @@ class Filer:
         self._jexec: concurrent.futures.ThreadPoolExecutor | None = None
         self._host_down: str | None = None
         self._in_doubt = 0
+        self._stop = asyncio.Event()
 
     # -- plumbing -------------------------------------------------------------------------------
 
@@ -224,6 +225,8 @@ class Filer:
             return  # an identical chunk was acknowledged before: nothing to send
         assert g.client is not None
         async with g.slots:
+            if self._stop.is_set():  # stopping: chunks not yet started wait for the next run
+                return
             if not await self._ensure_session(chunk.gstin, g):
                 return
             gate, breaker = self._controls(g.client)
@@ -350,6 +353,7 @@ class Filer:
         """File ``inputs``; returns the :class:`FilingReport`. Set ``stop`` to end cleanly: no new
         chunk is started, in-flight ones finish and are journalled."""
         stop = stop or asyncio.Event()
+        self._stop = stop
         o = self.options
         self._jexec = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="gspauth-journal")
         loop = asyncio.get_running_loop()
