@@ -145,10 +145,11 @@ class Fetcher:
         sinks = {s: self._sink("gstr2b", s, fp) for s in ("b2b", "cdnr")}
         tmps = {s: sink.path.with_name(f".{sink.path.name}.part") for s, sink in sinks.items()}
         for s, sink in sinks.items():
-            sink.out = open(tmps[s], "w", encoding="utf-8")  # noqa: SIM115 - closed below
+            sink.out = open(tmps[s], "w", encoding="utf-8")
         try:
             try:
-                first = await self.client.get(Api.RETURNS, "gstr2b", action="GET2B", params={"rtnprd": fp})
+                first = await self.client.get(Api.RETURNS, "gstr2b", action="GET2B", ret_period=fp,
+                                              params={"rtnprd": fp})
             except GSPError as exc:
                 if exc.error_code != "RET2B1016":
                     raise
@@ -159,7 +160,7 @@ class Fetcher:
             pages = [data] if "docdata" in data else []
             count = int(data.get("fc") or 0) if not pages else 0
             for n in range(1, count + 1):
-                page = await self.client.get(Api.RETURNS, "gstr2b", action="GET2B",
+                page = await self.client.get(Api.RETURNS, "gstr2b", action="GET2B", ret_period=fp,
                                              params={"rtnprd": fp, "file_num": n})
                 pages.append(page.get("data", {}) if isinstance(page, dict) else {})
             for page in pages:
