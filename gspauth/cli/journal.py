@@ -20,11 +20,11 @@ __all__ = ["register"]
 
 
 def _journal(args: argparse.Namespace) -> Any:
+    from pathlib import Path
+
     from gspauth.cli.file import default_journal_path
     from gspauth.errors import ConfigurationError
     from gspauth.journal.sqlite import SQLiteJournal
-
-    from pathlib import Path
 
     path = Path(args.journal) if args.journal else default_journal_path()
     if not path.exists():
@@ -71,7 +71,7 @@ def _export(args: argparse.Namespace) -> int:
     from gspauth.journal import InvoiceState
 
     states = [InvoiceState(s) for s in args.state] if args.state else None
-    out = open(args.out, "w", encoding="utf-8", newline="") if args.out else sys.stdout  # noqa: SIM115
+    out = open(args.out, "w", encoding="utf-8", newline="") if args.out else sys.stdout
     try:
         with _journal(args) as journal:
             rows = journal.invoices(states=states, gstin=args.gstin, fp=args.fp)
