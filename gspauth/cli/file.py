@@ -38,12 +38,6 @@ _EXIT = {"complete": Exit.OK, "dry-run": Exit.OK, "rejected": Exit.ERROR, "parke
          "in-doubt": Exit.NEEDS_OTP, "unreachable": Exit.UNREACHABLE, "interrupted": Exit.INTERRUPTED}
 
 
-def default_journal_path() -> Path:
-    from gspauth.config import gspauth_home
-
-    return gspauth_home() / "filing.journal"
-
-
 def _display(progress: FilingProgress, done: threading.Event, quiet: bool) -> None:
     """Live progress on a terminal (rich); a line every 10 s otherwise; nothing with --quiet."""
     if quiet:
@@ -111,7 +105,7 @@ async def _file(args: argparse.Namespace, progress: FilingProgress) -> FilingRep
 
     from gspauth.cli._taxpayers import TaxpayerClients, read_taxpayers
     from gspauth.filer import Filer, FilerOptions
-    from gspauth.journal.sqlite import SQLiteJournal
+    from gspauth.journal import open_journal
     from gspauth.otp import ChainOtp, FileOtp, default_otp_provider
 
     profile = profile_from_args(args)
@@ -143,7 +137,7 @@ async def _file(args: argparse.Namespace, progress: FilingProgress) -> FilingRep
     limits = httpx.Limits(max_connections=max(8, args.concurrency * 2), max_keepalive_connections=args.concurrency)
     async with httpx.AsyncClient(timeout=args.timeout, limits=limits) as http:
         clients = TaxpayerClients(profile, store, taxpayers, provider, http)
-        with SQLiteJournal(args.journal or default_journal_path()) as journal:
+        with contextlib.closing(open_journal(args.journal)) as journal:
             filer = Filer(journal, clients, options=options, progress=progress, login_hint=clients.login_hint)
             return await filer.run(_inputs(args), stop=stop)
 

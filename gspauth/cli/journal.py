@@ -9,6 +9,7 @@ every invoice's state â€” with GSTN's error code and message for rejected ones â
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import sys
 from typing import Any
@@ -19,17 +20,24 @@ from gspauth.cli._common import print_json
 __all__ = ["register"]
 
 
+def _spec(args: argparse.Namespace) -> str:
+    from gspauth.journal import default_journal_path
+
+    return str(args.journal or default_journal_path())
+
+
 def _journal(args: argparse.Namespace) -> Any:
     from pathlib import Path
 
-    from gspauth.cli.file import default_journal_path
     from gspauth.errors import ConfigurationError
-    from gspauth.journal.sqlite import SQLiteJournal
+    from gspauth.journal import open_journal
 
-    path = Path(args.journal) if args.journal else default_journal_path()
-    if not path.exists():
-        raise ConfigurationError(f"no filing journal at {path}; `gspauth file` creates it (or pass --journal)")
-    return SQLiteJournal(path)
+    spec = _spec(args)
+    if "://" not in spec or spec.startswith("sqlite://"):
+        path = Path(spec.removeprefix("sqlite://"))
+        if not path.exists():
+            raise ConfigurationError(f"no filing journal at {path}; `gspauth file` creates it (or pass --journal)")
+    return contextlib.closing(open_journal(spec))
 
 
 def _status(args: argparse.Namespace) -> int:
@@ -41,11 +49,11 @@ def _status(args: argparse.Namespace) -> int:
         waiting = [c.to_dict() for c in journal.chunks(states=[ChunkState.SAVED], gstin=args.gstin)]
         doubt = [c.to_dict() for c in journal.chunks(states=[ChunkState.SENT], gstin=args.gstin)]
     if args.json:
-        print_json({"journal": str(journal.path), "counts": counts, "parked": parked,
+        print_json({"journal": _spec(args), "counts": counts, "parked": parked,
                     "awaiting_status": waiting, "in_doubt": doubt})
         return Exit.OK
     inv, ch = counts["invoices"], counts["chunks"]
-    print(f"journal {journal.path}")
+    print(f"journal {_spec(args)}")
     print("invoices: " + (", ".join(f"{n} {s}" for s, n in sorted(inv.items())) or "none"))
     print("chunks:   " + (", ".join(f"{n} {s}" for s, n in sorted(ch.items())) or "none"))
     for gstin, reason in parked.items():

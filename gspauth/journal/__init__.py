@@ -27,8 +27,10 @@ from __future__ import annotations
 
 import datetime as _dt
 import enum
+import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 __all__ = [
@@ -39,6 +41,8 @@ __all__ = [
     "InvoiceRow",
     "InvoiceState",
     "RecordKey",
+    "default_journal_path",
+    "open_journal",
 ]
 
 
@@ -223,3 +227,31 @@ class FilingJournal(Protocol):
 
     def close(self) -> None:
         ...
+
+
+def default_journal_path() -> Path:
+    """``<gspauth home>/filing.journal`` (see :func:`gspauth.config.gspauth_home`)."""
+    from gspauth.config import gspauth_home
+
+    return gspauth_home() / "filing.journal"
+
+
+def open_journal(spec: str | os.PathLike[str] | None = None) -> FilingJournal:
+    """The journal a setting names: ``None`` → the default SQLite file; a path (or
+    ``sqlite:///path``) → a :class:`~gspauth.journal.sqlite.SQLiteJournal` there.
+
+    :raises ConfigurationError: a URL scheme no journal backend handles.
+    :raises DamagedFile: the file is not a usable journal.
+    """
+    from gspauth.errors import ConfigurationError
+    from gspauth.journal.sqlite import SQLiteJournal
+
+    if spec is None:
+        return SQLiteJournal(default_journal_path())
+    text = os.fspath(spec)
+    if text.startswith("sqlite://"):
+        return SQLiteJournal(text[len("sqlite://"):])
+    scheme, sep, _ = text.partition("://")
+    if sep and scheme.isalpha():
+        raise ConfigurationError(f"no filing journal backend for {scheme}:// URLs (give a file path or sqlite:///path)")
+    return SQLiteJournal(text)
