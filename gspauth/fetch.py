@@ -75,7 +75,7 @@ def _records(section: str, gstin: str, fp: str, value: Any) -> Iterator[dict[str
     """A section's wire value as flat records (the filer's JSONL shape)."""
     head = {"gstin": gstin, "fp": fp, "section": section}
     if section in _GROUP_KEYS and isinstance(value, list):
-        group_key, list_key = _GROUP_KEYS[section]
+        _, list_key = _GROUP_KEYS[section]
         for group in value:
             if not isinstance(group, dict):
                 continue

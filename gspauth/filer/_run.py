@@ -29,7 +29,7 @@ from gspauth.filer._gates import CircuitBreaker, GspGate, HostDown
 from gspauth.filer._plan import FilingInput, PlannedChunk, Planner
 from gspauth.filer._report import FilingProgress, FilingReport
 from gspauth.filer._status import FINAL_STATUSES, report_errors
-from gspauth.journal import ChunkState, FilingJournal, InvoiceState
+from gspauth.journal import ChunkRow, ChunkState, FilingJournal, InvoiceState
 from gspauth.types import Api
 
 if TYPE_CHECKING:
@@ -187,7 +187,7 @@ class Filer:
         async with g.session:
             if g.ready or g.parked:
                 return g.ready
-            gate, breaker = self._controls(g.client)
+            _, breaker = self._controls(g.client)
             for attempt in range(1, self.options.attempts + 1):
                 probe = await breaker.wait()
                 try:
@@ -332,6 +332,10 @@ class Filer:
                 return  # stays "saved": the next run (or `gspauth journal status`) asks again
             delay = min(delay * 1.5, 30.0)
 
+    def _saved_idents(self, row: ChunkRow) -> list[str]:
+        return [i.ident for i in self.journal.invoices(gstin=row.gstin, fp=row.fp, states=[InvoiceState.SAVED])
+                if i.chunk_txn == row.txn]
+
     async def _resume_polls(self, polls: list[asyncio.Task[None]]) -> None:
         """Chunks an earlier run saved but never saw processed: ask for their status now."""
         for row in await self._j(lambda: self.journal.chunks(states=[ChunkState.SAVED])):
@@ -340,9 +344,7 @@ class Filer:
             g = await self._gstin(row.gstin)
             if g.parked or g.client is None:
                 continue
-            rows = await self._j(lambda: [i.ident for i in self.journal.invoices(gstin=row.gstin, fp=row.fp,
-                                                                                  states=[InvoiceState.SAVED])
-                                          if i.chunk_txn == row.txn])
+            rows = await self._j(self._saved_idents, row)
             polls.append(asyncio.create_task(self._poll(g, row.txn, row.gstin, row.fp, row.section,
                                                         row.reference_id, rows)))
 

@@ -45,6 +45,19 @@ _INVOICE_COLUMNS = ("gstin", "fp", "section", "ident", "sha256", "state", "chunk
                     "error_message", "source", "line")
 _CHUNK_COLUMNS = ("txn", "gstin", "fp", "section", "action", "sha256", "count", "size", "state", "reference_id",
                   "status_cd", "error", "attempts", "updated_at")
+# A record seen again keeps its state (and GSTN's error) when its content is unchanged and it is
+# not a rejection being retried (the three ``?`` after the values: retry_rejected).
+_SAME = "invoices.sha256 = excluded.sha256 AND NOT (invoices.state = 'rejected' AND ?)"
+_UPSERT_SEEN = (
+    "INSERT INTO invoices (gstin, fp, section, ident, sha256, state, source, line, seen_run, updated_at) "
+    "SELECT gstin, fp, section, ident, sha256, 'pending', ?, line, ?, ? FROM temp.batch WHERE true "
+    "ON CONFLICT (gstin, fp, section, ident) DO UPDATE SET "
+    f"state = CASE WHEN {_SAME} THEN invoices.state ELSE 'pending' END, "
+    f"error_code = CASE WHEN {_SAME} THEN invoices.error_code ELSE NULL END, "
+    f"error_message = CASE WHEN {_SAME} THEN invoices.error_message ELSE NULL END, "
+    "sha256 = excluded.sha256, source = excluded.source, line = excluded.line, "
+    "seen_run = excluded.seen_run, updated_at = excluded.updated_at"
+)
 _DONE = (InvoiceState.SAVED.value, InvoiceState.ACCEPTED.value)
 
 
@@ -152,19 +165,7 @@ class SQLiteJournal:
                            (json.dumps(sorted(duplicates)),))
                 # New content (or a retried rejection) starts again as pending; the same content
                 # keeps its state (in doubt stays in doubt: it is re-sent).
-                db.execute(
-                    "INSERT INTO invoices (gstin, fp, section, ident, sha256, state, source, line, seen_run, updated_at) "
-                    "SELECT gstin, fp, section, ident, sha256, 'pending', ?, line, ?, ? FROM temp.batch WHERE true "
-                    "ON CONFLICT (gstin, fp, section, ident) DO UPDATE SET "
-                    "state = CASE WHEN invoices.sha256 = excluded.sha256 AND NOT (invoices.state = 'rejected' AND ?) "
-                    "THEN invoices.state ELSE 'pending' END, "
-                    "error_code = CASE WHEN invoices.sha256 = excluded.sha256 AND NOT (invoices.state = 'rejected' AND ?) "
-                    "THEN invoices.error_code ELSE NULL END, "
-                    "error_message = CASE WHEN invoices.sha256 = excluded.sha256 "
-                    "AND NOT (invoices.state = 'rejected' AND ?) THEN invoices.error_message ELSE NULL END, "
-                    "sha256 = excluded.sha256, source = excluded.source, line = excluded.line, "
-                    "seen_run = excluded.seen_run, updated_at = excluded.updated_at",
-                    (source, run_id, _now(), retry_rejected, retry_rejected, retry_rejected))
+                db.execute(_UPSERT_SEEN, (source, run_id, _now(), retry_rejected, retry_rejected, retry_rejected))
             db.execute("DELETE FROM temp.batch")
         return Classified(bytes(skip), tuple(sorted(duplicates)), unchanged, still_rejected)
 
@@ -176,11 +177,12 @@ class SQLiteJournal:
         with self._db.transaction() as db:
             row = db.execute("SELECT state FROM chunks WHERE txn = ?", (txn,)).fetchone()
             if row is None:
-                db.execute("INSERT INTO chunks (txn, gstin, fp, section, action, sha256, count, size, state, created_at, "
-                           "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'planned', ?, ?)",
+                db.execute("INSERT INTO chunks (txn, gstin, fp, section, action, sha256, count, size, state, "
+                           "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'planned', ?, ?)",
                            (txn, gstin, fp, section, action, sha256, len(records), size, now, now))
-            db.executemany("UPDATE invoices SET chunk_txn = ?, updated_at = ? WHERE gstin = ? AND fp = ? AND section = ? "
-                           "AND ident = ?", ((txn, now, gstin, fp, section, ident) for ident, _ in records))
+            db.executemany("UPDATE invoices SET chunk_txn = ?, updated_at = ? "
+                           "WHERE gstin = ? AND fp = ? AND section = ? AND ident = ?",
+                           ((txn, now, gstin, fp, section, ident) for ident, _ in records))
         return ChunkState.PLANNED if row is None else ChunkState(row[0])
 
     def _chunk_and_invoices(self, chunk_sql: str, chunk_args: tuple[object, ...], invoice_sql: str,
@@ -274,7 +276,9 @@ class SQLiteJournal:
             if value is not None:
                 where.append(f"{column} = ?")
                 args.append(value)
-        base = f"SELECT {', '.join(_INVOICE_COLUMNS)} FROM invoices" + (" WHERE " + " AND ".join(where) if where else "")
+        base = f"SELECT {', '.join(_INVOICE_COLUMNS)} FROM invoices"
+        if where:
+            base += " WHERE " + " AND ".join(where)
         last: tuple[str, str, str, str] | None = None
         while True:  # pages, so a million rows never sit in memory at once
             sql, page_args = base, list(args)
@@ -301,8 +305,8 @@ class SQLiteJournal:
             cur = db.execute(f"UPDATE invoices SET state = 'pending', chunk_txn = NULL, error_code = NULL, "
                              f"error_message = NULL, updated_at = ? WHERE state = 'rejected' {where}"
                              if rejected else "SELECT 0 WHERE false", (_now(), *args) if rejected else ())
-            db.execute(f"UPDATE chunks SET state = 'planned', updated_at = ? WHERE state IN ('failed', 'parked') {where}",
-                       (_now(), *args))
+            db.execute(f"UPDATE chunks SET state = 'planned', updated_at = ? "
+                       f"WHERE state IN ('failed', 'parked') {where}", (_now(), *args))
             db.execute(f"DELETE FROM parked WHERE true {where}", args)
             return max(0, cur.rowcount)
 

@@ -55,7 +55,7 @@ class World:
 
     def taxpayers(self, n: int, *, prefix: str = "AAACX") -> list[str]:
         out = []
-        for i in range(n):
+        for _ in range(n):
             gstin = defaults.make_gstin("27", f"{prefix}{len(self.gstins):04d}K")
             username = f"filer.{len(self.gstins)}"
             self.emu.register_taxpayer(gstin, username)

@@ -106,7 +106,7 @@ def test_faults_at_10_to_30_percent_lose_and_duplicate_nothing(world: World) -> 
 
 def test_a_gstin_without_consent_is_parked_and_the_others_filed(world: World) -> None:
     a, b = world.taxpayers(2)
-    path, lines = world.write_jsonl("in.jsonl", {a: 50, b: 50})
+    path, _ = world.write_jsonl("in.jsonl", {a: 50, b: 50})
     world.emu.set_api_access(b, False)  # b's OTP consent cannot work
     report = world.file([path], otp=False)
     assert report.outcome == "parked" and set(report.parked) == {a, b}
