@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeAlias, runtime_checkable
 
 from gspauth import codes, crypto
-from gspauth.errors import GSPError, InvalidParameter, RequestRejected, ServerError
+from gspauth.errors import GSPError, InvalidInput, InvalidParameter, RequestRejected, ServerError
 from gspauth.gstin import validate_gstin, validate_state_code
 
 __all__ = [
@@ -412,7 +412,12 @@ def encode_payload(payload: Payload) -> bytes:
     """A payload as JSON bytes: ``bytes`` pass through, anything else → compact UTF-8 JSON."""
     if isinstance(payload, (bytes, bytearray, memoryview)):
         return bytes(payload)
-    return json.dumps(payload, separators=_COMPACT, ensure_ascii=False).encode("utf-8")
+    text = json.dumps(payload, separators=_COMPACT, ensure_ascii=False)
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidInput(f"payload is not valid text: a lone surrogate in its JSON at character {exc.start} "
+                           "(decode the source file as UTF-8 without errors='surrogateescape')", "payload") from None
 
 
 def wrap_payload(sek: bytes, action: str, payload: Mapping[str, Any] | list[Any] | bytes) -> dict[str, str]:

@@ -132,7 +132,13 @@ def encrypt_request_evc(sek: bytes, sid: str, payload: bytes) -> tuple[str, str]
     """EVC filing envelope ``(data, sign)`` with ``sid = "<PAN>|<EVC OTP>"`` (spec §3.6)."""
     if not isinstance(sid, str):
         raise TypeError(f"sid must be str, not {type(sid).__name__}")
-    return _impl.encrypt_request_evc(sek, sid.encode("utf-8"), payload)
+    try:
+        raw = sid.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        # A lone surrogate (e.g. text decoded with errors="surrogateescape") has no UTF-8 form.
+        raise InvalidInput(f"sid is not valid text: a lone surrogate at position {exc.start} "
+                           "(give the PAN and EVC OTP as plain text)", "sid") from None
+    return _impl.encrypt_request_evc(sek, raw, payload)
 
 
 def encrypt_requests(sek: bytes, payloads: Sequence[bytes], *, threads: int = 0) -> list[tuple[str, str]]:
