@@ -8,10 +8,17 @@ from __future__ import annotations
 
 import importlib
 import os
+import re
+import uuid
+from collections.abc import Iterator
 from types import ModuleType
+from typing import TYPE_CHECKING
 
 import pytest
 from hypothesis import HealthCheck, settings
+
+if TYPE_CHECKING:
+    from gspauth.testing.postgres import Cluster
 
 settings.register_profile("fast", max_examples=100, deadline=None)
 settings.register_profile(
@@ -84,3 +91,26 @@ def backend(request: pytest.FixtureRequest) -> ModuleType:
     from gspauth.crypto import _python
 
     return _python
+
+
+# -- PostgreSQL -----------------------------------------------------------------------------------
+# One throw-away cluster per test session, started by the first test that asks for it (the
+# others never pay for it); each test gets its own schema in it, so nothing leaks between
+# tests and no database has to be created. Without a server the cluster installs the OS
+# package (as root with apt-get) or fails saying what to install: never a silent skip.
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster() -> Iterator[Cluster]:
+    """The session's throw-away PostgreSQL cluster (:func:`gspauth.testing.postgres.throwaway_cluster`)."""
+    from gspauth.testing.postgres import throwaway_cluster
+
+    with throwaway_cluster() as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def postgres_url(postgres_cluster: Cluster, request: pytest.FixtureRequest) -> str:
+    """A ``postgresql://`` URL (password embedded) to a schema of its own for this test."""
+    name = re.sub(r"[^a-z0-9_]", "_", request.node.name.lower())[:40]
+    return postgres_cluster.url(schema=f"t_{name}_{uuid.uuid4().hex[:8]}")
