@@ -34,6 +34,7 @@ import contextlib
 import datetime as _dt
 import os
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
@@ -182,12 +183,27 @@ class SessionStore(Protocol):
         """The consent ledger that belongs with this store (a client's default ledger)."""
         ...
 
+    def wait_for_session(self, key: SessionKey, *, after: Session | None, timeout: float) -> Session | None:
+        """Block until the store holds a session for ``key`` whose auth token differs from
+        ``after``'s (any session when ``after`` is ``None``) and return it; ``None`` once
+        ``timeout`` seconds have passed without one.
+
+        For workers waiting on someone else's consent or refresh (a two-step OTP finished by
+        another process or machine). :class:`MemoryStore` wakes on a condition variable,
+        :class:`~gspauth.store.sqlite.SQLiteStore` polls with a short backoff, and the
+        PostgreSQL store wakes on ``LISTEN``/``NOTIFY``.
+
+        .. versionadded:: 0.3
+        """
+        ...
+
 
 class MemoryStore:
     """A :class:`SessionStore` in dicts: one process, thread-safe, nothing on disk."""
 
     def __init__(self) -> None:
         self._guard = threading.Lock()
+        self._changed = threading.Condition(self._guard)  # notified on every save
         self._sessions: dict[SessionKey, tuple[Session, _dt.datetime]] = {}
         self._pending: dict[SessionKey, PendingOtp] = {}
         self._targets: dict[SessionKey, SessionTarget] = {}
@@ -204,6 +220,7 @@ class MemoryStore:
         with self._guard:
             self._sessions[session.key] = (session, utcnow())
             self._intents.pop(session.key, None)
+            self._changed.notify_all()
 
     def delete(self, key: SessionKey) -> None:
         with self._guard:
@@ -258,6 +275,18 @@ class MemoryStore:
             if self._ledger is None:
                 self._ledger = Ledger()
             return self._ledger
+
+    def wait_for_session(self, key: SessionKey, *, after: Session | None, timeout: float) -> Session | None:
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while True:
+                item = self._sessions.get(key)
+                if item is not None and (after is None or item[0].auth_token != after.auth_token):
+                    return item[0]
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return None
+                self._changed.wait(remaining)
 
     def __repr__(self) -> str:
         return f"MemoryStore({len(self._sessions)} sessions)"

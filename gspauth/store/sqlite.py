@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import os
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -105,7 +106,8 @@ class SQLiteStore:
         from gspauth.config import ensure_private_dir
 
         self.path = Path(path).expanduser() if path is not None else default_store_path()
-        self._db = SQLiteFile(self.path, what="session store", busy_timeout=busy_timeout, expect=("schema_version", "sessions"),
+        self._db = SQLiteFile(self.path, what="session store", busy_timeout=busy_timeout,
+                              expect=("schema_version", "sessions"),
                               schema=(*_SCHEMA, *_SCHEMA_V2, f"INSERT INTO schema_version VALUES ({SCHEMA_VERSION})"),
                               pragmas=("PRAGMA secure_delete = ON",))
         self.lock_dir = self.path.with_name(self.path.name + ".locks")
@@ -351,3 +353,23 @@ class SQLiteStore:
     def refresh_intent(self, key: SessionKey) -> RefreshIntent | None:
         rows = self._db.read("SELECT txn, started_at FROM refreshing WHERE id = ?", (key.id,))
         return RefreshIntent(rows[0][0], _when(rows[0][1])) if rows else None
+
+    def wait_for_session(self, key: SessionKey, *, after: Session | None, timeout: float) -> Session | None:
+        """See :meth:`~gspauth.store.SessionStore.wait_for_session`. SQLite cannot notify another
+        process, so this polls: a cheap read of the row's token-independent ``updated_at`` every
+        20 ms at first, backing off to 250 ms; the row is opened only when it changed."""
+        deadline = time.monotonic() + timeout
+        delay, seen = 0.02, None
+        while True:
+            rows = self._db.read("SELECT updated_at, nonce FROM sessions WHERE id = ?", (key.id,))
+            stamp = (rows[0][0], bytes(rows[0][1])) if rows else None
+            if stamp is not None and stamp != seen:
+                seen = stamp
+                session = self.load(key)
+                if session is not None and (after is None or session.auth_token != after.auth_token):
+                    return session
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return None
+            time.sleep(min(delay, remaining))
+            delay = min(delay * 1.5, 0.25)

@@ -5,12 +5,15 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from gspauth.session import Session, SessionKey
+from gspauth.store import MemoryStore, SessionStore, SQLiteStore
 
 NOW = dt.datetime(2025, 7, 1, 9, 0, tzinfo=dt.timezone.utc)
 
@@ -59,3 +62,61 @@ def make_session():  # type: ignore[no-untyped-def]
 @pytest.fixture
 def session(key: SessionKey) -> Iterator[Session]:
     yield _make_session(key)
+
+
+# -- one suite, every backend ---------------------------------------------------------------------
+# Tests that take ``any_store`` run against each SessionStore; ``shared_store`` only against
+# the ones several processes (or machines) can share. A backend's factory builds a *new* store
+# object on the same data each time it is called (a second process, a restart).
+
+BACKENDS = ("memory", "sqlite")
+SHARED_BACKENDS = ("sqlite",)
+
+
+@dataclass
+class StoreFactory:
+    """Builds store objects of one backend over one place (file, schema)."""
+
+    backend: str
+    make: Callable[..., SessionStore]
+    opened: list[SessionStore] = field(default_factory=list)
+
+    def __call__(self, **kwargs: Any) -> SessionStore:
+        store = self.make(**kwargs)
+        self.opened.append(store)
+        return store
+
+
+def _factory(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> StoreFactory:
+    if backend == "memory":
+        one = MemoryStore()
+        return StoreFactory(backend, lambda **kw: one)
+    if backend == "sqlite":
+        path = tmp_path / "sessions.db"
+        return StoreFactory(backend, lambda **kw: SQLiteStore(path, **kw))
+    raise AssertionError(backend)
+
+
+def _closing(factory: StoreFactory) -> Iterator[StoreFactory]:
+    yield factory
+    for store in factory.opened:
+        close = getattr(store, "close", None)
+        if close is not None:
+            close()
+
+
+@pytest.fixture(params=BACKENDS)
+def stores(request: pytest.FixtureRequest, tmp_path: Path, store_key: bytes) -> Iterator[StoreFactory]:
+    """A factory of store objects sharing one backend's data (each backend in turn)."""
+    yield from _closing(_factory(request.param, request, tmp_path))
+
+
+@pytest.fixture(params=SHARED_BACKENDS)
+def shared_stores(request: pytest.FixtureRequest, tmp_path: Path, store_key: bytes) -> Iterator[StoreFactory]:
+    """As :func:`stores`, for the backends that several processes share."""
+    yield from _closing(_factory(request.param, request, tmp_path))
+
+
+@pytest.fixture
+def any_store(stores: StoreFactory) -> SessionStore:
+    return stores()
