@@ -86,7 +86,7 @@ def _check_payload(payload: bytes, field: str = "payload") -> None:
 def _check_threads(threads: int) -> None:
     # Not used here, but checked as the native backend does (any int >= 0).
     if operator.index(threads) < 0:
-        raise ValueError("threads must be >= 0 (0 = automatic)")
+        raise InvalidInput("threads must be >= 0 (0 = automatic)", "threads")
 
 
 def _a2b_strict(raw: bytes) -> bytes:

@@ -400,13 +400,13 @@ def test_threads_argument_is_checked_alike(native: ModuleType, reference: Module
                 try:
                     got: object = ("ok", fn(be)(key, args, *extra, threads))
                 except (TypeError, ValueError, OverflowError) as exc:
-                    got = (type(exc), str(exc))
+                    got = (type(exc), str(exc), getattr(exc, "field", None))
                 out.append(got)
         assert out[0] == out[1] and out[2] == out[3], (threads, out)
         return out[0], out[2]
 
     for bad in (-1, -(2**70)):
-        assert both(bad)[0] == (ValueError, "threads must be >= 0 (0 = automatic)")
+        assert both(bad)[0] == (InvalidInput, "threads must be >= 0 (0 = automatic)", "threads")
     for bad in (None, "2", 1.5):
         assert both(bad)[0][0] is TypeError
     for fine in (0, 1, True, 2**40, 2**70):

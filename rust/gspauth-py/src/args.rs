@@ -9,6 +9,7 @@ use pyo3::pybacked::{PyBackedBytes, PyBackedStr};
 use pyo3::types::{PyBytes, PyString, PyTuple};
 
 use crate::error::{guarded, Fail};
+use crate::exceptions::InvalidInput;
 
 pub(crate) fn type_name(obj: &Bound<'_, PyAny>) -> String {
     obj.get_type()
@@ -72,7 +73,8 @@ pub(crate) fn wire_or_fail(obj: &Bound<'_, PyAny>, field: &str) -> Result<Wire, 
 /// of input, measured and documented there), 1 = calling thread, N = at most N.
 /// Any int >= 0 as the reference accepts it: one beyond `i64` means "as many as possible".
 pub(crate) fn threads_of(obj: &Bound<'_, PyAny>) -> PyResult<usize> {
-    let negative = || PyValueError::new_err("threads must be >= 0 (0 = automatic)");
+    // InvalidInput (a ValueError) with field "threads", as the reference raises it.
+    let negative = || InvalidInput::new_err(("threads must be >= 0 (0 = automatic)", "threads"));
     match obj.extract::<i64>() {
         Ok(n) => usize::try_from(n).map_err(|_| negative()),
         Err(e) if e.is_instance_of::<PyOverflowError>(obj.py()) => {
