@@ -12,6 +12,7 @@ use gspauth_core::{RequestSealer, Scratch};
 use pyo3::exceptions::{PyRuntimeError, PyTypeError};
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedBytes;
+use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBytes, PyInt, PyList, PyString, PyTuple};
 
 use crate::args::key_of;
@@ -234,7 +235,9 @@ impl IngestBatch {
 #[pyclass(name = "IngestChunk", module = "gspauth._native", frozen)]
 pub(crate) struct IngestChunk {
     chunk: Chunk,
-    payload: Py<PyBytes>,
+    /// The payload as a Python `bytes`, made on first use: sending a chunk needs
+    /// only its body, and a copy of a 2 MiB payload per chunk costs for nothing.
+    payload: PyOnceLock<Py<PyBytes>>,
 }
 
 #[pymethods]
@@ -256,7 +259,9 @@ impl IngestChunk {
 
     #[getter]
     fn payload(&self, py: Python<'_>) -> Py<PyBytes> {
-        self.payload.clone_ref(py)
+        self.payload
+            .get_or_init(py, || PyBytes::new(py, &self.chunk.payload).unbind())
+            .clone_ref(py)
     }
 
     #[getter]
@@ -354,8 +359,13 @@ fn chunks<'py>(py: Python<'py>, out: Vec<Chunk>) -> PyResult<Bound<'py, PyList>>
     let items = out
         .into_iter()
         .map(|chunk| {
-            let payload = PyBytes::new(py, &chunk.payload).unbind();
-            Bound::new(py, IngestChunk { chunk, payload })
+            Bound::new(
+                py,
+                IngestChunk {
+                    chunk,
+                    payload: PyOnceLock::new(),
+                },
+            )
         })
         .collect::<PyResult<Vec<_>>>()?;
     PyList::new(py, items)

@@ -51,7 +51,7 @@ pub(crate) struct CsvReader {
     gap: u64,
     rows: u64,
     cells: Vec<u8>,
-    spans: Vec<(u32, u32)>,
+    spans: Vec<Span>,
 }
 
 impl CsvReader {
@@ -122,8 +122,12 @@ impl CsvReader {
                         self.unreadable(line, "too-large", too_large(), self.pos, sink);
                     } else {
                         self.line += quoted_lfs + u64::from(self.buf[end - 1] == b'\n');
+                        let start = self.pos;
                         self.pos = end;
-                        self.row(&cells, &spans, line, sink, work);
+                        // The row's cells point into the buffer: lend it out for the row.
+                        let buf = std::mem::take(&mut self.buf);
+                        self.row(&buf, start..end, &cells, &spans, line, sink, work);
+                        self.buf = buf;
                     }
                 }
             }
@@ -166,15 +170,18 @@ impl CsvReader {
         sink.error(line, code, message);
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn row(
         &mut self,
+        buf: &[u8],
+        raw: std::ops::Range<usize>,
         cells: &[u8],
-        spans: &[(u32, u32)],
+        spans: &[Span],
         line: u64,
         sink: &mut Sink<'_>,
         work: &mut Work,
     ) {
-        let field = |i: usize| &cells[spans[i].0 as usize..spans[i].1 as usize];
+        let field = |i: usize| cell(buf, cells, spans[i]);
         if (0..spans.len()).all(|i| field(i).is_empty()) {
             return;
         }
@@ -191,7 +198,8 @@ impl CsvReader {
                     spans.len()
                 );
             }
-            if !cells_utf8(cells, spans, width) {
+            // Fields are separated by ASCII bytes: the row is UTF-8 exactly when each field is.
+            if std::str::from_utf8(&buf[raw.clone()]).is_err() {
                 reject!("utf8", "the row is not valid UTF-8");
             }
             Ok(())
@@ -203,6 +211,7 @@ impl CsvReader {
             return sink.reject(line, r);
         }
         let row = Row {
+            buf,
             cells,
             spans,
             columns: &columns,

@@ -21,15 +21,69 @@ pub(super) struct RowError {
     pub(super) at: usize,
 }
 
-/// One row from `start` into `cells`/`spans`: `Ok(Some(end after the terminator))`,
-/// `Ok(None)` when more input is needed. `quoted_lfs` counts the line breaks inside
-/// quoted fields (the reader counts lines without scanning the row again).
+/// Where a cell is: a span of the input (unquoted fields, and quoted ones without
+/// `""`), or of the row's own buffer (quoted fields whose `""` were unescaped).
+/// Spans are trimmed of spaces and tabs.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Span {
+    pub(super) a: u32,
+    pub(super) b: u32,
+    pub(super) own: bool,
+}
+
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGHS: u64 = 0x8080_8080_8080_8080;
+
+/// Whether a byte of `w` equals `c`: the lowest flagged byte is exactly the first
+/// such byte (borrows only run upwards).
+#[inline]
+fn eq_bytes(w: u64, c: u8) -> u64 {
+    let x = w ^ (ONES * c as u64);
+    x.wrapping_sub(ONES) & !x & HIGHS
+}
+
+/// The position of the first `,` `"` CR or LF in `s`, 8 bytes at a time.
+#[inline]
+fn delimiter(s: &[u8]) -> Option<usize> {
+    let mut at = 0;
+    while let Some(chunk) = s.get(at..at + 8) {
+        let w = u64::from_le_bytes(chunk.try_into().expect("8 bytes"));
+        let hits = eq_bytes(w, b',') | eq_bytes(w, b'"') | eq_bytes(w, b'\r') | eq_bytes(w, b'\n');
+        if hits != 0 {
+            return Some(at + (hits.trailing_zeros() / 8) as usize);
+        }
+        at += 8;
+    }
+    s[at..]
+        .iter()
+        .position(|&c| matches!(c, b',' | b'"' | b'\r' | b'\n'))
+        .map(|k| at + k)
+}
+
+fn span_of(src: &[u8], from: usize, to: usize, own: bool) -> Span {
+    let s = &src[from..to];
+    // Most cells have nothing to trim.
+    if !matches!(s.first(), Some(b' ' | b'\t')) && !matches!(s.last(), Some(b' ' | b'\t')) {
+        return Span {
+            a: from as u32,
+            b: to as u32,
+            own,
+        };
+    }
+    let (a, b) = trimmed(&src[..to], from);
+    Span { a, b, own }
+}
+
+/// One row from `start` into `spans` (unescaped quoted cells go to `cells`):
+/// `Ok(Some(end after the terminator))`, `Ok(None)` when more input is needed.
+/// `quoted_lfs` counts the line breaks inside quoted fields (the reader counts
+/// lines without scanning the row again).
 pub(super) fn split(
     buf: &[u8],
     start: usize,
     last: bool,
     cells: &mut Vec<u8>,
-    spans: &mut Vec<(u32, u32)>,
+    spans: &mut Vec<Span>,
     quoted_lfs: &mut u64,
 ) -> Result<Option<usize>, RowError> {
     cells.clear();
@@ -37,16 +91,11 @@ pub(super) fn split(
     *quoted_lfs = 0;
     let n = buf.len();
     let mut i = start;
-    // Cells are stored as read; their spans are trimmed of spaces and tabs.
-    let push = |cells: &mut Vec<u8>, spans: &mut Vec<(u32, u32)>, s: &[u8]| {
-        let a = cells.len();
-        cells.extend_from_slice(s);
-        spans.push(trimmed(cells, a));
-    };
     loop {
         if i < n && buf[i] == b'"' {
             let mut j = i + 1;
-            let a = cells.len() as u32;
+            let mut escaped = false;
+            let a = cells.len();
             let k = loop {
                 match memchr::memchr(b'"', &buf[j..]) {
                     None => {
@@ -63,6 +112,7 @@ pub(super) fn split(
                         let k = j + off;
                         if k + 1 < n && buf[k + 1] == b'"' {
                             cells.extend_from_slice(&buf[j..=k]);
+                            escaped = true;
                             j = k + 2;
                             continue;
                         }
@@ -75,7 +125,12 @@ pub(super) fn split(
                 }
             };
             *quoted_lfs += memchr::memchr_iter(b'\n', &buf[i + 1..k]).count() as u64;
-            spans.push(trimmed(cells, a as usize));
+            spans.push(if escaped {
+                span_of(cells, a, cells.len(), true)
+            } else {
+                cells.truncate(a);
+                span_of(buf, i + 1, k, false)
+            });
             i = k + 1;
             if i == n {
                 return Ok(Some(n));
@@ -97,14 +152,12 @@ pub(super) fn split(
                 }
             }
         }
-        let found = buf[i..]
-            .iter()
-            .position(|&c| matches!(c, b',' | b'"' | b'\r' | b'\n'));
+        let found = delimiter(&buf[i..]);
         let Some(off) = found else {
             if !last {
                 return Ok(None);
             }
-            push(cells, spans, &buf[i..n]);
+            spans.push(span_of(buf, i, n, false));
             return Ok(Some(n));
         };
         let k = i + off;
@@ -116,7 +169,7 @@ pub(super) fn split(
                 at: k,
             });
         }
-        push(cells, spans, &buf[i..k]);
+        spans.push(span_of(buf, i, k, false));
         match c {
             b',' => i = k + 1,
             b'\n' => return Ok(Some(k + 1)),
@@ -139,8 +192,9 @@ pub(super) fn split(
 
 /// The current row's cells by logical column.
 pub(super) struct Row<'a> {
+    pub(super) buf: &'a [u8],
     pub(super) cells: &'a [u8],
-    pub(super) spans: &'a [(u32, u32)],
+    pub(super) spans: &'a [Span],
     pub(super) columns: &'a [Option<usize>; N_COLS],
 }
 
@@ -148,13 +202,17 @@ impl<'a> Row<'a> {
     #[inline]
     pub(super) fn get(&self, col: Col) -> &'a [u8] {
         match self.columns[col as usize] {
-            Some(i) => {
-                let (a, b) = self.spans[i];
-                &self.cells[a as usize..b as usize]
-            }
+            Some(i) => cell(self.buf, self.cells, self.spans[i]),
             None => &[],
         }
     }
+}
+
+/// The bytes of a cell.
+#[inline]
+pub(super) fn cell<'a>(buf: &'a [u8], cells: &'a [u8], sp: Span) -> &'a [u8] {
+    let src = if sp.own { cells } else { buf };
+    &src[sp.a as usize..sp.b as usize]
 }
 
 /// The span of `cells[from..]` without its leading and trailing spaces and tabs.
@@ -171,17 +229,20 @@ pub(super) fn trimmed(cells: &[u8], from: usize) -> (u32, u32) {
     ((from + lead) as u32, (from + end) as u32)
 }
 
-/// Whether the first `width` cells are each valid UTF-8. The whole buffer is
-/// checked in one call; when it is valid, a cell is valid exactly when it starts
-/// and ends on a character boundary.
-pub(super) fn cells_utf8(cells: &[u8], spans: &[(u32, u32)], width: usize) -> bool {
-    let boundary = |i: usize| i >= cells.len() || (cells[i] & 0xc0) != 0x80;
-    if std::str::from_utf8(cells).is_ok() {
-        return spans[..width]
-            .iter()
-            .all(|&(a, b)| boundary(a as usize) && boundary(b as usize));
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delimiter_finds_the_first_separator() {
+        for n in 0..30 {
+            for d in [b',', b'"', b'\r', b'\n'] {
+                let mut v = vec![b'x'; n];
+                v.push(d);
+                v.extend_from_slice(b",,\n");
+                assert_eq!(delimiter(&v), Some(n));
+            }
+            assert_eq!(delimiter(&vec![0xe9; n]), None);
+        }
     }
-    spans[..width]
-        .iter()
-        .all(|&(a, b)| std::str::from_utf8(&cells[a as usize..b as usize]).is_ok())
 }
