@@ -39,8 +39,11 @@
             NetworkTimeout               connected, but no (complete) reply in time
             ConnectionLost               the connection broke before the reply was complete
       OtpRequired                        a fresh OTP consent is needed to go on
-      LockTimeout (TimeoutError)         waited too long for a session's single-flight lock
-      JournalBusy                        another filer is using the same filing journal
+      ConcurrencyError                   another worker (thread, process, machine) is in the way
+        LockTimeout (TimeoutError)       waited too long for a session's single-flight lock
+        LockLost                         a lock holder was fenced: a newer holder took the lock
+        JournalBusy                      another filer is using the same filing journal
+      DatabaseError                      a database server refused or failed an operation
       StoreCorrupted                     a stored session row failed authentication
       LedgerTampered                     the consent ledger's hash chain is broken
       DamagedFile                        a store, ledger or journal file is not a usable database
@@ -63,10 +66,12 @@ __all__ = [
     "CertificateError",
     "CertificateExpired",
     "ClientCredentialsError",
+    "ConcurrencyError",
     "ConfigurationError",
     "ConnectionLost",
     "CryptoError",
     "DamagedFile",
+    "DatabaseError",
     "DecryptionError",
     "GSPAuthError",
     "GSPError",
@@ -82,6 +87,7 @@ __all__ = [
     "InvalidUser",
     "JournalBusy",
     "LedgerTampered",
+    "LockLost",
     "LockTimeout",
     "NetworkError",
     "NetworkTimeout",
@@ -332,11 +338,29 @@ class InvalidParameter(ConfigurationError, ValueError):
         self.field = field
 
 
-class LockTimeout(GSPAuthError, TimeoutError):
+class ConcurrencyError(GSPAuthError):
+    """Another worker — a thread, a process, another machine — holds or took what we need."""
+
+
+class LockTimeout(ConcurrencyError, TimeoutError):
     """Waited longer than ``timeout`` for a session lock (another auth/refresh is stuck?)."""
 
 
-class JournalBusy(GSPAuthError):
+class LockLost(ConcurrencyError):
+    """A write made under a session lock was refused because the lock is no longer ours.
+
+    A shared store (PostgreSQL) hands every lock holder a fence token; when the holder's
+    connection died (network loss, a killed backend) another worker may have taken the lock
+    and saved a newer session, so the stale holder's write is refused and nothing is written.
+    """
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.hint = hint or ("another worker took this session's lock after ours was lost; load the session "
+                             "again (it is likely fresher) and retry")
+
+
+class JournalBusy(ConcurrencyError):
     """Another :class:`~gspauth.filing.BatchFiler` (this or another process) is filing with this journal."""
 
 
@@ -350,6 +374,19 @@ class StoreCorrupted(GSPAuthError):
 
 class LedgerTampered(GSPAuthError):
     """The ledger's hash chain is broken: a row was edited, removed or inserted out of band."""
+
+
+class DatabaseError(GSPAuthError):
+    """A database server refused or failed an operation for a reason that is not a setting
+    (those are :class:`ConfigurationError`) or an unreachable server (:class:`Unreachable`).
+
+    :ivar sqlstate: the server's five-character SQLSTATE, when it gave one.
+    """
+
+    def __init__(self, message: str, *, sqlstate: str | None = None, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.sqlstate = sqlstate
+        self.hint = hint
 
 
 class DamagedFile(GSPAuthError):

@@ -10,6 +10,9 @@ request logging in :mod:`gspauth.auth`, httpx's own request log and the emulator
   prints as :data:`SECURE`.
 * FILEDET download URLs carry a file id that works as a bearer handle
   (``…/files/<32 hex>/<name>.tar.gz``); it prints as ``/files/[secure]/``.
+* A password in a URL's user information (``postgresql://user:secret@host/db``) prints as
+  ``postgresql://user:[secure]@host/db``; a ``password=…`` pair of a libpq connection string
+  as ``password=[secure]``.
 
 :func:`install_log_filters` adds :class:`RedactingFilter` to the ``httpx`` and ``uvicorn``
 loggers. It is idempotent and called by the clients and the emulator server when they are
@@ -46,6 +49,10 @@ SENSITIVE_WORDS: tuple[str, ...] = (
 )  # fmt: skip
 
 _FILE_ID = re.compile(r"/files/[0-9a-f]{32}/")
+# scheme://user:password@host — the password ends at the last @ before the path.
+_USERINFO = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://[^/:@\s]*:)[^\s/?#]*@")
+# a libpq keyword/value connection string: password=secret or password='sec ret'
+_CONNINFO_PASSWORD = re.compile(r"(\bpassword\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s&]+)", re.IGNORECASE)
 # name=value pairs inside free text (a logged request line): the value ends at &, space or a quote.
 _QUERY_PAIR = re.compile(r"([?&])([^=&?\s\"']+)=([^&\s\"']*)")
 # Loggers whose records carry request URLs: httpx (client side), uvicorn (the emulator server).
@@ -70,12 +77,15 @@ def _pair(match: re.Match[str]) -> str:
 
 
 def redact_text(text: str) -> str:
-    """``text`` with sensitive query values and FILEDET file ids replaced by ``[secure]``.
+    """``text`` with URL passwords, sensitive query values and FILEDET file ids replaced by ``[secure]``.
 
     Works on a bare URL and on a log line that contains URLs.
     """
+    if "@" in text and "://" in text:
+        text = _USERINFO.sub(lambda m: f"{m.group(1)}{SECURE}@", text)
     if "=" in text:
         text = _QUERY_PAIR.sub(_pair, text)
+        text = _CONNINFO_PASSWORD.sub(lambda m: f"{m.group(1)}{SECURE}", text)
     if "/files/" in text:
         text = _FILE_ID.sub("/files/[secure]/", text)
     return text
