@@ -96,7 +96,7 @@ def _prepare(emu: Emulator, tmp: Path, invoices: int, gstins: int, store_key: by
     return path, taxpayers
 
 
-def run(invoices: int, gstins: int, seed: int, extra: list[str]) -> dict[str, Any]:
+def run(invoices: int, gstins: int, seed: int, extra: list[str], profile: Path | None = None) -> dict[str, Any]:
     from gspauth.emulator import defaults
 
     with tempfile.TemporaryDirectory(prefix="gspauth-bench-filing-") as name:
@@ -110,7 +110,11 @@ def run(invoices: int, gstins: int, seed: int, extra: list[str]) -> dict[str, An
             env = dict(os.environ, PYTHONPATH=str(ROOT), GSPAUTH_HOME=str(tmp / "home"),
                        GSPAUTH_STORE_KEY=base64.b64encode(store_key).decode(),
                        GSPAUTH_CRED_GSP_TOKEN=defaults.CLEARTAX_AUTH_TOKEN)
-            cmd = [sys.executable, "-m", "gspauth", "file", str(path), "--gsp", "cleartax", "--host",
+            # --profile: sampled by py-spy (every thread, native frames too; for where the time
+            # goes — the figures of a profiled run are not the benchmark's)
+            prof = ["py-spy", "record", "--native", "--threads", "--rate", "100", "--format",
+                    "raw", "-o", str(profile), "--"] if profile else []
+            cmd = [*prof, sys.executable, "-m", "gspauth", "file", str(path), "--gsp", "cleartax", "--host",
                    emu.url + "/cleartax", "--certificate", str(emu.certificate), "--store", str(tmp / "sessions.db"),
                    "--taxpayers", str(taxpayers), "--journal", str(tmp / "journal.db"), "--json", "--quiet", *extra]
             emu_cpu0 = emu.cpu()
@@ -129,12 +133,43 @@ def run(invoices: int, gstins: int, seed: int, extra: list[str]) -> dict[str, An
             emu.close()
         if proc.returncode != 0:
             raise SystemExit(f"gspauth file exited {proc.returncode}: {stderr[-3000:]}")
-        report = json.loads(stdout)
+        if profile:  # py-spy talks on stdout too: the report is the JSON object in the middle
+            report, _ = json.JSONDecoder().raw_decode(stdout[stdout.index("{"):])
+        else:
+            report = json.loads(stdout)
         return {"invoices": invoices, "gstins": gstins, "input_mb": round(path.stat().st_size / 1e6, 1),
                 "wall_s": round(wall, 2), "invoices_per_s": round(invoices / wall), "prepare_s": round(prepare, 1),
                 "client_cpu_s": round(usage.ru_utime + usage.ru_stime, 2),
                 "client_peak_rss_mb": round(usage.ru_maxrss / 1024, 1),  # Linux: KiB
                 "emulator_cpu_s": round(emu_cpu, 2), "report": {k: report[k] for k in ("outcome", "totals")}}
+
+
+_IDLE = ("PyThread_acquire_lock_timed", "take_gil", "epoll", "poll (", "select (", "_wait_for_tstate_lock",
+         "pthread_cond", "futex", "sem_timedwait", "sem_clockwait")
+
+
+def _summarise_profile(path: Path, top: int = 25) -> None:
+    """Own-time per function and per thread from py-spy's collapsed stacks (idle waits excluded)."""
+    own: dict[str, int] = {}
+    threads: dict[str, int] = {}
+    total = 0
+    for line in path.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        frames = stack.split(";")
+        leaf = frames[-1]
+        # Waiting threads (a lock, a queue, the GIL, a poll) are sampled too: not CPU time.
+        if any(idle in f for f in frames[-4:] for idle in _IDLE):
+            continue
+        n = int(count)
+        total += n
+        own[leaf] = own.get(leaf, 0) + n
+        threads[frames[0]] = threads.get(frames[0], 0) + n
+    print(f"client CPU samples (busy): {total}; by thread:")
+    for name, n in sorted(threads.items(), key=lambda kv: -kv[1])[:8]:
+        print(f"  {100 * n / total:5.1f} %  {name}")
+    print(f"top {top} functions by own time:")
+    for name, n in sorted(own.items(), key=lambda kv: -kv[1])[:top]:
+        print(f"  {100 * n / total:5.1f} %  {name[:150]}")
 
 
 def main() -> int:
@@ -145,11 +180,14 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--json", type=Path)
     parser.add_argument("--quick", action="store_true", help="a smoke run: 5,000 invoices, 5 GSTINs")
+    parser.add_argument("--profile", type=Path, metavar="PATH",
+                        help="sample the client with py-spy (pip install py-spy), write collapsed stacks to PATH "
+                             "and print where its CPU time goes")
     parser.add_argument("filer_args", nargs="*", help="extra `gspauth file` flags (after --)")
     args = parser.parse_args()
     if args.quick:
         args.invoices, args.gstins = 5_000, 5
-    rows = [run(args.invoices, args.gstins, args.seed, args.filer_args)]
+    rows = [run(args.invoices, args.gstins, args.seed, args.filer_args, args.profile)]
     if args.memory:
         rows.append(run(args.memory, args.gstins, args.seed, args.filer_args))
     from gspauth import crypto, ingest
@@ -165,7 +203,10 @@ def main() -> int:
     if len(rows) == 2:
         print(f"peak RSS difference {rows[1]['invoices']:,} vs {rows[0]['invoices']:,}: "
               f"{rows[1]['client_peak_rss_mb'] - rows[0]['client_peak_rss_mb']:+.1f} MB (target: within 50 MB)")
-    out = args.json or ROOT / "benchmarks" / "results" / f"filing-{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%SZ}.json"
+    if args.profile:
+        _summarise_profile(args.profile)
+    stamp = f"{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%SZ}"
+    out = args.json or ROOT / "benchmarks" / "results" / f"filing-{stamp}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"rows": rows, "machine": {"cores": os.cpu_count(), "python": platform.python_version()}},
                               indent=2))
