@@ -31,7 +31,6 @@ from gspauth.ledger import Ledger
 from gspauth.otp import (
     ChainOtp,
     CommandOtp,
-    EmulatorOtp,
     EnvOtp,
     FileOtp,
     HookOtp,
@@ -66,7 +65,6 @@ __all__ = [
     "ConfigurationError",
     "Credentials",
     "CryptoError",
-    "EmulatorOtp",
     "EnvOtp",
     "Environment",
     "FileOtp",

@@ -16,16 +16,19 @@ taxpayer's capped session slots, and the ledger records why.
 from __future__ import annotations
 
 import datetime as _dt
+import logging
 import time
 
 from gspauth import crypto, protocol
 from gspauth._effects import Call, Flow, Lock, Send, Unlock
-from gspauth._flowcore import FlowCore, log
+from gspauth._flowcore import FlowCore
 from gspauth.errors import ApiAccessDenied, GSPError, InvalidOtp, NetworkError, SessionInvalid
 from gspauth.otp import OtpProvider, OtpRequest
 from gspauth.session import OTP_ATTEMPTS, OTP_VALIDITY, PendingOtp, RefreshIntent, Session
 
 __all__ = ["ConsentFlows"]
+
+_logger = logging.getLogger("gspauth.client")  # the client's logger: consent is part of the session flow
 
 
 class ConsentFlows(FlowCore):
@@ -174,7 +177,7 @@ class ConsentFlows(FlowCore):
             outcome = "logged out again at GSTN"
         except Exception as logout_exc:  # noqa: BLE001 - best effort: the save error is what the caller sees
             outcome = f"LOGOUT failed too ({type(logout_exc).__name__}): the session lapses on its own"
-        log.error("the new session of %s could not be saved (%s); %s", self.key.id, type(exc).__name__, outcome)
+        _logger.error("the new session of %s could not be saved (%s); %s", self.key.id, type(exc).__name__, outcome)
         yield from self._fire("failed", txn=txn, outcome=type(exc).__name__,
                               detail=f"consent granted but not saved; {outcome}")
 
@@ -306,5 +309,5 @@ class ConsentFlows(FlowCore):
         try:
             yield Send(request, signed=False)
         except Exception as exc:  # noqa: BLE001 - best effort, logged
-            log.info("GSP-level logout for %s failed (%s); the GSP session will expire on its own",
+            _logger.info("GSP-level logout for %s failed (%s); the GSP session will expire on its own",
                      self.gsp, type(exc).__name__)

@@ -18,7 +18,7 @@ import httpx
 
 __all__ = ["Call", "Effect", "Flow", "Lock", "Send", "Sleep", "Unlock", "drive", "drive_async"]
 
-T = TypeVar("T")
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -54,10 +54,10 @@ class Unlock:
 
 Effect = Send | Call | Sleep | Lock | Unlock
 #: A lifecycle flow: yields effects, receives their results, returns ``T``.
-Flow = Generator[Effect, Any, T]
+Flow = Generator[Effect, Any, _T]
 
 
-def drive(flow: Flow[T], perform: Callable[[Effect], Any]) -> T:
+def drive(flow: Flow[_T], perform: Callable[[Effect], Any]) -> _T:
     """Run ``flow`` to its end, performing each effect with the blocking ``perform``."""
     value: Any = None
     error: BaseException | None = None
@@ -65,7 +65,7 @@ def drive(flow: Flow[T], perform: Callable[[Effect], Any]) -> T:
         try:
             effect = flow.throw(error) if error is not None else flow.send(value)
         except StopIteration as stop:
-            result: T = stop.value
+            result: _T = stop.value
             return result
         value, error = None, None
         try:
@@ -74,7 +74,7 @@ def drive(flow: Flow[T], perform: Callable[[Effect], Any]) -> T:
             error = exc
 
 
-async def drive_async(flow: Flow[T], perform: Callable[[Effect], Awaitable[Any]]) -> T:
+async def drive_async(flow: Flow[_T], perform: Callable[[Effect], Awaitable[Any]]) -> _T:
     """Run ``flow`` to its end, awaiting ``perform`` for each effect."""
     value: Any = None
     error: BaseException | None = None
@@ -82,7 +82,7 @@ async def drive_async(flow: Flow[T], perform: Callable[[Effect], Awaitable[Any]]
         try:
             effect = flow.throw(error) if error is not None else flow.send(value)
         except StopIteration as stop:
-            result: T = stop.value
+            result: _T = stop.value
             return result
         value, error = None, None
         try:

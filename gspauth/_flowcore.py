@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
 __all__ = ["FlowCore"]
 
-log = logging.getLogger("gspauth.client")
+_logger = logging.getLogger("gspauth.client")
 
 _OTP_REASONS = {
     "no-session": "no GSTN session for GSTIN {gstin}: taxpayer OTP consent is needed",
@@ -110,13 +110,13 @@ class FlowCore:
     def emit(self, event: SessionEvent) -> None:
         """Tell the plugins' observers and the ledger. Blocking; never raises."""
         # Observers and the ledger must not turn a successful auth into a failure.
-        log.info("session %s: %s %s (%s)", event.kind, self.key.id, event.outcome, event.detail or "")
+        _logger.info("session %s: %s %s (%s)", event.kind, self.key.id, event.outcome, event.detail or "")
         self.requests.hooks.session_event(event)
         if self.ledger is not None:
             try:
                 self.ledger.record(event)
             except Exception:
-                log.error("could not write %s to the consent ledger", event.kind, exc_info=True)
+                _logger.error("could not write %s to the consent ledger", event.kind, exc_info=True)
 
     def _fire(self, kind: SessionEventKind, **kw: Any) -> Flow[None]:
         yield Call(self.emit, (self._event(kind, **kw),))
@@ -137,7 +137,7 @@ class FlowCore:
             try:
                 response = yield Send(request)
                 assert response is not None
-                log.debug("%s %s txn=%s -> HTTP %s (attempt %d)", request.method, what,
+                _logger.debug("%s %s txn=%s -> HTTP %s (attempt %d)", request.method, what,
                           request.headers.get("txn"), response.status_code, attempt)
                 return protocol.parse_reply(response.status_code, response.content, gsp=self.gsp,
                                             map_error=functools.partial(self.requests.hooks.map_error, self.gsp,
@@ -157,7 +157,7 @@ class FlowCore:
                         raise network_error(exc, gsp=self.gsp, attempts=attempt) from exc
                     raise
                 delay = policy.delay(attempt, wait)
-                log.warning("%s txn=%s failed transiently (%s); retry %d/%d in %.2fs with the same txn",
+                _logger.warning("%s txn=%s failed transiently (%s); retry %d/%d in %.2fs with the same txn",
                             what, request.headers.get("txn"), reason, attempt, policy.attempts - 1, delay)
                 yield Sleep(delay)
 

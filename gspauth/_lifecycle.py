@@ -10,6 +10,7 @@ awaits them. Nothing here touches the network, the disk or a lock directly.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -18,17 +19,18 @@ import httpx
 from gspauth import protocol
 from gspauth._consent import ConsentFlows
 from gspauth._effects import Call, Flow, Lock, Unlock
-from gspauth._flowcore import log
 from gspauth.errors import InvalidParameter, SessionExpired, SessionInvalid, SessionLimitExceeded
 from gspauth.protocol import Payload, SealedBody
 from gspauth.session import RefreshIntent, Session
 from gspauth.types import Api
 
-__all__ = ["OFFLOAD_BYTES", "Lifecycle"]
+__all__ = ["Lifecycle"]
+
+_logger = logging.getLogger("gspauth.client")  # the client's logger: lifecycle is part of the session flow
 
 #: Payloads and replies at least this large are encrypted/decrypted as a blocking call
 #: (a worker thread in :class:`~gspauth.AsyncClient`), so a multi-megabyte chunk does not stall the loop.
-OFFLOAD_BYTES = 256 * 1024
+_OFFLOAD_BYTES = 256 * 1024
 
 
 class Lifecycle(ConsentFlows):
@@ -127,7 +129,7 @@ class Lifecycle(ConsentFlows):
             if sealed is not None:
                 content = yield Call(sealed.body, (current.sek, action))
             elif body is not None:
-                if len(body) >= OFFLOAD_BYTES:
+                if len(body) >= _OFFLOAD_BYTES:
                     content = yield Call(protocol.wrap_payload_content, (current.sek, action, body))
                 else:
                     content = protocol.wrap_payload_content(current.sek, action, body)
@@ -148,7 +150,7 @@ class Lifecycle(ConsentFlows):
                 if now < current.effective_expires_at:
                     lived = max(1, int((now - current.issued_at).total_seconds() // 60))
                     learned = current.with_observed_lifetime(lived)
-                    log.warning("GSTN expired the token of %s after %d min, earlier than the stated %d min; "
+                    _logger.warning("GSTN expired the token of %s after %d min, earlier than the stated %d min; "
                                 "using the observed lifetime from now on", self.key.id, lived, current.expiry_minutes)
                     yield Call(self._save_if_current, (learned,))
                     self.session = learned
@@ -161,7 +163,7 @@ class Lifecycle(ConsentFlows):
                 session = yield from self._on_invalid(current, exc)
                 continue
             data = reply.get("data")
-            if isinstance(data, str) and len(data) >= OFFLOAD_BYTES:
+            if isinstance(data, str) and len(data) >= _OFFLOAD_BYTES:
                 return (yield Call(protocol.unwrap_reply, (current.sek, reply)))
             return protocol.unwrap_reply(current.sek, reply)
 

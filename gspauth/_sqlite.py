@@ -30,7 +30,7 @@ from gspauth.errors import DamagedFile
 
 __all__ = ["SQLiteFile"]
 
-log = logging.getLogger("gspauth.store")
+_logger = logging.getLogger("gspauth.store")
 _T = TypeVar("_T")
 
 
@@ -77,7 +77,7 @@ class SQLiteFile:
         else:
             self._check_file(expect)
             if os.name == "posix" and path.stat().st_mode & 0o077:
-                log.warning("%s was readable by others; setting mode 0600", path)
+                _logger.warning("%s was readable by others; setting mode 0600", path)
         self.tighten()
 
     # -- creation and damage ---------------------------------------------------------------

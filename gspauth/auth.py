@@ -28,9 +28,9 @@ from gspauth.redact import redact_headers, redact_url
 from gspauth.replies import json_object
 from gspauth.types import Api, Credentials, Environment, GSPSession, SigningContext
 
-__all__ = ["EXTENSION", "GSPAuth", "request_context"]
+__all__ = ["EXTENSION", "GSPAuth"]
 
-logger = logging.getLogger("gspauth.auth")
+_logger = logging.getLogger("gspauth.auth")
 
 #: Key of ``request.extensions`` under which callers pass signing context explicitly.
 EXTENSION = "gspauth"
@@ -48,7 +48,7 @@ def _new_nonce() -> bytes:
     return os.urandom(32)
 
 
-def request_context(
+def _request_context(
     request: httpx.Request,
     *,
     gsp: str,
@@ -199,7 +199,7 @@ class GSPAuth(httpx.Auth):
                                       "expected GSPSession")
         with self._lock:
             self._gsp_session = session
-        logger.debug("GSP session for %s/%s established, expires %s", self.gsp, self.environment,
+        _logger.debug("GSP session for %s/%s established, expires %s", self.gsp, self.environment,
                      session.expires_at)
         return session
 
@@ -207,13 +207,13 @@ class GSPAuth(httpx.Auth):
     def _apply(self, request: httpx.Request, session: GSPSession | None, now: _dt.datetime) -> None:
         if session is not None:
             request.headers.update(dict(session.headers))
-        context = request_context(request, gsp=self.gsp, environment=self.environment, now=now,
+        context = _request_context(request, gsp=self.gsp, environment=self.environment, now=now,
                                   gstin=self.gstin, username=self.username, gsp_session=session,
                                   txn_factory=self._txn_factory, nonce=self._nonce_factory())
         headers = self._hooks.sign_headers(self.gsp, request, context, self._credentials)
         request.headers.update(headers)
-        if logger.isEnabledFor(logging.DEBUG):
-            logger.debug("signed %s %s for %s: %s", request.method, redact_url(request.url), self.gsp,
+        if _logger.isEnabledFor(logging.DEBUG):
+            _logger.debug("signed %s %s for %s: %s", request.method, redact_url(request.url), self.gsp,
                          redact_headers(headers))
 
     def sign(self, request: httpx.Request) -> httpx.Request:

@@ -68,7 +68,7 @@ if TYPE_CHECKING:
 
 __all__ = ["AsyncClient", "Client"]
 
-T = TypeVar("T")
+_T = TypeVar("_T")
 _LOCALHOST_IP = "127.0.0.1"
 
 
@@ -290,7 +290,7 @@ class Client(_ClientBase):
 
     # -- the driver ----------------------------------------------------------------------------
 
-    def _run(self, flow: Flow[T]) -> T:
+    def _run(self, flow: Flow[_T]) -> _T:
         return drive(flow, self._perform)
 
     def _perform(self, effect: Effect) -> Any:
@@ -462,7 +462,7 @@ class AsyncClient(_ClientBase):
 
     # -- the driver ----------------------------------------------------------------------------
 
-    async def _run(self, flow: Flow[T]) -> T:
+    async def _run(self, flow: Flow[_T]) -> _T:
         return await drive_async(flow, self._perform)
 
     async def _perform(self, effect: Effect) -> Any:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from gspauth import errors
 
-__all__ = ["CODES", "ErrorCode", "error_for", "lookup"]
+__all__ = ["CODES", "ErrorCode", "error_for"]
 
 
 @dataclass(frozen=True)
@@ -144,7 +144,7 @@ _TABLE: tuple[ErrorCode, ...] = (
 CODES: dict[str, ErrorCode] = {e.code: e for e in _TABLE}
 
 
-def lookup(code: str | None) -> ErrorCode | None:
+def _lookup(code: str | None) -> ErrorCode | None:
     """The table entry for ``code`` (``None`` for an unknown or missing code)."""
     return CODES.get(code) if code else None
 
@@ -157,7 +157,7 @@ def error_for(
     gsp: str | None = None,
 ) -> errors.GSPError:
     """The typed exception for an error reply (unknown codes give a plain :class:`GSPError`)."""
-    entry = lookup(code)
+    entry = _lookup(code)
     if entry is not None:
         return entry.exception(
             message or entry.message, error_code=code, status_code=status_code, hint=entry.hint, gsp=gsp

@@ -19,7 +19,9 @@ from gspauth.types import Api, CredentialField, Credentials, GSPInfo
 
 __all__ = ["GSP", "INFO"]
 
+#: This plugin's GSP id.
 GSP = "gstn-direct"
+#: What it registers (:func:`~gspauth.hookspecs.gspauth_register_gsps`).
 INFO = GSPInfo(
     id=GSP,
     name="GSTN (direct)",

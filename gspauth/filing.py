@@ -61,9 +61,18 @@ from gspauth.locks import ExclusiveFile
 from gspauth.protocol import Payload
 from gspauth.types import Api
 
-__all__ = ["BatchFiler", "ChunkFailure", "ChunkResult", "FilingSummary", "chunk_content", "chunk_key"]
+__all__ = [
+    "BatchFiler",
+    "ChunkFailure",
+    "ChunkResult",
+    "ClientFactory",
+    "FilingClient",
+    "FilingSummary",
+    "chunk_content",
+    "chunk_key",
+]
 
-log = logging.getLogger("gspauth.filing")
+_logger = logging.getLogger("gspauth.filing")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS chunks (
@@ -615,7 +624,7 @@ class BatchFiler:
         self._journal.upsert(chunk.txn, gstin, chunk.period, self.action, chunk.seq, chunk.sha)
         self._journal.mark(chunk.txn, "needs-otp", error=reason)
         self._journal.park(gstin, reason)
-        log.warning("GSTIN %s parked: no session (%s); continuing with other GSTINs", gstin, reason)
+        _logger.warning("GSTIN %s parked: no session (%s); continuing with other GSTINs", gstin, reason)
         return self._failure(chunk, "needs-otp", reason, f"GSTIN {gstin} has no usable session: {exc}", hint)
 
     def _send(self, chunk: _Chunk) -> _Outcome:

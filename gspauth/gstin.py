@@ -14,7 +14,6 @@ __all__ = [
     "STATE_CODES",
     "check_character",
     "is_valid_gstin",
-    "state_code_of",
     "validate_gstin",
     "validate_state_code",
 ]
@@ -70,6 +69,7 @@ def validate_gstin(gstin: str) -> str:
 
 
 def is_valid_gstin(gstin: str) -> bool:
+    """Whether :func:`validate_gstin` accepts ``gstin`` (for filters; use that to learn why not)."""
     try:
         validate_gstin(gstin)
     except InvalidGSTIN:
@@ -77,7 +77,7 @@ def is_valid_gstin(gstin: str) -> bool:
     return True
 
 
-def state_code_of(gstin: str) -> str:
+def _state_code_of(gstin: str) -> str:
     """The ``state-cd`` header value for a GSTIN: its first two digits."""
     return validate_gstin(gstin)[:2]
 
@@ -88,7 +88,7 @@ def validate_state_code(state_cd: str, gstin: str | None = None) -> str:
         raise InvalidStateCode(f"state code {state_cd!r} must be exactly 2 digits, e.g. '27' for Maharashtra")
     if state_cd not in STATE_CODES:
         raise InvalidStateCode(f"state code {state_cd!r} is not a GST state code")
-    if gstin is not None and state_code_of(gstin) != state_cd:
+    if gstin is not None and _state_code_of(gstin) != state_cd:
         raise InvalidStateCode(
             f"state code {state_cd!r} does not match GSTIN {gstin!r}, whose state code is {gstin[:2]!r}; "
             "state-cd must be the first two digits of the GSTIN in use (GSTN answers AUTH4041 otherwise)"

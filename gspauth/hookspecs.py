@@ -52,17 +52,16 @@ __all__ = [
     "gspauth_register_gsps",
     "gspauth_sign_headers",
     "hookimpl",
-    "hookspec",
 ]
 
 #: pluggy project name == entry-point group.
 PROJECT = "gspauth"
-hookspec = pluggy.HookspecMarker(PROJECT)
+_hookspec = pluggy.HookspecMarker(PROJECT)  # plugins implement hooks; only this module declares them
 #: Marker for hook implementations (also exported as ``gspauth.hookimpl``).
 hookimpl = pluggy.HookimplMarker(PROJECT)
 
 
-@hookspec
+@_hookspec
 def gspauth_register_gsps(register: Callable[[GSPInfo], None]) -> None:
     """Declare the GSPs this plugin serves: call ``register(GSPInfo(...))`` once per GSP.
 
@@ -77,7 +76,7 @@ def gspauth_register_gsps(register: Callable[[GSPInfo], None]) -> None:
     """
 
 
-@hookspec(firstresult=True)
+@_hookspec(firstresult=True)
 def gspauth_endpoint_url(
     gsp: str, api: Api, environment: Environment, version: str, host: str, action: str | None
 ) -> str | None:
@@ -102,7 +101,7 @@ def gspauth_endpoint_url(
     """
 
 
-@hookspec(firstresult=True)
+@_hookspec(firstresult=True)
 def gspauth_sign_headers(
     gsp: str, request: httpx.Request, context: SigningContext, credentials: Credentials
 ) -> Mapping[str, str] | None:
@@ -128,7 +127,7 @@ def gspauth_sign_headers(
     """
 
 
-@hookspec(firstresult=True)
+@_hookspec(firstresult=True)
 def gspauth_map_error(gsp: str, response: httpx.Response) -> GSPError | None:
     """Turn a GSP-level error reply into a typed :class:`~gspauth.errors.GSPError`.
 
@@ -148,7 +147,7 @@ def gspauth_map_error(gsp: str, response: httpx.Response) -> GSPError | None:
     """
 
 
-@hookspec(firstresult=True)
+@_hookspec(firstresult=True)
 def gspauth_gsp_session_login(
     gsp: str, environment: Environment, host: str, credentials: Credentials, now: datetime.datetime, txn: str
 ) -> GSPSessionLogin | None:
@@ -180,7 +179,7 @@ def gspauth_gsp_session_login(
     """
 
 
-@hookspec(firstresult=True)
+@_hookspec(firstresult=True)
 def gspauth_gsp_session_refresh(
     gsp: str,
     environment: Environment,
@@ -202,7 +201,7 @@ def gspauth_gsp_session_refresh(
     """
 
 
-@hookspec(firstresult=True)
+@_hookspec(firstresult=True)
 def gspauth_gsp_session_logout(
     gsp: str, environment: Environment, host: str, credentials: Credentials, session: GSPSession
 ) -> httpx.Request | None:
@@ -217,7 +216,7 @@ def gspauth_gsp_session_logout(
     """
 
 
-@hookspec
+@_hookspec
 def gspauth_on_session_event(event: SessionEvent) -> None:
     """Observe the GSTN session lifecycle: OTP requested, consent obtained, session established,
     refreshed, ended, revoked, needs a new OTP, failed (:class:`~gspauth.types.SessionEvent`).
@@ -231,7 +230,7 @@ def gspauth_on_session_event(event: SessionEvent) -> None:
     """
 
 
-@hookspec
+@_hookspec
 def gspauth_check_credentials(gsp: str, credentials: Credentials) -> None:
     """Check ``credentials`` for ``gsp`` beyond what its :class:`~gspauth.types.CredentialField`
     declarations say; raise :class:`~gspauth.errors.ConfigurationError` if they cannot work.
@@ -249,7 +248,7 @@ def gspauth_check_credentials(gsp: str, credentials: Credentials) -> None:
     """
 
 
-@hookspec(firstresult=True)
+@_hookspec(firstresult=True)
 def gspauth_provide_otp(gsp: str, environment: Environment, gstin: str, username: str) -> str | None:
     """Supply the taxpayer's OTP for an unattended job, after the core sent OTPREQUEST.
 

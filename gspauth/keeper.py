@@ -43,14 +43,15 @@ if TYPE_CHECKING:
     from gspauth.client import Client
     from gspauth.store import SessionStore, SessionSummary
 
-__all__ = ["ClientFor", "KeeperResult", "SessionKeeper"]
+__all__ = ["KeeperResult", "KeeperState", "SessionClientFor", "SessionKeeper"]
 
-log = logging.getLogger("gspauth.keeper")
+_logger = logging.getLogger("gspauth.keeper")
 
+#: What a pass did with a session: :attr:`KeeperResult.state`.
 KeeperState = Literal["refreshed", "not-due", "needs-otp", "failed"]
 #: Builds the client of one stored session from its key and recorded target (``None`` for
 #: sessions stored before targets were recorded). The keeper closes it after use.
-ClientFor = Callable[[SessionKey, "SessionTarget | None"], "Client"]
+SessionClientFor = Callable[[SessionKey, "SessionTarget | None"], "Client"]
 
 
 @dataclass(frozen=True)
@@ -74,7 +75,7 @@ class SessionKeeper:
     """Keep every session of a store alive.
 
     :param store: the sessions to keep (shared with the clients that use them).
-    :param client_for: builds a session's client (:data:`ClientFor`).
+    :param client_for: builds a session's client (:data:`SessionClientFor`).
     :param every: the time until the next pass: a session is refreshed now when its margin
         would begin before then.
     :param concurrency: sessions handled at once.
@@ -82,7 +83,7 @@ class SessionKeeper:
     :param only: keep only these session keys (default: all in the store).
     """
 
-    def __init__(self, store: SessionStore, client_for: ClientFor, *, every: _dt.timedelta = _dt.timedelta(hours=1),
+    def __init__(self, store: SessionStore, client_for: SessionClientFor, *, every: _dt.timedelta = _dt.timedelta(hours=1),
                  concurrency: int = 4, per_gsp: int | None = 2, only: Iterable[SessionKey] | None = None) -> None:
         if concurrency < 1 or (per_gsp is not None and per_gsp < 1):
             raise ValueError("concurrency and per_gsp must be at least 1")
@@ -110,7 +111,7 @@ class SessionKeeper:
         with ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="gspauth-keeper") as pool:
             results = list(pool.map(self._keep, summaries))
         for r in results:
-            log.info("keep-alive %s: %s%s", r.key.id, r.state, f" ({r.reason})" if r.reason else "")
+            _logger.info("keep-alive %s: %s%s", r.key.id, r.state, f" ({r.reason})" if r.reason else "")
         return results
 
     def watch(self, interval: _dt.timedelta, stop: threading.Event,

@@ -56,7 +56,7 @@ __all__ = [
     "default_otp_provider",
 ]
 
-log = logging.getLogger(__name__)
+_logger = logging.getLogger(__name__)
 
 # GSTN OTPs are 6 digits; accept 4-8 so sandboxes/GSPs with other lengths still work.
 _OTP_RE = re.compile(r"[0-9]{4,8}")
@@ -70,7 +70,7 @@ def _clean(value: str | None, source: str) -> str | None:
         return None
     if not _OTP_RE.fullmatch(value):
         # Say what was wrong without echoing what was given.
-        log.warning("ignoring the OTP from %s: it is not 4-8 digits (%d characters)", source, len(value))
+        _logger.warning("ignoring the OTP from %s: it is not 4-8 digits (%d characters)", source, len(value))
         return None
     return value
 
@@ -132,7 +132,7 @@ class PromptOtp:
         except (ValueError, AttributeError):
             tty = False
         if not tty:
-            log.warning("needs OTP for %s, but stdin is not a terminal; not prompting", request.describe())
+            _logger.warning("needs OTP for %s, but stdin is not a terminal; not prompting", request.describe())
             return None
         left = f"; {request.attempts_left} attempt(s) left" if request.attempts_left is not None else ""
         until = (f", valid until {request.valid_until.astimezone().strftime('%H:%M')}"
@@ -236,7 +236,7 @@ class FileOtp:
                 needed_path.unlink()
             return otp
         self._write_needed(needed_path, request)
-        log.info("needs OTP for %s: waiting up to %.0fs for %s", request.describe(), self.wait, otp_path)
+        _logger.info("needs OTP for %s: waiting up to %.0fs for %s", request.describe(), self.wait, otp_path)
         while self._clock() < deadline:
             self._sleep(min(self.poll, max(0.0, deadline - self._clock())))
             otp = self._take(otp_path, request)
@@ -244,7 +244,7 @@ class FileOtp:
                 with contextlib.suppress(FileNotFoundError):
                     needed_path.unlink()
                 return otp
-        log.warning("needs OTP for %s: none in %s; parking (write the OTP to that file to resume)", request.describe(), otp_path)
+        _logger.warning("needs OTP for %s: none in %s; parking (write the OTP to that file to resume)", request.describe(), otp_path)
         return None
 
     def _write_needed(self, path: Path, request: OtpRequest) -> None:
@@ -277,14 +277,14 @@ class FileOtp:
         try:
             st = claimed.stat()
             if os.name == "posix" and st.st_mode & 0o077:
-                log.warning("OTP file %s was readable by other users; deliver OTPs with mode 0600", path)
+                _logger.warning("OTP file %s was readable by other users; deliver OTPs with mode 0600", path)
             if request.not_before is not None and st.st_mtime < request.not_before - 1.0:
                 # written before the pending OTPREQUEST: it answers an earlier one and would burn an attempt
-                log.warning("ignoring OTP file %s: written before the pending OTP request of %s", path,
+                _logger.warning("ignoring OTP file %s: written before the pending OTP request of %s", path,
                             request.describe())
                 return None
             if self.max_age is not None and time.time() - st.st_mtime > self.max_age:
-                log.warning("ignoring stale OTP file %s (older than %.0fs)", path, self.max_age)
+                _logger.warning("ignoring stale OTP file %s (older than %.0fs)", path, self.max_age)
                 return None
             text = claimed.read_text(encoding="utf-8", errors="replace")
         finally:
@@ -326,13 +326,13 @@ class CommandOtp:
                 timeout=self.timeout, check=False, text=True,
             )  # fmt: skip
         except subprocess.TimeoutExpired:
-            log.warning("OTP command %s timed out after %.0fs for %s", self.argv[0], self.timeout, request.describe())
+            _logger.warning("OTP command %s timed out after %.0fs for %s", self.argv[0], self.timeout, request.describe())
             return None
         except OSError as exc:
-            log.warning("OTP command %s could not run: %s", self.argv[0], exc.strerror)
+            _logger.warning("OTP command %s could not run: %s", self.argv[0], exc.strerror)
             return None
         if done.returncode != 0:
-            log.warning("OTP command %s exited with %d for %s", self.argv[0], done.returncode, request.describe())
+            _logger.warning("OTP command %s exited with %d for %s", self.argv[0], done.returncode, request.describe())
             return None
         return _clean(done.stdout, f"command {self.argv[0]}")
 

@@ -67,14 +67,16 @@ __all__ = [
     "Hooks",
     "HostOverrides",
     "PluginInfo",
+    "check_hooks",
+    "collect_gsps",
     "default_hooks",
     "get_plugin_manager",
-    "host_env_var",
     "list_plugins",
+    "load_entry_point",
     "reset_default_hooks",
 ]
 
-logger = logging.getLogger("gspauth.plugins")
+_logger = logging.getLogger("gspauth.plugins")
 
 #: Built-in plugins, registered through the same hooks as entry-point plugins.
 DEFAULT_PLUGINS: tuple[str, ...] = ("gspauth.direct",)
@@ -94,21 +96,21 @@ def _names(name: str) -> list[str]:
 
 def _trace_hooks(pm: pluggy.PluginManager) -> None:
     def before(hook_name: str, hook_impls: Sequence[pluggy.HookImpl], kwargs: Mapping[str, Any]) -> None:
-        if logger.isEnabledFor(logging.DEBUG):
+        if _logger.isEnabledFor(logging.DEBUG):
             args = ", ".join(f"{k}={redact_value(v)}" for k, v in kwargs.items())
             impls = ", ".join(impl.plugin_name for impl in hook_impls)
-            logger.debug("call %s(%s) -> [%s]", hook_name, args, impls)
+            _logger.debug("call %s(%s) -> [%s]", hook_name, args, impls)
 
     def after(
         outcome: pluggy.Result[Any], hook_name: str, hook_impls: Sequence[pluggy.HookImpl], kwargs: Mapping[str, Any]
     ) -> None:
-        if logger.isEnabledFor(logging.DEBUG):
+        if _logger.isEnabledFor(logging.DEBUG):
             if outcome.exception is not None:
-                logger.debug("%s raised %s", hook_name, type(outcome.exception).__name__)
+                _logger.debug("%s raised %s", hook_name, type(outcome.exception).__name__)
                 return
             result = outcome.get_result()
             shown = SECURE if hook_name in _SECRET_RESULTS and result is not None else redact_value(result)
-            logger.debug("%s returned %s", hook_name, shown)
+            _logger.debug("%s returned %s", hook_name, shown)
 
     pm.add_hookcall_monitoring(before, after)
 
@@ -271,10 +273,10 @@ def collect_gsps(pm: pluggy.PluginManager) -> dict[str, tuple[GSPInfo, str]]:
     return found
 
 
-def host_env_var(gsp: str, environment: Environment) -> str:
+def _host_env_var(gsp: str, environment: Environment) -> str:
     """Name of the variable overriding a host: ``GSPAUTH_<GSP>_<ENV>_HOST`` (non-alphanumerics → ``_``).
 
-    >>> host_env_var("cleartax", "legacy-sandbox")
+    >>> _host_env_var("cleartax", "legacy-sandbox")
     'GSPAUTH_CLEARTAX_LEGACY_SANDBOX_HOST'
     """
     def up(s: str) -> str:
@@ -367,8 +369,8 @@ class Hooks:
     1. ``hosts`` given here: ``{("cleartax", "sandbox"): url}``, ``{"cleartax": {"sandbox": url}}``,
        or ``{"sandbox": url}`` (any GSP, for single-GSP callers such as ``Client(hosts=...)``;
        a GSP-specific entry wins);
-    2. environment variable ``GSPAUTH_<G>_<E>_HOST`` (:func:`host_env_var`), e.g.
-       ``GSPAUTH_CLEARTAX_SANDBOX_HOST=http://127.0.0.1:8000/cleartax``;
+    2. environment variable ``GSPAUTH_<G>_<E>_HOST`` (upper case, other characters than letters
+       and digits as ``_``), e.g. ``GSPAUTH_CLEARTAX_SANDBOX_HOST=http://127.0.0.1:8000/cleartax``;
     3. the TOML config file ``$GSPAUTH_CONFIG`` (default ``$GSPAUTH_HOME/config.toml``, see :mod:`gspauth.config`,
        read once here, if it exists)::
 
@@ -458,7 +460,7 @@ class Hooks:
         for candidate in (key, (_ANY_GSP, environment)):
             if candidate in self._hosts:
                 return self._check_override(self._hosts[candidate], gsp, environment)
-        from_env = os.environ.get(host_env_var(gsp, environment))
+        from_env = os.environ.get(_host_env_var(gsp, environment))
         if from_env:
             return self._check_override(from_env, gsp, environment)
         if key in self._config_hosts:
@@ -610,7 +612,7 @@ class Hooks:
             try:
                 call(event=event)
             except Exception as exc:  # noqa: BLE001 - an audit plugin must not break the client
-                logger.error("observer %s failed on %s event: %s", plugin_name, event.kind, type(exc).__name__)
+                _logger.error("observer %s failed on %s event: %s", plugin_name, event.kind, type(exc).__name__)
 
     # -- credentials ----------------------------------------------------------------------
     def check_credentials(self, gsp: str, credentials: Credentials) -> Credentials:

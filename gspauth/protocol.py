@@ -33,11 +33,8 @@ from gspauth.errors import GSPError, InvalidInput, InvalidParameter, RequestReje
 from gspauth.gstin import validate_gstin, validate_state_code
 
 __all__ = [
-    "AUTH_ACTIONS",
-    "JSON_CONTENT_TYPE",
     "AuthCall",
     "CredentialsLike",
-    "InvalidParameter",
     "Payload",
     "SealedBody",
     "TokenGrant",
@@ -50,11 +47,9 @@ __all__ = [
     "logout_request",
     "new_txn",
     "otp_request",
-    "parse_json",
     "parse_reply",
     "parse_token_grant",
     "refresh_token_request",
-    "reply_ok",
     "unwrap_payload",
     "unwrap_reply",
     "validate_ip",
@@ -62,10 +57,9 @@ __all__ = [
     "validate_txn",
     "wrap_payload",
     "wrap_payload_content",
-    "wrap_payloads",
 ]
 
-JSON_CONTENT_TYPE = "application/json"
+_JSON_CONTENT_TYPE = "application/json"
 
 
 @runtime_checkable
@@ -78,8 +72,6 @@ class SealedBody(Protocol):
 
 #: What a write call encrypts: JSON bytes as they are, or a mapping/list serialised as compact JSON.
 Payload: TypeAlias = "Mapping[str, Any] | list[Any] | bytes"
-#: The GSTN auth actions (all ``POST …/authenticate`` except EVCOTP, a GET).
-AUTH_ACTIONS = frozenset({"OTPREQUEST", "AUTHTOKEN", "REFRESHTOKEN", "LOGOUT", "EVCOTP"})
 
 _TXN = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _RET_PERIOD = re.compile(r"(0[1-9]|1[0-2])(20[1-9][0-9])")
@@ -170,8 +162,8 @@ def _base_headers(
     headers["ip-usr"] = validate_ip(ip_usr)
     headers["txn"] = validate_txn(txn)
     headers["gstin"] = gstin
-    headers["Content-Type"] = JSON_CONTENT_TYPE
-    headers["accept"] = JSON_CONTENT_TYPE
+    headers["Content-Type"] = _JSON_CONTENT_TYPE
+    headers["accept"] = _JSON_CONTENT_TYPE
     return headers
 
 
@@ -319,7 +311,7 @@ class TokenGrant:
     app_key: bytes = field(repr=False)
 
 
-def parse_json(content: bytes, *, status_code: int | None = None, gsp: str | None = None) -> Any:
+def _parse_json(content: bytes, *, status_code: int | None = None, gsp: str | None = None) -> Any:
     """Decode a reply body as JSON; a non-JSON body becomes a typed error (never echoed)."""
     try:
         return json.loads(content) if content else None
@@ -330,7 +322,7 @@ def parse_json(content: bytes, *, status_code: int | None = None, gsp: str | Non
         raise GSPError(f"reply is not JSON (HTTP {status_code})", status_code=status_code, gsp=gsp) from None
 
 
-def reply_ok(reply: Any) -> bool:
+def _reply_ok(reply: Any) -> bool:
     """``True`` when ``status_cd`` is 1 (string ``"1"`` or the number 1)."""
     if not isinstance(reply, Mapping):
         return False
@@ -377,8 +369,8 @@ def parse_reply(
         mapped = map_error()
         if mapped is not None:
             raise mapped
-    reply = parse_json(content, status_code=status_code, gsp=gsp)
-    if 200 <= status_code < 300 and reply_ok(reply):
+    reply = _parse_json(content, status_code=status_code, gsp=gsp)
+    if 200 <= status_code < 300 and _reply_ok(reply):
         return dict(reply)
     if isinstance(reply, Mapping) and ("error" in reply or "status_cd" in reply or "error_cd" in reply):
         err = _error_from_reply(reply, status_code, gsp)
@@ -435,14 +427,6 @@ def wrap_payload_content(sek: bytes, action: str, payload: Mapping[str, Any] | l
     data, mac = crypto.encrypt_request(sek, encode_payload(payload))
     head = json.dumps({"action": action}, separators=_COMPACT, ensure_ascii=False)[:-1].encode("utf-8")
     return b"".join((head, b',"data":"', data.encode("ascii"), b'","hmac":"', mac.encode("ascii"), b'"}'))
-
-
-def wrap_payloads(
-    sek: bytes, action: str, payloads: list[Mapping[str, Any] | list[Any] | bytes]
-) -> list[dict[str, str]]:
-    """:func:`wrap_payload` for many payloads through the crypto batch API."""
-    pairs = crypto.encrypt_requests(sek, [encode_payload(p) for p in payloads])
-    return [{"action": action, "data": d, "hmac": h} for d, h in pairs]
 
 
 def unwrap_payload(sek: bytes, reply: Mapping[str, Any]) -> bytes:

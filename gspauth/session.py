@@ -28,7 +28,18 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import quote
 
-__all__ = ["DEFAULT_MARGIN", "OTP_VALIDITY", "PendingOtp", "RefreshIntent", "Session", "SessionKey", "SessionTarget", "utcnow"]
+__all__ = [
+    "DEFAULT_MARGIN",
+    "OTP_ATTEMPTS",
+    "OTP_VALIDITY",
+    "PendingOtp",
+    "RefreshIntent",
+    "Session",
+    "SessionKey",
+    "SessionTarget",
+    "effective_expiry",
+    "utcnow",
+]
 
 #: Stop using a token this long before it expires (GSPs advise 5 h 45 m for a 6 h token).
 DEFAULT_MARGIN = _dt.timedelta(minutes=15)

@@ -44,9 +44,7 @@ from typing import Any, NamedTuple
 from gspauth.gstin import STATE_CODES, check_character, is_valid_gstin
 
 __all__ = [
-    "B2B_CSV_HEADER",
     "DEFAULT_RET_PERIOD",
-    "RATES",
     "b2b_csv",
     "b2b_gstr1_json",
     "b2b_invoices",
@@ -58,7 +56,7 @@ __all__ = [
 ]
 
 #: GST rates (percent) the generator uses.
-RATES: tuple[int, ...] = (0, 5, 12, 18, 28)
+_RATES: tuple[int, ...] = (0, 5, 12, 18, 28)
 #: Return period used when none is given: July 2017, GST's first month.
 DEFAULT_RET_PERIOD = "072017"
 
@@ -331,7 +329,7 @@ def invoice_payloads(
 # benchmarks; see docs/ingest.md for the formats.
 
 #: Header of the GST offline tool's b2b CSV template (the current one).
-B2B_CSV_HEADER = (
+_B2B_CSV_HEADER = (
     "GSTIN/UIN of Recipient,Receiver Name,Invoice Number,Invoice date,Invoice Value,Place Of Supply,"
     "Reverse Charge,Applicable % of Tax Rate,Invoice Type,E-Commerce GSTIN,Rate,Taxable Value,Cess Amount"
 )
@@ -420,7 +418,7 @@ def b2b_csv(
     from rate and taxable value, as the generator computes them).
     """
     gen, invoices = _stream(count, seed, supplier_gstin, ret_period)
-    yield (B2B_CSV_HEADER + "\r\n").encode("ascii")
+    yield (_B2B_CSV_HEADER + "\r\n").encode("ascii")
     for inv in invoices:
         day, month, year = inv.idt.split("-")
         head = (f"{inv.ctin},Customer {inv.ctin[2:7]},{inv.inum},{day}-{_MONTH_ABBR[int(month) - 1]}-{year},"

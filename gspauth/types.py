@@ -25,8 +25,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CORE_CREDENTIALS",
     "DEFAULT_PATH_VERSIONS",
-    "PRODUCTION",
-    "SANDBOX",
+    "REDACTED_REPR_TYPES",
     "Api",
     "CredentialField",
     "Credentials",
@@ -46,8 +45,6 @@ __all__ = [
 #: An environment name: ``"sandbox"``, ``"production"`` or any extra one a plugin declares
 #: (``"legacy-sandbox"`` …). Plain ``str`` so plugins can add their own without a core release.
 Environment = str
-SANDBOX: Environment = "sandbox"
-PRODUCTION: Environment = "production"
 
 #: ``"passthrough"``: the client does GSTN crypto and the GSP forwards bytes (ClearTax, Vayana /gus,
 #: IRIS, TaxPro). ``"gsp_decrypts"``: the GSP does the GSTN crypto itself (MastersIndia, TaxPro "dec").

@@ -103,7 +103,7 @@ def test_invoices_are_valid_gstr1_b2b(ret_period: str) -> None:
             det = item["itm_det"]
             rt = det["rt"]
             rates_seen.add(rt)
-            assert rt in synthetic.RATES
+            assert rt in synthetic._RATES
             txval = _dec(det["txval"])
             assert txval > 0 and txval == _half_up(txval)
             if inter_state:
@@ -125,7 +125,7 @@ def test_invoices_are_valid_gstr1_b2b(ret_period: str) -> None:
         assert _dec(inv["val"]) == total
     # Both tax kinds and every rate actually occur.
     assert kinds["igst"] > 1000 and kinds["cgst"] > 1000
-    assert rates_seen == set(synthetic.RATES)
+    assert rates_seen == set(synthetic._RATES)
 
 
 def test_sizes_average_about_two_kib() -> None:

@@ -44,7 +44,7 @@ class Exit(enum.IntEnum):
 
 
 # Module names under gspauth.cli, in the order their commands appear in --help.
-COMMAND_MODULES: tuple[str, ...] = (
+_COMMAND_MODULES: tuple[str, ...] = (
     "demo",
     "file",
     "fetch",
@@ -58,7 +58,7 @@ COMMAND_MODULES: tuple[str, ...] = (
 )
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gspauth",
         description="Talk to GSTN through GSPs: sessions, OTP consent, filing, payload crypto, emulator.",
@@ -70,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="log warnings (-v: retries, parked GSTINs) or progress details (-vv) to stderr "
                              "(env GSPAUTH_LOG_LEVEL=WARNING|INFO|DEBUG)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMAND_MODULES:
+    for name in _COMMAND_MODULES:
         try:
             module = importlib.import_module(f"gspauth.cli.{name}")
         except ModuleNotFoundError as exc:
@@ -81,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def report_error(exc: GSPAuthError) -> None:
+def _report_error(exc: GSPAuthError) -> None:
     """One line for the error and one for its hint, on stderr."""
     if isinstance(exc, GSPError):
         code = f"{exc.error_code}: " if exc.error_code else ""
@@ -123,7 +123,8 @@ def _configure_logging(verbose: int) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    """Run ``gspauth`` with ``argv`` (default: ``sys.argv[1:]``) and return its exit code (:class:`Exit`)."""
+    parser = _build_parser()
     args = parser.parse_args(argv)
     _configure_logging(args.verbose)
     if not getattr(args, "func", None):
@@ -132,13 +133,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except OtpRequired as exc:
-        report_error(exc)
+        _report_error(exc)
         return Exit.NEEDS_OTP
     except Unreachable as exc:
-        report_error(exc)
+        _report_error(exc)
         return Exit.UNREACHABLE
     except GSPAuthError as exc:
-        report_error(exc)
+        _report_error(exc)
         return Exit.ERROR
     except KeyboardInterrupt:
         print("gspauth: interrupted", file=sys.stderr)

@@ -30,7 +30,6 @@ if TYPE_CHECKING:
     import httpx
 
     from gspauth.client import AsyncClient, Client
-    from gspauth.ledger import ConsentLedger
     from gspauth.otp import OtpProvider
     from gspauth.plugins import Hooks
     from gspauth.session import Session, SessionKey, SessionTarget
@@ -38,8 +37,8 @@ if TYPE_CHECKING:
     from gspauth.types import Credentials
 
 __all__ = [
-    "add_target_arguments", "async_client", "build_client", "client_for_session", "credentials_for", "describe_session",
-    "open_ledger", "open_store", "print_json", "profile_from_args",
+    "add_target_arguments", "async_client", "build_client", "client_for_session", "describe_session", "open_store",
+    "print_json", "profile_from_args", "session_dict",
 ]
 
 _TARGET_FIELDS = ("gsp", "environment", "gstin", "username", "ip_usr", "host", "certificate", "store")
@@ -72,11 +71,6 @@ def open_store(profile: Profile) -> SessionStore:
     return open_spec(profile.store)
 
 
-def open_ledger(store: SessionStore) -> ConsentLedger:
-    """The ledger that belongs with ``store`` (``ledger.db`` beside an SQLite store)."""
-    return store.ledger()
-
-
 def _hooks_for(gsp: str, environment: str, host: str | None) -> Hooks:
     from gspauth.plugins import Hooks, default_hooks
 
@@ -85,7 +79,7 @@ def _hooks_for(gsp: str, environment: str, host: str | None) -> Hooks:
     return Hooks(default_hooks().pm, hosts={(gsp, environment): host})
 
 
-def credentials_for(gsp: str, hooks: Hooks, profile: Profile | None = None) -> Credentials:
+def _credentials_for(gsp: str, hooks: Hooks, profile: Profile | None = None) -> Credentials:
     """The credentials of ``gsp``: each field it declares from ``GSPAUTH_CRED_<FIELD>``, the
     profile (if it is for this GSP) or ``[credentials.<gsp>]`` in config.toml.
 
@@ -127,7 +121,7 @@ def build_client(profile: Profile, *, otp_provider: OtpProvider | None = None,
     gsp = str(profile.gsp)
     hooks = _hooks_for(gsp, profile.environment, profile.host)
     return Client(
-        gsp, profile.environment, credentials_for(gsp, hooks, profile), gstin=str(profile.gstin),
+        gsp, profile.environment, _credentials_for(gsp, hooks, profile), gstin=str(profile.gstin),
         username=str(profile.username), certificate=_certificate(profile.certificate, profile.environment),
         store=store if store is not None else open_store(profile), otp_provider=otp_provider, hooks=hooks,
         ip_usr=profile.ip_usr or "127.0.0.1",
@@ -152,7 +146,7 @@ def client_for_session(key: SessionKey, target: SessionTarget | None, store: Ses
     host = pick("host", target.host if target else None)
     hooks = _hooks_for(key.gsp, key.environment, host)
     certificate = _certificate(pick("certificate", target.certificate if target else None), key.environment)
-    return Client(key.gsp, key.environment, credentials_for(key.gsp, hooks, profile), gstin=key.gstin,
+    return Client(key.gsp, key.environment, _credentials_for(key.gsp, hooks, profile), gstin=key.gstin,
                   username=key.username, certificate=certificate, store=store, hooks=hooks,
                   ip_usr=pick("ip_usr", target.ip_usr if target else None) or "127.0.0.1",
                   auth_version=target.auth_version if target else None)
@@ -168,7 +162,7 @@ def async_client(profile: Profile, *, gsp: str, environment: str, gstin: str, us
 
     host = profile.host if profile.gsp in (None, gsp) else None
     hooks = _hooks_for(gsp, environment, host)
-    return AsyncClient(gsp, environment, credentials_for(gsp, hooks, profile), gstin=gstin, username=username,
+    return AsyncClient(gsp, environment, _credentials_for(gsp, hooks, profile), gstin=gstin, username=username,
                        certificate=_certificate(profile.certificate, environment), store=store, hooks=hooks,
                        otp_provider=otp_provider, ip_usr=profile.ip_usr or "127.0.0.1",
                        retry=RetryPolicy(attempts=1), http_client=http)

@@ -66,6 +66,7 @@ def _cmd_log(args: argparse.Namespace) -> int:
 
 
 def register(subparsers: Any) -> None:
+    """Add ``gspauth consent`` to the ``gspauth`` sub-command parsers."""
     p = subparsers.add_parser("consent", help="the consent ledger (every OTP consent, refresh, logout)")
     sub = p.add_subparsers(dest="consent_command", metavar="ACTION", required=True)
     log = sub.add_parser("log", help="show recorded session events, oldest first")

@@ -30,14 +30,14 @@ from typing import IO, Any
 
 from gspauth.errors import GSPAuthError
 
-__all__ = ["Progress", "register", "run_demo"]
+__all__ = ["register"]
 
 _GSPS = ("cleartax", "vayana")
 _RET_PERIOD = "072017"
 _EARLY_REFRESH = _dt.timedelta(hours=5, minutes=50)
 
 
-class Progress:
+class _Progress:
     """A stdlib progress bar: redrawn in place on a TTY, one summary line otherwise."""
 
     def __init__(self, label: str, total: int, *, unit: str = "", stream: IO[str] | None = None, width: int = 28) -> None:
@@ -83,7 +83,7 @@ class Progress:
 
 
 @dataclass
-class GspRun:
+class _GspRun:
     gsp: str
     gstin: str
     username: str
@@ -207,7 +207,7 @@ def _stage(out: IO[str], name: str, text: str, seconds: float) -> None:
     print(f"  {name:<22} {text} ({seconds * 1000:.0f} ms)", file=out)
 
 
-async def _file(ctx: dict[str, Any], gsp: str, tp: dict[str, str], source: Path, bar: Progress) -> Any:
+async def _file(ctx: dict[str, Any], gsp: str, tp: dict[str, str], source: Path, bar: _Progress) -> Any:
     """File ``source`` through the filing pipeline (``gspauth file``), with the demo's bar."""
     import threading
 
@@ -247,7 +247,7 @@ async def _file(ctx: dict[str, Any], gsp: str, tp: dict[str, str], source: Path,
         bar.update(progress.snapshot()["totals"]["saved"])
 
 
-def _run_gsp(gsp: str, ctx: dict[str, Any], out: IO[str]) -> GspRun:
+def _run_gsp(gsp: str, ctx: dict[str, Any], out: IO[str]) -> _GspRun:
     import asyncio
 
     from gspauth import synthetic
@@ -262,7 +262,7 @@ def _run_gsp(gsp: str, ctx: dict[str, Any], out: IO[str]) -> GspRun:
     lines = list(synthetic.b2b_jsonl(n, seed=ctx["seed"] + _GSPS.index(gsp), supplier_gstin=tp["gstin"],
                                      ret_period=_RET_PERIOD))
     source.write_bytes(b"".join(lines))
-    run = GspRun(gsp, tp["gstin"], tp["username"], n, 0)
+    run = _GspRun(gsp, tp["gstin"], tp["username"], n, 0)
     client = Client(
         gsp, "sandbox", _credentials(gsp), gstin=tp["gstin"], username=tp["username"],
         certificate=ctx["certificate"], store=store, ledger=ledger, hooks=hooks,
@@ -282,7 +282,7 @@ def _run_gsp(gsp: str, ctx: dict[str, Any], out: IO[str]) -> GspRun:
         # 2. file the JSONL file through the filing pipeline (what `gspauth file` runs): validated,
         #    journalled invoice by invoice, chunked, sent, followed to GSTN's final status;
         # 3. read it back through FILEDET (what `gspauth fetch` runs) and compare invoice by invoice
-        bar = Progress("filing", n, unit=" inv", stream=out)
+        bar = _Progress("filing", n, unit=" inv", stream=out)
         t = time.perf_counter()
         report, (records, how) = asyncio.run(_file(ctx, gsp, tp, source, bar))
         totals = report.totals
@@ -329,7 +329,7 @@ def _run_gsp(gsp: str, ctx: dict[str, Any], out: IO[str]) -> GspRun:
     return run
 
 
-def run_demo(invoices: int, seed: int, chunk_kib: int, *, out: IO[str], keep: str | None = None) -> dict[str, Any]:
+def _run_demo(invoices: int, seed: int, chunk_kib: int, *, out: IO[str], keep: str | None = None) -> dict[str, Any]:
     """Run the demo; return the report (see ``--json``)."""
     import httpx
 
@@ -374,7 +374,7 @@ def run_demo(invoices: int, seed: int, chunk_kib: int, *, out: IO[str], keep: st
                 try:
                     runs.append(_run_gsp(gsp, ctx, out))
                 except Exception as exc:  # noqa: BLE001 - reported as a failed step, demo goes on
-                    failed = GspRun(gsp, taxpayers[gsp]["gstin"], taxpayers[gsp]["username"], ctx["split"][gsp], 0)
+                    failed = _GspRun(gsp, taxpayers[gsp]["gstin"], taxpayers[gsp]["username"], ctx["split"][gsp], 0)
                     failed.checks["completed"] = False
                     failed.notes["error"] = f"{type(exc).__name__}: {exc}"
                     runs.append(failed)
@@ -449,7 +449,7 @@ def _run(args: argparse.Namespace) -> int:
         return 2
     logging.basicConfig(level=logging.ERROR)
     progress_stream: IO[str] = sys.stderr
-    report = run_demo(args.invoices, args.seed, args.chunk_kib, out=progress_stream if args.json else sys.stdout,
+    report = _run_demo(args.invoices, args.seed, args.chunk_kib, out=progress_stream if args.json else sys.stdout,
                       keep=args.keep)
     if args.json:
         print(json.dumps(report, indent=2))
@@ -459,6 +459,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def register(subparsers: Any) -> None:
+    """Add ``gspauth demo`` to the ``gspauth`` sub-command parsers."""
     p = subparsers.add_parser(
         "demo",
         help="run the whole lifecycle against a local emulator (consent, filing, read-back, refresh, logout)",

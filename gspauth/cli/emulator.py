@@ -14,6 +14,7 @@ __all__ = ["register"]
 
 
 def register(subparsers: Any) -> None:
+    """Add ``gspauth emulator`` to the ``gspauth`` sub-command parsers."""
     parser = subparsers.add_parser("emulator", help="local GSTN + ClearTax/Vayana emulator",
                                    description="A strict local emulator of GSTN and the ClearTax and Vayana GSP layers.")
     sub = parser.add_subparsers(dest="emulator_command", metavar="SUBCOMMAND")

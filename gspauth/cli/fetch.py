@@ -72,6 +72,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def register(subparsers: Any) -> None:
+    """Add ``gspauth fetch`` to the ``gspauth`` sub-command parsers."""
     p = subparsers.add_parser("fetch", help="download GSTR-1 sections, GSTR-2A or GSTR-2B to JSONL",
                               description=__doc__.split("\n\n")[0].replace("``", "") if __doc__ else None)
     add_target_arguments(p)

@@ -103,6 +103,7 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def register(subparsers: Any) -> None:
+    """Add ``gspauth journal`` to the ``gspauth`` sub-command parsers."""
     p = subparsers.add_parser("journal", help="the filing journal: status, retry rejected invoices, export",
                               description=__doc__.split("\n\n")[0].replace("``", "") if __doc__ else None)
     sub = p.add_subparsers(dest="journal_command", metavar="ACTION", required=True)

@@ -127,6 +127,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def register(subparsers: Any) -> None:
+    """Add ``gspauth login`` to the ``gspauth`` sub-command parsers."""
     p = subparsers.add_parser(
         "login", help="OTP consent for a taxpayer, in one step or two (across processes)",
         description=__doc__.split("\n\n")[0].replace("``", "") if __doc__ else None,

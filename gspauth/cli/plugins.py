@@ -7,8 +7,11 @@ import json
 import sys
 from typing import Any
 
+__all__ = ["register"]
+
 
 def register(subparsers: Any) -> None:
+    """Add ``gspauth plugins`` and ``gspauth plugin new`` to the ``gspauth`` sub-command parsers."""
     p = subparsers.add_parser(
         "plugins", help="list installed GSP plugins", description="List installed GSP plugins: versions, "
         "GSP ids, environments (with hosts) and the hooks each implements.")

@@ -196,6 +196,7 @@ def _cmd_keep_alive(args: argparse.Namespace) -> int:
 
 
 def register(subparsers: Any) -> None:
+    """Add ``gspauth session`` to the ``gspauth`` sub-command parsers."""
     p = subparsers.add_parser("session", help="list, show, refresh, log out or keep alive stored taxpayer sessions",
                               description=__doc__.split("\n\n")[0].replace("``", "") if __doc__ else None)
     sub = p.add_subparsers(dest="session_command", metavar="ACTION", required=True)

@@ -35,11 +35,8 @@ __all__ = [
     "MAX_WIRE_CHARS",
     "CertificateSource",
     "GSTNCertificate",
-    "aes_decrypt",
-    "aes_encrypt",
     "certificate_from",
     "decrypt_field",
-    "decrypt_key",
     "decrypt_refresh_app_key",
     "decrypt_rek",
     "decrypt_request",
@@ -68,11 +65,13 @@ BACKEND_REASON: str = _backend.REASON
 
 # Functions whose public signature equals the backend's are bound directly:
 # no wrapper frame on the hot path.
-aes_encrypt = _impl.aes_encrypt
-aes_decrypt = _impl.aes_decrypt
+#: ``hmac_sha256(key, message) -> bytes``: the 32-byte HMAC-SHA256 (any key length, RFC 2104).
 hmac_sha256 = _impl.hmac_sha256
+#: ``encrypt_field(key, plaintext) -> str``: ``E(key, plaintext)``, the Base64 AES-256-ECB ciphertext.
 encrypt_field = _impl.encrypt_field
+#: ``encrypt_request(sek, payload) -> (data, hmac)``: JSON bytes → the request envelope (spec §4).
 encrypt_request = _impl.encrypt_request
+#: ``encrypt_response(sek, rek, payload) -> (data, rek, hmac)``: server side of :func:`decrypt_response`.
 encrypt_response = _impl.encrypt_response
 
 
@@ -84,11 +83,6 @@ def generate_app_key() -> bytes:
 def decrypt_field(key: bytes, text: str, *, field: str = "value", tolerant: bool = False) -> bytes:
     """``D(key, text)``: Base64 → AES-256-ECB decrypt → unpad."""
     return _impl.decrypt_field(key, text, field, tolerant)
-
-
-def decrypt_key(key: bytes, text: str, *, field: str = "key", tolerant: bool = False) -> bytes:
-    """``D(key, text)`` that must yield a 32-byte key."""
-    return _impl.decrypt_key(key, text, field, tolerant)
 
 
 def encrypt_otp(app_key: bytes, otp: str) -> str:

@@ -12,10 +12,10 @@ from pathlib import Path
 
 from gspauth.errors import ConfigurationError
 
-__all__ = ["PLUGIN_FILES", "names_for", "render_plugin"]
+__all__ = ["names_for", "render_plugin"]
 
 #: The files a generated plugin consists of (relative paths, ``{module}`` filled in).
-PLUGIN_FILES: tuple[str, ...] = (
+_PLUGIN_FILES: tuple[str, ...] = (
     "README.md",
     "pyproject.toml",
     "src/{module}/__init__.py",

@@ -72,7 +72,7 @@ def test_demo_fails_loudly_when_verification_fails(cli: Any, monkeypatch: pytest
 def test_progress_bar_is_tty_aware() -> None:
     import io
 
-    from gspauth.cli.demo import Progress
+    from gspauth.cli.demo import _Progress as Progress
 
     class Tty(io.StringIO):
         def isatty(self) -> bool:

@@ -448,7 +448,7 @@ def test_evc_otp_request(env: Env) -> None:
     assert len(txn) == 32
     evc = env.emu.outbox.otps(client.gstin, purpose="evc")
     assert evc and evc[-1]["pan"] == pan and evc[-1]["form_type"] == "R1"
-    from gspauth.protocol import InvalidParameter
+    from gspauth.errors import InvalidParameter
 
     with pytest.raises(InvalidParameter):
         client.request_evc_otp("not-a-pan")

@@ -15,6 +15,7 @@ from gspauth.errors import (
     IntegrityError,
     InvalidGSTIN,
     InvalidOtp,
+    InvalidParameter,
     InvalidStateCode,
     InvalidUser,
     NotAuthorized,
@@ -66,7 +67,7 @@ def test_state_cd_mismatch_and_bad_gstin_refused_before_sending() -> None:
 
 @pytest.mark.parametrize("period", ["132017", "002017", "72017", "07-2017", "071999", 72017])
 def test_ret_period_validated(period: object) -> None:
-    with pytest.raises(protocol.InvalidParameter):
+    with pytest.raises(InvalidParameter):
         protocol.data_headers(gstin=valid_gstin(), username="a", auth_token="tok", ip_usr="10.0.0.1",
                               txn="t", ret_period=period)  # type: ignore[arg-type]
 
@@ -80,9 +81,9 @@ def test_data_headers() -> None:
 
 @pytest.mark.parametrize("bad", ["", "a b", "x" * 65, "é"])
 def test_txn_and_ip_validated(bad: str) -> None:
-    with pytest.raises(protocol.InvalidParameter):
+    with pytest.raises(InvalidParameter):
         protocol.validate_txn(bad)
-    with pytest.raises(protocol.InvalidParameter):
+    with pytest.raises(InvalidParameter):
         protocol.validate_ip("300.1.1.1")
 
 
@@ -120,7 +121,6 @@ def test_wrap_payload_vector_and_unwrap_response_vector() -> None:
     assert body["hmac"] == "UydtkVD49cbME6U9Sr5GQVigQsZmSrgg39FjwioFGHc="
     # dict payloads become compact JSON
     assert protocol.wrap_payload(EK, "RETSAVE", {"gstin": "27AAAAA0000A1Z5", "fp": "072017"}) == body
-    assert protocol.wrap_payloads(EK, "RETSAVE", [{"gstin": "27AAAAA0000A1Z5", "fp": "072017"}]) == [body]
     reply = {"status_cd": "1",
              "data": "bMQ4ZPdlCoFaPVLJvMhu70OsS6zNSwYXnKuge/MAOOyzKkDU9rO6pMxrqnsN8aTeyct7OFnhpVC8vxG2JAIsVg==",
              "rek": "nsnczqn1sSa6HnZ404MpQ0SrOthS9VcpkIu083f2Ofu+X0DaQDw+WhKW3ulf0pqN",

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from gspauth.templates import PLUGIN_FILES
+from gspauth.templates import _PLUGIN_FILES
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -48,7 +48,7 @@ def test_the_test_command_installs_every_plugin_whose_tests_it_runs() -> None:
 def test_paths_in_the_docs_exist(doc: Path) -> None:
     # A path may be relative to the repository, to the document, or name a file of a plugin
     # that `gspauth plugin new` generates (docs/writing-a-plugin.md walks through one).
-    generated = {f.format(module="gspauth_acme") for f in PLUGIN_FILES}
+    generated = {f.format(module="gspauth_acme") for f in _PLUGIN_FILES}
     missing = [ref for ref in PATH_REF.findall(doc.read_text(encoding="utf-8"))
                if not ((ROOT / ref).exists() or (doc.parent / ref).exists() or ref in generated)]
     assert missing == []

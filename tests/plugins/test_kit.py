@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from gspauth.templates import PLUGIN_FILES, names_for, render_plugin
+from gspauth.templates import _PLUGIN_FILES, names_for, render_plugin
 
 # The kit runs in a separate pytest process (runpytest_subprocess): an in-process run
 # restores sys.modules afterwards, and modules it imported lazily (httpcore's transports)
@@ -131,7 +131,7 @@ def test_template_generates_exactly_the_documented_files(tmp_path: Path) -> None
     root = render_plugin("acme-gsp", tmp_path)
     module = names_for("acme-gsp")["module"]
     got = sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
-    assert got == sorted(f.format(module=module) for f in PLUGIN_FILES)
+    assert got == sorted(f.format(module=module) for f in _PLUGIN_FILES)
     assert 'acme-gsp = "gspauth_acme_gsp"' in (root / "pyproject.toml").read_text()
     assert "{{" not in "".join(p.read_text() for p in root.rglob("*") if p.is_file())
 

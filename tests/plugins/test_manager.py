@@ -12,7 +12,7 @@ import pytest
 
 from gspauth.errors import ConfigurationError, PluginContractError, PluginError, ProviderNotFound
 from gspauth.hookspecs import hookimpl
-from gspauth.plugins import Hooks, get_plugin_manager, host_env_var
+from gspauth.plugins import Hooks, _host_env_var, get_plugin_manager
 from gspauth.types import Api, Credentials, GSPInfo, SigningContext
 
 NOW = _dt.datetime(2024, 7, 15, 6, 30, tzinfo=_dt.timezone.utc)
@@ -139,7 +139,7 @@ def test_host_override_precedence(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("GSPAUTH_CONFIG", str(config))
     h = Hooks(hooks.pm)
     assert h.host("cleartax", "sandbox") == "https://from-file.example"
-    monkeypatch.setenv(host_env_var("cleartax", "sandbox"), "http://127.0.0.1:9/cleartax")
+    monkeypatch.setenv(_host_env_var("cleartax", "sandbox"), "http://127.0.0.1:9/cleartax")
     assert h.host("cleartax", "sandbox") == "http://127.0.0.1:9/cleartax"
     h2 = Hooks(hooks.pm, hosts={"sandbox": "https://any-gsp.example", ("cleartax", "sandbox"): "https://ctor.example/"})
     assert h2.host("cleartax", "sandbox") == "https://ctor.example"
@@ -150,7 +150,7 @@ def test_host_override_precedence(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
 
 
 def test_host_env_var_name() -> None:
-    assert host_env_var("gstn-direct", "legacy-sandbox") == "GSPAUTH_GSTN_DIRECT_LEGACY_SANDBOX_HOST"
+    assert _host_env_var("gstn-direct", "legacy-sandbox") == "GSPAUTH_GSTN_DIRECT_LEGACY_SANDBOX_HOST"
 
 
 @pytest.mark.parametrize(("hosts", "message"), [
