@@ -154,7 +154,7 @@ from gspauth.emulator.gsp import (
     VAYANA_ERRORS,
     VayanaAsp,
 )
-from gspauth.emulator.model import Session, Taxpayer
+from gspauth.emulator.model import AppSession, Taxpayer
 from gspauth.emulator.outbox import Outbox
 from gspauth.emulator.rules import REPORT_CODES
 
@@ -165,6 +165,7 @@ __all__ = [
     "GSP_ERROR_SHAPES",
     "REPORT_CODES",
     "VAYANA_ERRORS",
+    "AppSession",
     "Clock",
     "DroppedConnection",
     "Emulator",
@@ -172,7 +173,6 @@ __all__ = [
     "FaultConfig",
     "Outbox",
     "Portal",
-    "Session",
     "Taxpayer",
     "ThreadedEmulator",
     "VayanaAsp",

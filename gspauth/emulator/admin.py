@@ -19,10 +19,10 @@ from gspauth.errors import InvalidGSTIN
 if TYPE_CHECKING:
     from gspauth.emulator.core import Emulator
 
-__all__ = ["ROUTES", "handle_admin"]
+__all__ = ["handle_admin"]
 
 #: Documented admin routes (method, path) for the index page.
-ROUTES: tuple[tuple[str, str, str], ...] = (
+_ROUTES: tuple[tuple[str, str, str], ...] = (
     ("GET", "/_emulator/health", "liveness, clock, current certificate fingerprint"),
     ("GET", "/_emulator/certificate.pem", "current GSTN certificate (PEM)"),
     ("GET", "/_emulator/certificate.der", "current GSTN certificate (DER)"),
@@ -75,6 +75,7 @@ def _flag(b: dict[str, Any], name: str, default: bool) -> bool:
 
 
 def handle_admin(emu: Emulator, request: Request) -> Response:
+    """Answer a ``/_emulator/...`` admin request (the routes are listed in :mod:`gspauth.emulator`)."""
     try:
         return _dispatch(emu, request, request.body)
     except (ValueError, TypeError, InvalidGSTIN) as exc:
@@ -92,7 +93,7 @@ def _dispatch(emu: Emulator, request: Request, raw: bytes) -> Response:
         return json_response(200, {
             "layers": {"gstn": f"{root}/gstn", "cleartax": f"{root}/cleartax", "cleartax_legacy": f"{root}/cleartax-legacy",
                        "vayana": f"{root}/vayana/gus"},
-            "routes": [{"method": m, "path": p, "about": a} for m, p, a in ROUTES],
+            "routes": [{"method": m, "path": p, "about": a} for m, p, a in _ROUTES],
         })  # fmt: skip
     if path == "/health" and method == "GET":
         return json_response(200, {"status": "ok", "time": emu.clock.now().isoformat(),

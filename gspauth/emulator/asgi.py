@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 
 __all__ = ["DroppingH11Protocol", "EmulatorASGI", "app"]
 
-log = logging.getLogger("gspauth.emulator")
+_logger = logging.getLogger("gspauth.emulator")
 
 _INTERNAL_ERROR = gstn_error("TEC4001", "emulator bug", status=500).response
 
@@ -104,7 +104,7 @@ class EmulatorASGI:
             raise
         except Exception as exc:  # noqa: BLE001 - a bug must not leak request data into logs
             tb = "".join(traceback.format_tb(exc.__traceback__))
-            log.error("emulator error %s on %s %s\n%s", type(exc).__name__, request.method, request.path, tb)
+            _logger.error("emulator error %s on %s %s\n%s", type(exc).__name__, request.method, request.path, tb)
             return _INTERNAL_ERROR
 
 
@@ -129,6 +129,7 @@ async def _send(send: Any, response: Response, *, close: bool = False) -> None:
 
 
 def app(emulator: Emulator) -> EmulatorASGI:
+    """The ASGI application serving ``emulator`` (what ``gspauth emulator serve`` runs under uvicorn)."""
     return EmulatorASGI(emulator)
 
 

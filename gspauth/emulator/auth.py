@@ -18,7 +18,7 @@ from typing import Any
 from gspauth import crypto
 from gspauth.emulator._http import Response, consteq, gstn_error, json_response
 from gspauth.emulator.base import EmulatorBase
-from gspauth.emulator.model import Call, PendingOtp, Session, Taxpayer
+from gspauth.emulator.model import AppSession, Call, IssuedOtp, Taxpayer
 from gspauth.errors import CryptoError
 from gspauth.gstin import is_valid_gstin
 
@@ -34,6 +34,8 @@ _NEEDS: dict[str, tuple[str, ...]] = {
 
 
 class AuthActions(EmulatorBase):
+    """The authentication API: OTPREQUEST, AUTHTOKEN, REFRESHTOKEN, LOGOUT and EVCOTP (spec §3, §7)."""
+
     def _rotate_if_due(self) -> None:
         """Overridden by the emulator: GSTN's yearly certificate rotation, when due."""
 
@@ -97,7 +99,7 @@ class AuthActions(EmulatorBase):
         otp = self._new_otp()
         now = self.clock.timestamp()
         with self._lock:
-            self._otps[(call.headers["clientid"], tp.username.lower())] = PendingOtp(
+            self._otps[(call.headers["clientid"], tp.username.lower())] = IssuedOtp(
                 otp, now + self.config.otp_validity_seconds, self.config.otp_attempt_limit
             )
         self._send_otp(tp, call, "auth", otp, now)
@@ -133,7 +135,7 @@ class AuthActions(EmulatorBase):
             del self._otps[key]
             life = self.config.token_life_minutes * 60
             access_end = now + tp.access_duration_hours * 3600
-            s = Session(sid, tp.username, tp.gstin, call.gsp, call.application, clientid, ak, ek, token, now,
+            s = AppSession(sid, tp.username, tp.gstin, call.gsp, call.application, clientid, ak, ek, token, now,
                         min(now + life, access_end), access_end)
             self._sessions[token] = s
             self._sessions_by_id[sid] = s
@@ -141,7 +143,7 @@ class AuthActions(EmulatorBase):
         self._notify(tp, call, "AUTHTOKEN", now, "OTP consent given: API access session started")
         return self._token_reply(s, now, ak)
 
-    def _token_reply(self, s: Session, now: float, ak: bytes) -> Response:
+    def _token_reply(self, s: AppSession, now: float, ak: bytes) -> Response:
         expiry = round((s.token_expires_at - now) / 60)
         return json_response(200, {"status_cd": "1", "auth_token": s.auth_token, "expiry": expiry,
                                    "sek": crypto.encrypt_sek(ak, s.ek)})
@@ -200,6 +202,6 @@ class AuthActions(EmulatorBase):
         now = self.clock.timestamp()
         with self._lock:
             tp = self._taxpayers[gstin]
-            self._evc_otps[(gstin, pan)] = PendingOtp(otp, now + self.config.otp_validity_seconds, 1)
+            self._evc_otps[(gstin, pan)] = IssuedOtp(otp, now + self.config.otp_validity_seconds, 1)
         self._send_otp(tp, call, "evc", otp, now, pan=pan, form_type=form_type)
         return json_response(200, {"status_cd": "1"})

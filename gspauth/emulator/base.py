@@ -25,7 +25,7 @@ from gspauth.emulator._http import Response, consteq, gstn_error, json_response
 from gspauth.emulator.config import Clock, EmulatorConfig
 from gspauth.emulator.gsp import VayanaAsp
 from gspauth.emulator.keys import KeyRing
-from gspauth.emulator.model import Call, PendingOtp, Session, Taxpayer, iso
+from gspauth.emulator.model import AppSession, Call, IssuedOtp, Taxpayer, iso
 from gspauth.emulator.outbox import Outbox
 from gspauth.emulator.rules import valid_gstin
 from gspauth.emulator.stats import Stats
@@ -33,23 +33,23 @@ from gspauth.emulator.store import Store
 from gspauth.errors import CryptoError
 from gspauth.gstin import STATE_CODES, is_valid_gstin
 
-__all__ = ["GSTIN_STATUSES", "MAX_DEAD_TOKENS", "EmulatorBase", "token_digest"]
+__all__ = ["MAX_DEAD_TOKENS", "EmulatorBase"]
 
-log = logging.getLogger("gspauth.emulator")
+_logger = logging.getLogger("gspauth.emulator")
 
 _PERIOD = re.compile(r"(0[1-9]|1[0-2])(20\d\d)")
 _OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
 _IPV4 = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}")
 _B64_TEXT = re.compile(rb"[A-Za-z0-9+/]*={0,2}")
 #: What the emulator's GSTIN registry knows about a GSTIN.
-GSTIN_STATUSES = ("active", "cancelled", "unregistered")
+_GSTIN_STATUSES = ("active", "cancelled", "unregistered")
 #: How many dead-token digests are remembered (in memory and reloaded at start).
 MAX_DEAD_TOKENS = 50_000
 _WHITESPACE = b" \t\r\n"
 _encode = json.JSONEncoder(separators=(",", ":")).encode
 
 
-def token_digest(token: str) -> str:
+def _token_digest(token: str) -> str:
     """How dead tokens are remembered (and persisted): never the token itself."""
     return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
 
@@ -71,11 +71,11 @@ class EmulatorBase:
         self._stats = Stats()
         self._taxpayers: dict[str, Taxpayer] = {}
         self._by_username: dict[str, str] = {}  # lower-case username -> gstin
-        self._sessions: dict[str, Session] = {}  # auth_token -> session
-        self._sessions_by_id: dict[str, Session] = {}
+        self._sessions: dict[str, AppSession] = {}  # auth_token -> session
+        self._sessions_by_id: dict[str, AppSession] = {}
         self._dead_tokens: OrderedDict[str, str] = OrderedDict()  # token_digest -> why it died
-        self._otps: dict[tuple[str, str], PendingOtp] = {}  # (clientid, username) -> pending OTP
-        self._evc_otps: dict[tuple[str, str], PendingOtp] = {}  # (gstin, pan) -> pending EVC OTP
+        self._otps: dict[tuple[str, str], IssuedOtp] = {}  # (clientid, username) -> pending OTP
+        self._evc_otps: dict[tuple[str, str], IssuedOtp] = {}  # (gstin, pan) -> pending EVC OTP
         self._downloads: dict[str, dict[str, Any]] = {}  # FILEDET token -> pending download
         self._files: dict[str, tuple[float, str, bytes]] = {}  # file id -> (expires, name, tar.gz)
         self._vayana_txns: set[str] = set()
@@ -97,8 +97,8 @@ class EmulatorBase:
 
         :raises ValueError: unknown status, or a GSTIN that is not checksum-valid.
         """
-        if status not in GSTIN_STATUSES:
-            raise ValueError(f"status must be one of {', '.join(GSTIN_STATUSES)}")
+        if status not in _GSTIN_STATUSES:
+            raise ValueError(f"status must be one of {', '.join(_GSTIN_STATUSES)}")
         if not isinstance(gstin, str) or not is_valid_gstin(gstin):
             raise ValueError(f"{gstin!r} is not a valid GSTIN (format and check character)")
         with self._lock:
@@ -133,7 +133,7 @@ class EmulatorBase:
         return defaults.SANDBOX_OTP if self.config.sandbox_otp else f"{self._randint(1_000_000):06d}"
 
     # --------------------------------------------------------------- sessions --
-    def _kill(self, s: Session, why: str) -> None:
+    def _kill(self, s: AppSession, why: str) -> None:
         """Remove a session (caller holds the lock) and remember why its token died."""
         self._sessions.pop(s.auth_token, None)
         self._sessions_by_id.pop(s.session_id, None)
@@ -141,13 +141,13 @@ class EmulatorBase:
         self._store.put_session(s.session_id, None)
 
     def _bury(self, token: str, why: str) -> None:
-        digest = token_digest(token)
+        digest = _token_digest(token)
         self._dead_tokens[digest] = why
         self._store.bury_token(digest, why, self.clock.timestamp())
         while len(self._dead_tokens) > MAX_DEAD_TOKENS:
             self._dead_tokens.popitem(last=False)
 
-    def _live_sessions(self, clientid: str, username: str, now: float) -> list[Session]:
+    def _live_sessions(self, clientid: str, username: str, now: float) -> list[AppSession]:
         """Live sessions of one user with one GSP client; expired ones are removed (caller holds the lock)."""
         out = []
         for s in list(self._sessions.values()):
@@ -159,11 +159,11 @@ class EmulatorBase:
             out.append(s)
         return out
 
-    def _session_by_token(self, token: str, call: Call) -> Session:
+    def _session_by_token(self, token: str, call: Call) -> AppSession:
         """The live session of ``token`` for this GSP client (caller holds the lock)."""
         s = self._sessions.get(token)
         if s is None:
-            why = self._dead_tokens.get(token_digest(token))
+            why = self._dead_tokens.get(_token_digest(token))
             raise gstn_error("AUTH4033", f"auth token is no longer valid: {why}" if why else "unknown auth token")
         if s.clientid != call.headers["clientid"]:
             raise gstn_error("AUTH4033", "auth token was issued to another GSP client")
@@ -184,7 +184,7 @@ class EmulatorBase:
             "mobile": tp.mobile, "email": tp.email, "gsp": call.gsp, "application": call.application,
             "time": iso(now), "expires_at": iso(now + self.config.otp_validity_seconds),
         })  # fmt: skip
-        log.info("%s OTP sent for %s (%s via %s)", purpose, tp.gstin, call.application, call.gsp)
+        _logger.info("%s OTP sent for %s (%s via %s)", purpose, tp.gstin, call.application, call.gsp)
 
     # ----------------------------------------------------------------- checks --
     def _require(self, call: Call, names: tuple[str, ...], *, body: bool = False) -> None:
@@ -219,7 +219,7 @@ class EmulatorBase:
         raise gstn_error("GEN5007", "the body is not a JSON object")
 
     # -------------------------------------------------------------- data calls --
-    def _data_session(self, call: Call, *, returns: bool) -> tuple[Session, str, str | None]:
+    def _data_session(self, call: Call, *, returns: bool) -> tuple[AppSession, str, str | None]:
         """Headers, GSTIN, period and the session of a data call (spec §12, data calls)."""
         need = ("state-cd", "ip-usr", "txn", "username", "gstin", "auth-token") + (("ret_period",) if returns else ())
         self._require(call, need, body=call.method in ("PUT", "POST"))

@@ -16,7 +16,7 @@ from gspauth.emulator import defaults
 
 __all__ = ["Clock", "EmulatorConfig", "FaultConfig"]
 
-UTC = _dt.timezone.utc
+_UTC = _dt.timezone.utc
 
 
 @dataclass
@@ -228,9 +228,9 @@ class Clock:
         self._lock = threading.Lock()
         self._frozen = frozen
         if start is not None and start.tzinfo is None:
-            start = start.replace(tzinfo=UTC)
+            start = start.replace(tzinfo=_UTC)
         self._offset = 0.0 if start is None else start.timestamp() - time.time()
-        self._frozen_at = (start or _dt.datetime.now(UTC)).timestamp()
+        self._frozen_at = (start or _dt.datetime.now(_UTC)).timestamp()
 
     def timestamp(self) -> float:
         if self._frozen:
@@ -238,7 +238,7 @@ class Clock:
         return time.time() + self._offset
 
     def now(self) -> _dt.datetime:
-        return _dt.datetime.fromtimestamp(self.timestamp(), UTC)
+        return _dt.datetime.fromtimestamp(self.timestamp(), _UTC)
 
     def advance(self, seconds: float) -> _dt.datetime:
         with self._lock:
@@ -250,7 +250,7 @@ class Clock:
 
     def set(self, when: _dt.datetime) -> _dt.datetime:
         if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
+            when = when.replace(tzinfo=_UTC)
         with self._lock:
             if self._frozen:
                 self._frozen_at = when.timestamp()

@@ -51,12 +51,12 @@ from gspauth.emulator.keys import (
     build_certificate,
     deterministic_rsa_key,
 )
-from gspauth.emulator.model import Call, Session, Taxpayer
+from gspauth.emulator.model import AppSession, Call, Taxpayer
 from gspauth.emulator.outbox import Outbox
 from gspauth.emulator.registry import RegistryActions
 from gspauth.emulator.store import Store
 
-__all__ = ["EMITTED_GSTN_CODES", "FAULT_CODES", "Emulator", "Outbox", "Portal", "Session", "Taxpayer"]
+__all__ = ["EMITTED_GSTN_CODES", "FAULT_CODES", "Emulator", "Portal"]
 
 #: Every GSTN error code (``error.error_cd``) the emulator can answer with (all in :mod:`gspauth.codes`).
 EMITTED_GSTN_CODES: frozenset[str] = frozenset({
@@ -178,7 +178,7 @@ class Emulator(AuthActions, InwardActions, RegistryActions):
         if defaults.VAYANA_ASP_CLIENTID not in self._asps:
             self._put_asp(default_vayana_asp(self.config.vayana_register_demo_key))
         for data in self._store.sessions():
-            s = Session.from_json(data)
+            s = AppSession.from_json(data)
             self._sessions[s.auth_token] = s
             self._sessions_by_id[s.session_id] = s
         for digest, why in self._store.dead_tokens(MAX_DEAD_TOKENS):

@@ -56,6 +56,7 @@ GSTN_CLIENT_SECRET = "0123456789abcdef0123456789abcdef"
 
 #: ClearTax's own GSTN credentials (the ClearTax layer adds them; clients never send them).
 CLEARTAX_GSTN_CLIENT_ID = "l7xxemu0cleartax0000000000000000000002"[:36]
+#: The secret that goes with :data:`CLEARTAX_GSTN_CLIENT_ID`.
 CLEARTAX_GSTN_CLIENT_SECRET = "cleartaxcleartaxcleartaxcleartax"
 #: The static ``X-CT-Auth-Token`` ClearTax would issue to an ASP.
 CLEARTAX_AUTH_TOKEN = "ct-emulator-token-0001"
@@ -66,6 +67,7 @@ CLEARTAX_AUTH_TOKENS: dict[str, str] = {CLEARTAX_AUTH_TOKEN: CLEARTAX_APPLICATIO
 
 #: Vayana's own GSTN credentials (the Vayana layer adds them).
 VAYANA_GSTN_CLIENT_ID = "l7xxemu0vayana00000000000000000000003"[:36]
+#: The secret that goes with :data:`VAYANA_GSTN_CLIENT_ID`.
 VAYANA_GSTN_CLIENT_SECRET = "vayanavayanavayanavayanavayana00"
 #: The ASP's ``clientid`` / ``client-secret`` issued by Vayana.
 VAYANA_ASP_CLIENTID = "vayana-asp-emulator-0001"
@@ -73,6 +75,7 @@ VAYANA_ASP_CLIENT_SECRET = "fedcba9876543210fedcba9876543210"
 #: The ASP's two identities for ``X-Asp-Auth-Token`` (fill exactly one of them per token).
 VAYANA_ASP_CUST_ID = "CUSTEMU0001"
 VAYANA_ASP_CLIENT_ID = "CLIENTEMU0001"
+#: Name of the demo ASP's application (shown in consent notifications).
 VAYANA_APPLICATION = "gspauth-demo (Vayana)"
 
 #: The OTP every OTPREQUEST delivers in explicit sandbox mode (``sandbox_otp=True``).
@@ -87,6 +90,8 @@ def make_gstin(state_code: str, pan: str, entity: str = "1") -> str:
 
 @dataclass(frozen=True)
 class SampleTaxpayer:
+    """One of the ready-made taxpayers (:data:`SAMPLE_TAXPAYERS`): GSTIN, portal username and contacts."""
+
     gstin: str
     username: str
     mobile: str

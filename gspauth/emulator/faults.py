@@ -40,6 +40,7 @@ class FaultPlan:
     drop_after: bool = False
 
 
+#: The plan of a request that gets no fault.
 NO_FAULTS = FaultPlan()
 
 

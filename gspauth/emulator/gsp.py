@@ -38,7 +38,11 @@ __all__ = [
     "GSP_ERROR_SHAPES",
     "VAYANA_ERRORS",
     "VayanaAsp",
+    "check_cleartax",
+    "check_vayana",
     "cleartax_error",
+    "default_vayana_asp",
+    "load_public_key",
     "vayana_error",
 ]
 
@@ -79,11 +83,13 @@ GSP_ERROR_SHAPES: dict[str, str] = {
 
 
 def cleartax_error(code: str, detail: str | None = None) -> Reply:
+    """The ClearTax-layer error reply for ``code`` (:data:`CLEARTAX_ERRORS`), to raise."""
     status, meaning = CLEARTAX_ERRORS[code]
     return Reply(json_response(status, {"error_code": code, "error_message": detail or meaning}), code)
 
 
 def vayana_error(code: str, detail: str | None = None) -> Reply:
+    """The Vayana-layer error reply for ``code`` (:data:`VAYANA_ERRORS`), to raise."""
     status, meaning = VAYANA_ERRORS[code]
     return Reply(json_response(status, {"status": "0", "error": {"code": code, "message": detail or meaning}}), code)
 
@@ -121,6 +127,7 @@ class VayanaAsp:
 
 
 def load_public_key(pem: str | bytes) -> rsa.RSAPublicKey:
+    """An ASP's RSA public key from PEM: a public key or a certificate."""
     raw = pem.encode() if isinstance(pem, str) else pem
     key: Any
     if raw.lstrip().startswith(b"-----BEGIN CERTIFICATE"):
@@ -135,6 +142,7 @@ def load_public_key(pem: str | bytes) -> rsa.RSAPublicKey:
 
 
 def default_vayana_asp(register_demo_key: bool) -> VayanaAsp:
+    """The built-in demo ASP (the :mod:`.defaults` identities), with the demo key when asked."""
     key = defaults.vayana_demo_private_key().public_key() if register_demo_key else None
     return VayanaAsp(
         defaults.VAYANA_ASP_CLIENTID, defaults.VAYANA_ASP_CLIENT_SECRET, defaults.VAYANA_ASP_CUST_ID,
@@ -145,7 +153,7 @@ def default_vayana_asp(register_demo_key: bool) -> VayanaAsp:
 _TS = re.compile(r"(\d{14})([+-])(\d{2})(\d{2})")
 
 
-def parse_vayana_timestamp(text: str) -> _dt.datetime | None:
+def _parse_vayana_timestamp(text: str) -> _dt.datetime | None:
     m = _TS.fullmatch(text)
     if not m:
         return None
@@ -198,7 +206,7 @@ def check_vayana(
         raise vayana_error("VAY-4017")
     if not txn or h.get("txn") != txn:
         raise vayana_error("VAY-4018")
-    when = parse_vayana_timestamp(stamp)
+    when = _parse_vayana_timestamp(stamp)
     if when is None:
         raise vayana_error("VAY-4019", "timestamp must be YYYYMMDDHHMMSS±HHMM (19 characters)")
     skew = abs((when - now).total_seconds())

@@ -28,9 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = [
-    "DATE_FIELD",
     "DOC_KIND",
-    "FIXED_SECTIONS",
     "FLAT_SECTIONS",
     "GROUPED_SECTIONS",
     "KEYED_SECTIONS",
@@ -45,7 +43,7 @@ __all__ = [
 ]
 
 #: Sections saved and returned as one object per return period.
-FIXED_SECTIONS = ("nil", "doc_issue", "at", "txpd", "b2csa", "ata", "txpda", "supeco")
+_FIXED_SECTIONS = ("nil", "doc_issue", "at", "txpd", "b2csa", "ata", "txpda", "supeco")
 #: section -> (group key, list key, record id key)
 GROUPED_SECTIONS: dict[str, tuple[str, str, str]] = {
     "b2b": ("ctin", "inv", "inum"),
@@ -64,12 +62,13 @@ KEYED_SECTIONS: dict[str, tuple[tuple[str, ...], tuple[str, ...], str | None]] =
     "b2cs": (("pos", "sply_ty", "typ", "rt", "etin"), ("pos", "sply_ty", "typ", "rt"), None),
     "hsn": (("hsn_sc", "uqc", "rt"), ("hsn_sc",), "data"),
 }
+#: Every GSTR-1 section a RETSAVE may carry.
 KNOWN_SECTIONS = (frozenset(GROUPED_SECTIONS) | frozenset(FLAT_SECTIONS) | frozenset(KEYED_SECTIONS)
-                  | frozenset(FIXED_SECTIONS))  # fmt: skip
+                  | frozenset(_FIXED_SECTIONS))  # fmt: skip
 #: Document-number spaces GSTN keeps unique per supplier and financial year (INFERRED grain).
 DOC_KIND: dict[str, str] = {"b2b": "inv", "b2cl": "inv", "exp": "inv", "cdnr": "nt", "cdnur": "nt"}
 #: The date field of each section whose records carry one.
-DATE_FIELD: dict[str, str] = {"b2b": "idt", "b2cl": "idt", "exp": "idt", "cdnr": "nt_dt", "cdnur": "nt_dt",
+_DATE_FIELD: dict[str, str] = {"b2b": "idt", "b2cl": "idt", "exp": "idt", "cdnr": "nt_dt", "cdnur": "nt_dt",
                               "b2ba": "idt", "b2cla": "idt", "expa": "idt", "cdnra": "nt_dt", "cdnura": "nt_dt"}
 _PAYLOAD_META = frozenset({"gstin", "fp", "gt", "cur_gt", "version", "hash"})
 _DATE = re.compile(r"(\d{2})-(\d{2})-(\d{4})")
@@ -119,7 +118,7 @@ def _key_part(value: Any) -> str:
 
 
 def _date(section: str, item: dict[str, Any], where: str) -> _dt.date | None:
-    name = DATE_FIELD.get(section)
+    name = _DATE_FIELD.get(section)
     if name is None or name not in item:
         return None
     m = _DATE.fullmatch(str(item[name]))
@@ -140,7 +139,7 @@ def parse_save(payload: dict[str, Any]) -> Parsed:
                 continue
             if section not in KNOWN_SECTIONS:
                 raise _Structural(f"unknown section {section!r}")
-            if section in FIXED_SECTIONS:
+            if section in _FIXED_SECTIONS:
                 out.records.append(Record(section, "*", _dumps(value), {}))
             elif section in KEYED_SECTIONS:
                 _parse_keyed(section, value, out)
@@ -219,7 +218,7 @@ def group(section: str, records: list[Any]) -> Any:
             legacy = r.get(container) if container and isinstance(r, dict) and container in r else r
             rows.extend(legacy if isinstance(legacy, list) else [legacy])
         return {container: rows} if container else rows
-    if section in FIXED_SECTIONS:
+    if section in _FIXED_SECTIONS:
         return records[0] if records else []
     if section in FLAT_SECTIONS:
         return records

@@ -39,10 +39,10 @@ from gspauth.emulator._http import Response, gstn_error
 from gspauth.emulator.model import Call
 from gspauth.emulator.returns import ReturnActions, trade_name
 
-__all__ = ["GSTR2A_ACTIONS", "InwardActions"]
+__all__ = ["InwardActions"]
 
 #: GSTR-2A action → (GSTR-1 section it is built from, reply key, document list key).
-GSTR2A_ACTIONS: dict[str, tuple[str, str, str]] = {"B2B": ("b2b", "b2b", "inv"), "CDN": ("cdnr", "cdn", "nt")}
+_GSTR2A_ACTIONS: dict[str, tuple[str, str, str]] = {"B2B": ("b2b", "b2b", "inv"), "CDN": ("cdnr", "cdn", "nt")}
 _IST = _dt.timezone(_dt.timedelta(hours=5, minutes=30))
 _dumps = json.JSONEncoder(separators=(",", ":"), sort_keys=True).encode
 
@@ -91,9 +91,9 @@ class InwardActions(ReturnActions):
 
     # ----------------------------------------------------------------- GSTR-2A --
     def _gstr2a(self, call: Call, s: Any, gstin: str, period: str, action: str) -> Response:
-        if action not in GSTR2A_ACTIONS:
+        if action not in _GSTR2A_ACTIONS:
             raise gstn_error("GEN5007", f"unsupported GSTR-2A action {action!r} (the emulator serves B2B and CDN)")
-        section, key, list_key = GSTR2A_ACTIONS[action]
+        section, key, list_key = _GSTR2A_ACTIONS[action]
         supplier_filter = call.query.get("ctin")
         docs = []  # (supplier, document), flat so that large results split by document
         for supplier, _, data in self._store.inward(gstin, period, [section]):

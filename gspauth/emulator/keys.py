@@ -32,7 +32,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
-__all__ = ["GstnKey", "KeyRing", "deterministic_rsa_key", "rsa_pkcs1v15_decrypt"]
+__all__ = ["GstnKey", "KeyRing", "build_certificate", "deterministic_rsa_key"]
 
 _SMALL_PRIMES = [p for p in range(3, 2000) if all(p % q for q in range(2, int(p**0.5) + 1))]
 _KEY_CACHE: dict[tuple[int, int], rsa.RSAPrivateKey] = {}
@@ -116,7 +116,7 @@ class _RawRsa:
         return "<_RawRsa [secure]>"
 
 
-def rsa_pkcs1v15_decrypt(raw: _RawRsa, ciphertext: bytes) -> bytes | None:
+def _rsa_pkcs1v15_decrypt(raw: _RawRsa, ciphertext: bytes) -> bytes | None:
     """PKCS#1 v1.5 decryption with an explicit padding check; ``None`` if it does not decrypt."""
     if len(ciphertext) != raw.k:
         return None
@@ -179,7 +179,7 @@ class GstnKey:
         return self.accepted_until >= self.not_valid_after or when < self.accepted_until
 
     def decrypt(self, ciphertext: bytes) -> bytes | None:
-        return rsa_pkcs1v15_decrypt(self._raw, ciphertext)
+        return _rsa_pkcs1v15_decrypt(self._raw, ciphertext)
 
     def private_pem(self) -> bytes:
         return self.private_key.private_bytes(
@@ -202,6 +202,7 @@ class GstnKey:
 def build_certificate(
     key: rsa.RSAPrivateKey, index: int, not_before: _dt.datetime, validity: _dt.timedelta, serial: int
 ) -> x509.Certificate:
+    """The self-signed certificate of emulator key number ``index`` (never mistakable for GSTN's)."""
     name = x509.Name([
         x509.NameAttribute(NameOID.COUNTRY_NAME, "IN"),
         x509.NameAttribute(NameOID.ORGANIZATION_NAME, "gspauth emulator (not GSTN)"),

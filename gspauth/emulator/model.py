@@ -1,4 +1,4 @@
-"""The emulator's records: taxpayers, application sessions, pending OTPs, one GSTN call."""
+"""The emulator's records: taxpayers, application sessions, issued OTPs, one GSTN call."""
 
 from __future__ import annotations
 
@@ -9,14 +9,14 @@ from typing import Any
 
 from gspauth.emulator._http import Request
 
-__all__ = ["Call", "PendingOtp", "Session", "Taxpayer", "iso"]
+__all__ = ["AppSession", "Call", "IssuedOtp", "Taxpayer", "iso"]
 
-UTC = _dt.timezone.utc
+_UTC = _dt.timezone.utc
 
 
 def iso(ts: float) -> str:
     """A POSIX timestamp as ISO-8601 UTC text."""
-    return _dt.datetime.fromtimestamp(ts, UTC).isoformat()
+    return _dt.datetime.fromtimestamp(ts, _UTC).isoformat()
 
 
 @dataclass
@@ -40,7 +40,7 @@ class Taxpayer:
 
 
 @dataclass
-class Session:
+class AppSession:
     """One application session; ``session_id`` survives refreshes, ``auth_token`` does not."""
 
     session_id: str
@@ -63,7 +63,7 @@ class Session:
         return d
 
     @classmethod
-    def from_json(cls, d: dict[str, Any]) -> Session:
+    def from_json(cls, d: dict[str, Any]) -> AppSession:
         d = dict(d)
         d["ak"], d["ek"] = bytes.fromhex(d["ak"]), bytes.fromhex(d["ek"])
         return cls(**d)
@@ -79,7 +79,9 @@ class Session:
 
 
 @dataclass
-class PendingOtp:
+class IssuedOtp:
+    """An OTP the emulator sent (OTPREQUEST or EVCOTP): valid until ``expires_at``, for ``attempts_left`` tries."""
+
     otp: str = field(repr=False)
     expires_at: float
     attempts_left: int

@@ -11,10 +11,11 @@ import os
 import threading
 from typing import Any
 
-__all__ = ["NOTIFICATION_FILE", "OTP_FILE", "Outbox"]
+__all__ = ["OTP_FILE", "Outbox"]
 
+#: The OTP outbox file in the state directory (JSON lines, mode 0600).
 OTP_FILE = "outbox-otp.jsonl"
-NOTIFICATION_FILE = "outbox-notifications.jsonl"
+_NOTIFICATION_FILE = "outbox-notifications.jsonl"
 
 
 def _read_jsonl(path: str | None) -> list[dict[str, Any]]:
@@ -40,7 +41,7 @@ class Outbox:
     def __init__(self, state_dir: str | None) -> None:
         self._lock = threading.Lock()
         self._otp_file = os.path.join(state_dir, OTP_FILE) if state_dir else None
-        self._note_file = os.path.join(state_dir, NOTIFICATION_FILE) if state_dir else None
+        self._note_file = os.path.join(state_dir, _NOTIFICATION_FILE) if state_dir else None
         self._otps: list[dict[str, Any]] = _read_jsonl(self._otp_file)
         self._notes: list[dict[str, Any]] = _read_jsonl(self._note_file)
 

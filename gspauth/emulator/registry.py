@@ -23,6 +23,8 @@ _FIXED_CONFIG = frozenset({"seed", "state_dir", "clock_start", "clock_frozen", "
 
 
 class RegistryActions(EmulatorBase):
+    """Registries (taxpayers, GSTINs, applications, Vayana ASPs), the portal view and run-time knobs."""
+
     # -------------------------------------------------------------- registries --
     def register_taxpayer(
         self,

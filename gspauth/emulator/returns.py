@@ -32,12 +32,12 @@ from gspauth.emulator.gstr1 import (
     parse_save,
     targz,
 )
-from gspauth.emulator.model import Call, Session
+from gspauth.emulator.model import AppSession, Call
 from gspauth.emulator.rules import Checks, Rejection, check_records, error_report, structural_report
 from gspauth.emulator.store import Row
 from gspauth.gstin import STATE_CODES, is_valid_gstin
 
-__all__ = ["ReturnActions"]
+__all__ = ["ReturnActions", "trade_name"]
 
 
 def trade_name(gstin: str) -> str:
@@ -51,6 +51,8 @@ def _duplicate_detail(rec: Record, period: str, other: str) -> str:
 
 
 class ReturnActions(EmulatorBase):
+    """The data APIs: GSTR-1 save, submit, file, status and sections, large files (FILEDET) and search (spec §5)."""
+
     def _inward(self, call: Call, form: str) -> Response:
         """Overridden by :class:`~gspauth.emulator.inward.InwardActions` (GSTR-2A / 2B)."""
         raise NotImplementedError
@@ -81,7 +83,7 @@ class ReturnActions(EmulatorBase):
             return self._retfile(s, gstin, period, body)
         raise gstn_error("AUTH4040", f"action {write!r} is not available with {call.method}")
 
-    def _retsave(self, s: Session, gstin: str, period: str, body: dict[str, Any], txn: str) -> Response:
+    def _retsave(self, s: AppSession, gstin: str, period: str, body: dict[str, Any], txn: str) -> Response:
         j64 = self._open_envelope(s.ek, body)
         payload = self._decode_json(j64)
         if not isinstance(payload, dict):
@@ -136,7 +138,7 @@ class ReturnActions(EmulatorBase):
         return self._store.save_records(ref, gstin, period, financial_year(period), txn, sha, now, rows,
                                         parsed.deletes, finish, unique_numbers=cfg.unique_document_numbers)
 
-    def _retsubmit(self, s: Session, gstin: str, period: str, body: dict[str, Any]) -> Response:
+    def _retsubmit(self, s: AppSession, gstin: str, period: str, body: dict[str, Any]) -> Response:
         j64 = self._open_envelope(s.ek, body)
         payload = self._decode_json(j64)
         if not isinstance(payload, dict) or payload.get("gstin") != gstin or payload.get("ret_period") != period:
@@ -146,7 +148,7 @@ class ReturnActions(EmulatorBase):
                                      self.clock.timestamp())
         return self._envelope(s.ek, {"reference_id": ref})
 
-    def _retfile(self, s: Session, gstin: str, period: str, body: dict[str, Any]) -> Response:
+    def _retfile(self, s: AppSession, gstin: str, period: str, body: dict[str, Any]) -> Response:
         st, sid, sign, data = body.get("st"), body.get("sid"), body.get("sign"), body.get("data")
         if st != "EVC" or not all(isinstance(v, str) and v for v in (sid, sign, data)):
             raise gstn_error("AUTH4040", "RETFILE needs st='EVC', sid='<PAN>|<OTP>', sign and data")
@@ -197,7 +199,7 @@ class ReturnActions(EmulatorBase):
                                         lambda part: {section: group(section, part)})
         return self._envelope(s.ek, {section: group(section, records)})
 
-    def _large_download(self, s: Session, call: Call, gstin: str, period: str, name: str, records: list[Any],
+    def _large_download(self, s: AppSession, call: Call, gstin: str, period: str, name: str, records: list[Any],
                         wire: Callable[[list[Any]], dict[str, Any]]) -> Response:  # fmt: skip
         """Answer ``{"est", "token"}``; FILEDET then serves ``records`` in parts, each shaped by ``wire``."""
         token = self._hex()

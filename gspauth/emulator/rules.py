@@ -33,11 +33,10 @@ from typing import Any
 from gspauth.emulator.gstr1 import FLAT_SECTIONS, GROUPED_SECTIONS, KEYED_SECTIONS, Record, period_end
 from gspauth.gstin import is_valid_gstin
 
-__all__ = ["GST_RATES", "REPORT_CODES", "Checks", "Rejection", "check_records", "error_report", "structural_report",
-           "valid_gstin"]
+__all__ = ["REPORT_CODES", "Checks", "Rejection", "check_records", "error_report", "structural_report", "valid_gstin"]
 
 #: Rates (percent) GSTN accepts on an item: the slabs plus the special rates.
-GST_RATES = frozenset({0.0, 0.1, 0.25, 1.0, 1.5, 3.0, 5.0, 6.0, 7.5, 12.0, 18.0, 28.0, 40.0})
+_GST_RATES = frozenset({0.0, 0.1, 0.25, 1.0, 1.5, 3.0, 5.0, 6.0, 7.5, 12.0, 18.0, 28.0, 40.0})
 #: code -> GSTN's message (the report appends a detail).
 REPORT_CODES: dict[str, str] = {
     "RET191106": "Error in JSON structure validation",
@@ -50,6 +49,8 @@ REPORT_CODES: dict[str, str] = {
 
 @dataclass
 class Rejection:
+    """One record GSTN's processing refuses: the ``code`` of :data:`REPORT_CODES` and a detail."""
+
     record: Record
     code: str
     detail: str
@@ -94,7 +95,7 @@ def _bad_rate(record: Record) -> Any:
         except (KeyError, TypeError):
             continue
         try:
-            if rt in GST_RATES and type(rt) is not bool:
+            if rt in _GST_RATES and type(rt) is not bool:
                 continue
         except TypeError:
             pass

@@ -21,10 +21,10 @@ from gspauth.emulator.config import EmulatorConfig
 from gspauth.emulator.core import Emulator
 from gspauth.redact import install_log_filters
 
-__all__ = ["ThreadedEmulator", "make_server"]
+__all__ = ["ThreadedEmulator"]
 
 
-def make_server(emulator: Emulator, *, log_level: str = "warning", access_log: bool = False) -> uvicorn.Server:
+def _make_server(emulator: Emulator, *, log_level: str = "warning", access_log: bool = False) -> uvicorn.Server:
     config = uvicorn.Config(
         EmulatorASGI(emulator), http=DroppingH11Protocol, lifespan="off", log_level=log_level,
         access_log=access_log, timeout_keep_alive=30, backlog=2048,
@@ -80,7 +80,7 @@ class ThreadedEmulator:
         sock.bind((self.host, self.port))
         sock.listen(2048)
         self.port = sock.getsockname()[1]
-        server = make_server(self.emulator, log_level=self.log_level, access_log=self.access_log)
+        server = _make_server(self.emulator, log_level=self.log_level, access_log=self.access_log)
         self._server = server
 
         def run() -> None:

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, NamedTuple
 
-__all__ = ["INDEXED_SECTIONS", "Finish", "Row", "Store"]
+__all__ = ["Finish", "Row", "Store"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS gstn_keys (
@@ -58,7 +58,7 @@ CREATE TABLE IF NOT EXISTS gstr2b (
 """
 
 #: Sections indexed in ``doc_index`` (document numbers, counterparties): see :mod:`.gstr1`.
-INDEXED_SECTIONS = ("b2b", "b2cl", "exp", "cdnr", "cdnur", "b2ba", "cdnra")
+_INDEXED_SECTIONS = ("b2b", "b2cl", "exp", "cdnr", "cdnur", "b2ba", "cdnra")
 
 
 class Row(NamedTuple):
@@ -78,6 +78,8 @@ Finish = Callable[[list[tuple[int, str]]], tuple[str, "str | None"]]
 
 
 class Store:
+    """Saved GSTR-1 records and the document-number index, in SQLite (in memory without a path)."""
+
     def __init__(self, path: str | None) -> None:
         self.path = path
         if path is not None:
@@ -97,12 +99,12 @@ class Store:
         """Index the records of a state written before ``doc_index`` existed (once)."""
         from gspauth.emulator.gstr1 import DOC_KIND, FLAT_SECTIONS, GROUPED_SECTIONS, financial_year
 
-        marks = ", ".join("?" * len(INDEXED_SECTIONS))
+        marks = ", ".join("?" * len(_INDEXED_SECTIONS))
         with self.transaction() as db:
             if db.execute("SELECT 1 FROM doc_index LIMIT 1").fetchone() is not None:
                 return
             rows = db.execute(f"SELECT gstin, period, section, rkey, data FROM records "
-                              f"WHERE section IN ({marks})", INDEXED_SECTIONS).fetchall()
+                              f"WHERE section IN ({marks})", _INDEXED_SECTIONS).fetchall()
             out = []
             for gstin, period, section, rkey, data in rows:
                 kind = DOC_KIND.get(section)
@@ -221,7 +223,7 @@ class Store:
                            [(gstin, period, r.section, r.rkey, r.data) for r in keep])
             db.executemany("INSERT OR REPLACE INTO doc_index VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                            [(gstin, period, r.section, r.rkey, fy, r.kind, r.docnum, r.ctin)
-                            for r in keep if r.section in INDEXED_SECTIONS])
+                            for r in keep if r.section in _INDEXED_SECTIONS])
             db.execute("INSERT INTO saves VALUES (?, ?, ?, ?, 'RETSAVE', ?, ?, ?, ?)",
                        (ref, gstin, period, txn, sha, now, status, report))
         return None

@@ -348,7 +348,7 @@ def test_evc_otp_is_burnt_by_a_wrong_guess(emu: Emulator, make: Callable[..., Ra
 
 def test_module_docstring_documents_every_admin_route() -> None:
     import gspauth.emulator as package
-    from gspauth.emulator.admin import ROUTES
+    from gspauth.emulator.admin import _ROUTES as ROUTES
 
     doc = package.__doc__ or ""
     for _method, path, _about in ROUTES:

@@ -128,7 +128,7 @@ def test_seeded_rsa_key_is_sound() -> None:
     wire = base64.b64decode(crypto.encrypt_app_key(cert_free, message))
     from gspauth.emulator.keys import GstnKey
 
-    assert GstnKey.__doc__ and keys.rsa_pkcs1v15_decrypt(keys._RawRsa(key), wire) == message
+    assert GstnKey.__doc__ and keys._rsa_pkcs1v15_decrypt(keys._RawRsa(key), wire) == message
 
 
 def test_miller_rabin_rejects_composites_and_accepts_primes() -> None:

@@ -17,7 +17,7 @@ import pytest
 from gspauth import crypto
 from gspauth.emulator import Emulator, ThreadedEmulator, defaults
 from gspauth.emulator._http import Request
-from gspauth.emulator.model import Call, PendingOtp
+from gspauth.emulator.model import Call, IssuedOtp
 from tests.emulator.conftest import TP
 from tests.emulator.rawclient import AUTH, GSTR1, RETURNS, Raw, b2b_payload
 
@@ -111,7 +111,7 @@ def test_no_secrets_in_reprs(emu: Emulator, make: Callable[..., Raw]) -> None:
                         b'{"app_key":"BODYSECRET"}')
     call = Call(req, "gstn", "GSTN direct", "app", AUTH, dict(req.headers), "")
     objects = [session, emu.config, emu.keys.current, next(iter(emu._asps.values())), emu, emu.outbox, req, call,
-               PendingOtp("424242", 0.0, 3), emu.keys, emu.clock]
+               IssuedOtp("424242", 0.0, 3), emu.keys, emu.clock]
     text = " ".join(repr(o) for o in objects)
     for secret in (r.token, r.ak.hex(), r.ek.hex(), defaults.VAYANA_ASP_CLIENT_SECRET, defaults.GSTN_CLIENT_SECRET,
                    defaults.CLEARTAX_GSTN_CLIENT_SECRET, defaults.CLEARTAX_AUTH_TOKEN, "REQ-SECRET", "T0K", "BODYSECRET",

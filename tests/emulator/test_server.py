@@ -165,8 +165,8 @@ def test_server_redacts_through_the_one_redaction_module() -> None:
     from gspauth.redact import RedactingFilter
 
     assert not hasattr(server_module, "RedactingFilter") and not hasattr(server_module, "redact_url")
-    server_module.make_server(Emulator(seed=SEED), access_log=True)
-    server_module.make_server(Emulator(seed=SEED), access_log=True)  # idempotent
+    server_module._make_server(Emulator(seed=SEED), access_log=True)
+    server_module._make_server(Emulator(seed=SEED), access_log=True)  # idempotent
     for name in ("uvicorn.access", "uvicorn.error"):
         filters = [f for f in logging.getLogger(name).filters if isinstance(f, RedactingFilter)]
         assert len(filters) == 1, name
