@@ -112,7 +112,7 @@ def test_getkey_is_cached_and_redone_when_taxpro_forgets_it() -> None:
 
 
 def test_getkey_timestamp_is_ist_to_the_microsecond() -> None:
-    assert plugin.getkey_timestamp(NOW.replace(microsecond=123456)) == "15072024120000123456"
+    assert plugin._getkey_timestamp(NOW.replace(microsecond=123456)) == "15072024120000123456"
 
 
 def test_gsp_error_is_typed() -> None:

@@ -55,7 +55,7 @@ def test_token_has_seven_fields_ist_timestamp_and_txn(hooks: Hooks, creds: Crede
 
 
 def test_client_id_variant_leaves_cust_id_empty() -> None:
-    token = vy.asp_auth_token(cust_id=None, client_id="CL9", txn="t", now=NOW, gstin=GSTIN, action="B2B")
+    token = vy._asp_auth_token(cust_id=None, client_id="CL9", txn="t", now=NOW, gstin=GSTIN, action="B2B")
     assert token.split(":") == ["v2.0", "", "CL9", "t", "20180224112759+0530", GSTIN, "B2B"]
     assert len(token.split(":")[4]) == 19
 
@@ -63,7 +63,7 @@ def test_client_id_variant_leaves_cust_id_empty() -> None:
 @pytest.mark.parametrize(("cust", "client"), [(None, None), ("C", "D")])
 def test_exactly_one_identity(cust: str | None, client: str | None) -> None:
     with pytest.raises(ConfigurationError, match="exactly one"):
-        vy.asp_auth_token(cust_id=cust, client_id=client, txn="t", now=NOW, gstin=GSTIN, action="B2B")
+        vy._asp_auth_token(cust_id=cust, client_id=client, txn="t", now=NOW, gstin=GSTIN, action="B2B")
 
 
 @pytest.mark.parametrize(("name", "algorithm"), [("sha256", hashes.SHA256()), ("sha1", hashes.SHA1())])

@@ -28,9 +28,12 @@ from gspauth.replies import gsp_outage, is_gstn_reply, json_object
 from gspauth.types import Api, CredentialField, Credentials, Environment, GSPInfo, SigningContext
 
 __all__ = ["GSP", "INFO", "__version__"]
+#: This distribution's version.
 __version__ = "0.2.0"
 
+#: The GSP id this plugin serves.
 GSP = "cleartax"
+#: What it registers (:func:`~gspauth.hookspecs.gspauth_register_gsps`).
 INFO = GSPInfo(
     id=GSP,
     name="ClearTax GSP",

@@ -35,11 +35,14 @@ from gspauth.hookspecs import hookimpl
 from gspauth.replies import gsp_outage, is_gstn_reply, json_object
 from gspauth.types import Api, CredentialField, Credentials, GSPInfo, GSPSession, GSPSessionLogin, SigningContext
 
-__all__ = ["GSP", "INFO", "IST", "__version__", "getkey_timestamp"]
+__all__ = ["GSP", "INFO", "__version__"]
+#: This distribution's version.
 __version__ = "0.2.0"
 
+#: The GSP id this plugin serves.
 GSP = "taxpro-example"
-IST = _dt.timezone(_dt.timedelta(hours=5, minutes=30))
+_IST = _dt.timezone(_dt.timedelta(hours=5, minutes=30))
+#: What it registers (:func:`~gspauth.hookspecs.gspauth_register_gsps`).
 INFO = GSPInfo(
     id=GSP,
     name="TaxPro-style example GSP",
@@ -63,9 +66,9 @@ def _private_key(credentials: Credentials) -> rsa.RSAPrivateKey:
     return key
 
 
-def getkey_timestamp(now: _dt.datetime) -> str:
+def _getkey_timestamp(now: _dt.datetime) -> str:
     """``ddMMyyyyHHmmssFFFFFF`` in IST."""
-    return now.astimezone(IST).strftime("%d%m%Y%H%M%S%f")
+    return now.astimezone(_IST).strftime("%d%m%Y%H%M%S%f")
 
 
 @hookimpl
@@ -87,7 +90,7 @@ def gspauth_gsp_session_login(gsp: str, host: str, credentials: Credentials, now
     if not asp_id:
         raise ConfigurationError(f"{GSP} needs Credentials(asp_id=...)")
     key = _private_key(credentials)
-    timestamp = getkey_timestamp(now)
+    timestamp = _getkey_timestamp(now)
     signed = key.sign((asp_id + timestamp).encode(), padding.PKCS1v15(), hashes.SHA256())
     request = httpx.Request("POST", host + "/getkey", headers={"aspid": asp_id, "txn": txn},
                             json={"timestamp": timestamp, "signed_content": base64.b64encode(signed).decode()})

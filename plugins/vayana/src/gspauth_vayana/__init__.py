@@ -34,10 +34,13 @@ from gspauth.hookspecs import hookimpl
 from gspauth.replies import gsp_outage, is_gstn_reply, json_object
 from gspauth.types import Api, CredentialField, Credentials, GSPInfo, SigningContext
 
-__all__ = ["GSP", "INFO", "IST", "__version__", "asp_auth_token", "sign_token"]
+__all__ = ["GSP", "INFO", "__version__"]
+#: This distribution's version.
 __version__ = "0.2.0"
 
+#: The GSP id this plugin serves.
 GSP = "vayana"
+#: What it registers (:func:`~gspauth.hookspecs.gspauth_register_gsps`).
 INFO = GSPInfo(
     id=GSP,
     name="Vayana GSP",
@@ -62,7 +65,7 @@ INFO = GSPInfo(
 )
 
 #: India Standard Time; the token's timestamp is IST with its ``+0530`` offset.
-IST = _dt.timezone(_dt.timedelta(hours=5, minutes=30), "IST")
+_IST = _dt.timezone(_dt.timedelta(hours=5, minutes=30), "IST")
 _PREFIX = "/gus"
 _HASHES: dict[str, Callable[[], hashes.HashAlgorithm]] = {"sha256": hashes.SHA256, "sha1": hashes.SHA1}
 
@@ -100,14 +103,14 @@ def gspauth_endpoint_url(gsp: str, api: Api, version: str, host: str) -> str | N
     return host + _PREFIX + api.path(version)
 
 
-def asp_auth_token(*, cust_id: str | None, client_id: str | None, txn: str, now: _dt.datetime, gstin: str,
-                   action: str) -> str:
+def _asp_auth_token(*, cust_id: str | None, client_id: str | None, txn: str, now: _dt.datetime, gstin: str,
+                    action: str) -> str:
     """The ``X-Asp-Auth-Token`` string (spec §8.3). ``now`` must be timezone-aware."""
     if bool(cust_id) == bool(client_id):
         raise ConfigurationError("Vayana needs exactly one of the credentials asp_cust_id and asp_client_id")
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
-    timestamp = now.astimezone(IST).strftime("%Y%m%d%H%M%S") + "+0530"
+    timestamp = now.astimezone(_IST).strftime("%Y%m%d%H%M%S") + "+0530"
     for name, value in (("txn", txn), ("gstin", gstin), ("action", action)):
         if not value or ":" in value:
             raise ConfigurationError(f"Vayana token field {name} must be non-empty and contain no ':'")
@@ -128,8 +131,8 @@ def _load_key(pem: bytes, password: str | None) -> rsa.RSAPrivateKey:
     return key
 
 
-def sign_token(token: str, private_key_pem: str | bytes, *, hash_name: str = "sha256",
-               password: str | None = None) -> str:
+def _sign_token(token: str, private_key_pem: str | bytes, *, hash_name: str = "sha256",
+                password: str | None = None) -> str:
     """``X-Asp-Auth-Signature``: Base64(RSA PKCS#1 v1.5 sign(utf8(token))) with SHA-256 or SHA-1."""
     if hash_name not in _HASHES:
         raise ConfigurationError(f"signature hash must be one of {sorted(_HASHES)}")
@@ -165,14 +168,14 @@ def gspauth_sign_headers(gsp: str, context: SigningContext, credentials: Credent
                                  "parameter, JSON body 'action', or request.extensions['gspauth']['action'])")
     if not context.gstin:
         raise ConfigurationError("Vayana's X-Asp-Auth-Token needs a GSTIN: pass gstin to the client")
-    token = asp_auth_token(cust_id=credentials.get("asp_cust_id"), client_id=credentials.get("asp_client_id"),
-                           txn=context.txn, now=context.now, gstin=context.gstin, action=context.action)
+    token = _asp_auth_token(cust_id=credentials.get("asp_cust_id"), client_id=credentials.get("asp_client_id"),
+                            txn=context.txn, now=context.now, gstin=context.gstin, action=context.action)
     return {
         "clientid": client_id,
         "client-secret": client_secret,
         "X-Asp-Auth-Token": token,
-        "X-Asp-Auth-Signature": sign_token(token, pem, hash_name=credentials.get("signature_hash", "sha256"),
-                                           password=credentials.get("private_key_password")),
+        "X-Asp-Auth-Signature": _sign_token(token, pem, hash_name=credentials.get("signature_hash", "sha256"),
+                                            password=credentials.get("private_key_password")),
     }
 
 
