@@ -17,6 +17,7 @@ from gspauth.errors import (
     CryptoError,
     GSPAuthError,
     GSPError,
+    LockLost,
     LockTimeout,
     NetworkError,
     OtpRequired,
@@ -238,7 +239,11 @@ class Filer:
                     self.progress.host_down = breaker.host
                     return  # not sent: still planned, the next run sends it
                 async with gate:
-                    await self._j(self.journal.mark_sent, txn)
+                    try:
+                        await self._j(self.journal.mark_sent, txn)
+                    except LockLost as exc:  # a shared journal's claim on the GSTIN went with its connection
+                        await self._park(chunk.gstin, g, f"claim-lost: {exc}")
+                        return
                     self.progress.sent(chunk.gstin, chunk.count)
                     try:
                         reply = await g.client.put(Api.RETURNS, o.path, action=o.action, payload=chunk,

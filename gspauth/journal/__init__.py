@@ -238,10 +238,14 @@ def default_journal_path() -> Path:
 
 def open_journal(spec: str | os.PathLike[str] | None = None) -> FilingJournal:
     """The journal a setting names: ``None`` → the default SQLite file; a path (or
-    ``sqlite:///path``) → a :class:`~gspauth.journal.sqlite.SQLiteJournal` there.
+    ``sqlite:///path``) → a :class:`~gspauth.journal.sqlite.SQLiteJournal` there; a
+    ``postgresql://`` (or ``postgres://``) URL → a :class:`~gspauth.journal.postgres.PostgresJournal`
+    shared by filers on many machines.
 
-    :raises ConfigurationError: a URL scheme no journal backend handles.
+    :raises ConfigurationError: a URL scheme no journal backend handles, or a database schema
+        this gspauth cannot use.
     :raises DamagedFile: the file is not a usable journal.
+    :raises Unreachable: the database server cannot be reached.
     """
     from gspauth.errors import ConfigurationError
     from gspauth.journal.sqlite import SQLiteJournal
@@ -251,7 +255,12 @@ def open_journal(spec: str | os.PathLike[str] | None = None) -> FilingJournal:
     text = os.fspath(spec)
     if text.startswith("sqlite://"):
         return SQLiteJournal(text[len("sqlite://"):])
+    if text.startswith(("postgresql://", "postgres://")):
+        from gspauth.journal.postgres import PostgresJournal
+
+        return PostgresJournal(text)
     scheme, sep, _ = text.partition("://")
     if sep and scheme.isalpha():
-        raise ConfigurationError(f"no filing journal backend for {scheme}:// URLs (give a file path or sqlite:///path)")
+        raise ConfigurationError(f"no filing journal backend for {scheme}:// URLs "
+                                 "(give a file path, sqlite:///path or postgresql://…)")
     return SQLiteJournal(text)

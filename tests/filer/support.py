@@ -18,7 +18,7 @@ from gspauth.client import AsyncClient
 from gspauth.emulator import ThreadedEmulator, defaults
 from gspauth.emulator.config import EmulatorConfig
 from gspauth.filer import Filer, FilerOptions, FilingInput, FilingReport
-from gspauth.journal.sqlite import SQLiteJournal
+from gspauth.journal import open_journal
 from gspauth.otp import EmulatorOtp
 from gspauth.retry import RetryPolicy
 from gspauth.store import SQLiteStore
@@ -82,7 +82,8 @@ class World:
 
     def file(self, paths: list[Path], *, journal: str = "journal.db", options: FilerOptions | None = None,
              otp: bool = True) -> FilingReport:
-        """One filing run through the library, as `gspauth file` does it."""
+        """One filing run through the library, as `gspauth file` does it (``journal``: a file name
+        in the world's directory, or a ``postgresql://`` URL)."""
         import asyncio
 
         async def go() -> FilingReport:
@@ -95,9 +96,12 @@ class World:
                                        otp_provider=EmulatorOtp(self.url) if otp else None,
                                        retry=RetryPolicy(attempts=1), http_client=http)
 
-                with SQLiteJournal(self.tmp / journal) as j:
+                j = open_journal(journal if "://" in journal else self.tmp / journal)
+                try:
                     filer = Filer(j, client_for, options=options or FilerOptions(status_poll=0.05))
                     return await filer.run([FilingInput(str(p)) for p in paths])
+                finally:
+                    j.close()
 
         return asyncio.run(go())
 

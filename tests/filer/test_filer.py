@@ -9,23 +9,30 @@ from typing import Any
 import pytest
 
 from gspauth.filer import FilerOptions
+from gspauth.journal import open_journal
 from gspauth.journal.sqlite import SQLiteJournal
 from tests.filer.support import PERIOD, World, assert_exactly_once, world  # noqa: F401
 
 
-def test_files_every_invoice_once_and_a_rerun_sends_nothing(world: World) -> None:
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_files_every_invoice_once_and_a_rerun_sends_nothing(world: World, backend: str,
+                                                            request: pytest.FixtureRequest) -> None:
+    journal = "journal.db" if backend == "sqlite" else str(request.getfixturevalue("postgres_url"))
     a, b = world.taxpayers(2)
     path, lines = world.write_jsonl("in.jsonl", {a: 300, b: 250})
-    report = world.file([path], options=FilerOptions(max_chunk_bytes=150_000, status_poll=0.05))
+    report = world.file([path], journal=journal, options=FilerOptions(max_chunk_bytes=150_000, status_poll=0.05))
     assert report.outcome == "complete", report.text()
     assert report.totals["accepted"] == 550 and report.totals["chunks_planned"] >= 6
     assert_exactly_once(world, lines)
     saves = world.emu.stats["actions"]["RETSAVE"]
-    again = world.file([path])
+    again = world.file([path], journal=journal)
     assert again.outcome == "complete" and again.unchanged == 550 and again.totals["planned"] == 0
     assert world.emu.stats["actions"]["RETSAVE"] == saves  # nothing sent twice
-    with SQLiteJournal(world.tmp / "journal.db") as j:
+    j = open_journal(journal if backend == "postgres" else world.tmp / journal)
+    try:
         assert j.counts()["invoices"] == {"accepted": 550}
+    finally:
+        j.close()
 
 
 def test_a_corrected_input_re_sends_only_the_changed_invoices(world: World) -> None:
