@@ -87,7 +87,8 @@ class SQLiteFile:
         return DamagedFile(
             f"the {self.what} {self.path} is damaged ({why}); nothing was changed",
             path=str(self.path),
-            hint=f"move it aside (`mv {self.path} {self.path}.damaged`) to start a new one, or restore it from a backup",
+            hint=f"move it aside (`mv {self.path} {self.path}.damaged`) to start a new one, "
+                 "or restore it from a backup",
         )
 
     def _check_file(self, expect: Sequence[str]) -> None:

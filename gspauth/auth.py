@@ -173,7 +173,9 @@ class GSPAuth(httpx.Auth):
             return None
         return self._hooks.gsp_session_logout(self.gsp, self.environment, self._credentials, session)
 
-    def _login_flow(self, now: _dt.datetime, stale: GSPSession | None) -> Generator[httpx.Request, httpx.Response, GSPSession]:
+    def _login_flow(
+        self, now: _dt.datetime, stale: GSPSession | None
+    ) -> Generator[httpx.Request, httpx.Response, GSPSession]:
         login = None
         txn = (self._txn_factory or _new_txn)()
         if stale is not None:

@@ -389,15 +389,17 @@ class Client(_ClientBase):
         """
         return self._run(self._life.data("GET", Api(api), path, action, None, ret_period, params, version, txn))
 
-    def put(self, api: Api, path: str = "", *, action: str, payload: Payload | SealedBody | None = None, ret_period: str | None = None,
-            params: Mapping[str, object] | None = None, version: str | None = None, txn: str | None = None) -> Any:
+    def put(self, api: Api, path: str = "", *, action: str, payload: Payload | SealedBody | None = None,
+            ret_period: str | None = None, params: Mapping[str, object] | None = None, version: str | None = None,
+            txn: str | None = None) -> Any:
         """A PUT data call (e.g. RETSAVE): ``payload`` (a mapping or list → compact JSON, or
         JSON ``bytes``) is encrypted. Pass a deterministic ``txn`` to make the call idempotent
         across restarts."""
         return self._run(self._life.data("PUT", Api(api), path, action, payload, ret_period, params, version, txn))
 
-    def post(self, api: Api, path: str = "", *, action: str, payload: Payload | SealedBody | None = None, ret_period: str | None = None,
-             params: Mapping[str, object] | None = None, version: str | None = None, txn: str | None = None) -> Any:
+    def post(self, api: Api, path: str = "", *, action: str, payload: Payload | SealedBody | None = None,
+             ret_period: str | None = None, params: Mapping[str, object] | None = None, version: str | None = None,
+             txn: str | None = None) -> Any:
         """A POST data call (RETSUBMIT, RESET …); like :meth:`put`."""
         return self._run(self._life.data("POST", Api(api), path, action, payload, ret_period, params, version, txn))
 

@@ -569,7 +569,8 @@ class BatchFiler:
                 outcome = self._send(chunk)
         self._tally(outcome, run)
 
-    def _result(self, chunk: _Chunk, state: str, reference_id: str | None = None, error: str | None = None) -> ChunkResult:
+    def _result(self, chunk: _Chunk, state: str, reference_id: str | None = None,
+                error: str | None = None) -> ChunkResult:
         return ChunkResult(chunk.seq, chunk.gstin, chunk.period, chunk.txn, state, reference_id, error,
                            size=len(chunk.content))
 

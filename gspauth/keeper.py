@@ -83,8 +83,9 @@ class SessionKeeper:
     :param only: keep only these session keys (default: all in the store).
     """
 
-    def __init__(self, store: SessionStore, client_for: SessionClientFor, *, every: _dt.timedelta = _dt.timedelta(hours=1),
-                 concurrency: int = 4, per_gsp: int | None = 2, only: Iterable[SessionKey] | None = None) -> None:
+    def __init__(self, store: SessionStore, client_for: SessionClientFor, *,
+                 every: _dt.timedelta = _dt.timedelta(hours=1), concurrency: int = 4, per_gsp: int | None = 2,
+                 only: Iterable[SessionKey] | None = None) -> None:
         if concurrency < 1 or (per_gsp is not None and per_gsp < 1):
             raise ValueError("concurrency and per_gsp must be at least 1")
         self.store = store

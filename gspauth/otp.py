@@ -244,7 +244,8 @@ class FileOtp:
                 with contextlib.suppress(FileNotFoundError):
                     needed_path.unlink()
                 return otp
-        _logger.warning("needs OTP for %s: none in %s; parking (write the OTP to that file to resume)", request.describe(), otp_path)
+        _logger.warning("needs OTP for %s: none in %s; parking (write the OTP to that file to resume)",
+                        request.describe(), otp_path)
         return None
 
     def _write_needed(self, path: Path, request: OtpRequest) -> None:
@@ -326,7 +327,8 @@ class CommandOtp:
                 timeout=self.timeout, check=False, text=True,
             )  # fmt: skip
         except subprocess.TimeoutExpired:
-            _logger.warning("OTP command %s timed out after %.0fs for %s", self.argv[0], self.timeout, request.describe())
+            _logger.warning("OTP command %s timed out after %.0fs for %s", self.argv[0], self.timeout,
+                            request.describe())
             return None
         except OSError as exc:
             _logger.warning("OTP command %s could not run: %s", self.argv[0], exc.strerror)
@@ -401,7 +403,8 @@ class EmulatorOtp:
     def _over_http(self, url: str, gstin: str) -> str | None:
         import httpx
 
-        r = httpx.get(f"{url.rstrip('/')}/_emulator/outbox/otp", params={"gstin": gstin, "purpose": "auth"}, timeout=10.0)
+        r = httpx.get(f"{url.rstrip('/')}/_emulator/outbox/otp", params={"gstin": gstin, "purpose": "auth"},
+                      timeout=10.0)
         r.raise_for_status()
         body: Any = r.json()
         latest = body.get("latest") if isinstance(body, dict) else None

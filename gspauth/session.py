@@ -75,7 +75,10 @@ def _margin(margin: _dt.timedelta | float | None) -> _dt.timedelta:
 
 
 def effective_expiry(issued_at: _dt.datetime, expires_at: _dt.datetime, observed_minutes: int | None) -> _dt.datetime:
-    """The earlier of the stated expiry and ``issued_at + observed_minutes`` (see :attr:`Session.effective_expires_at`)."""
+    """The earlier of the stated expiry and ``issued_at + observed_minutes``.
+
+    See :attr:`Session.effective_expires_at`.
+    """
     if observed_minutes is None:
         return expires_at
     return min(expires_at, issued_at + _dt.timedelta(minutes=observed_minutes))

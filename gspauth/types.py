@@ -373,7 +373,8 @@ class Credentials(Mapping[str, str]):
         return Credentials(merged)
 
     def __repr__(self) -> str:
-        parts = [f"{k}={v!r}" if k in _PUBLIC_CREDENTIALS else f"{k}={SECURE!r}" for k, v in sorted(self._values.items())]
+        parts = [f"{k}={v!r}" if k in _PUBLIC_CREDENTIALS else f"{k}={SECURE!r}"
+                 for k, v in sorted(self._values.items())]
         return f"Credentials({', '.join(parts)})"
 
     __str__ = __repr__

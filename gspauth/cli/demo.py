@@ -40,7 +40,8 @@ _EARLY_REFRESH = _dt.timedelta(hours=5, minutes=50)
 class _Progress:
     """A stdlib progress bar: redrawn in place on a TTY, one summary line otherwise."""
 
-    def __init__(self, label: str, total: int, *, unit: str = "", stream: IO[str] | None = None, width: int = 28) -> None:
+    def __init__(self, label: str, total: int, *, unit: str = "", stream: IO[str] | None = None,
+                 width: int = 28) -> None:
         self.label, self.total, self.unit, self.width = label, max(0, total), unit, width
         self.stream = stream if stream is not None else sys.stderr
         try:
@@ -417,13 +418,14 @@ def _print_report(report: dict[str, Any], out: IO[str]) -> None:
             mb = r["notes"].get("payload_bytes", 0) / 1e6
             print(f"  consent {t.get('consent', 0) * 1000:.0f} ms · filing {t['file']:.2f} s "
                   f"({r['invoices'] / t['file']:.0f} invoices/s, {mb / t['file']:.1f} MB/s) · "
-                  f"read back {t.get('read back + verify', 0):.2f} s · refresh {t.get('auto refresh', 0) * 1000:.0f} ms · "
+                  f"read back {t.get('read back + verify', 0):.2f} s · "
+                  f"refresh {t.get('auto refresh', 0) * 1000:.0f} ms · "
                   f"logout {t.get('logout', 0) * 1000:.0f} ms", file=out)
         if "verify" in r["notes"]:
             v, how = r["notes"]["verify"], r["notes"]["read_back"]
-            print(f"  verified {v['identical']}/{r['invoices']} invoices identical (every field and JSON type) via {how['path']} "
-                  f"({how['files']} files); missing {v['missing']}, extra {v['extra']}, different {v['different']}",
-                  file=out)
+            print(f"  verified {v['identical']}/{r['invoices']} invoices identical (every field and JSON type) "
+                  f"via {how['path']} ({how['files']} files); missing {v['missing']}, extra {v['extra']}, "
+                  f"different {v['different']}", file=out)
         if "filing_problems" in r["notes"]:
             print("  " + r["notes"]["filing_problems"].replace("\n", "\n  "), file=out)
         if "error" in r["notes"]:
@@ -436,8 +438,8 @@ def _print_report(report: dict[str, Any], out: IO[str]) -> None:
         shown = ", ".join(f"{k} {acts[k]}" for k in ("OTPREQUEST", "AUTHTOKEN", "RETSAVE", "FILEDET", "REFRESHTOKEN",
                                                       "LOGOUT") if k in acts)
         print(f"GSTN calls seen by the emulator: {shown}", file=out)
-    print(f"total {report['timings']['total']:.2f} s (emulator start {report['timings'].get('emulator start', 0):.2f} s)",
-          file=out)
+    timings = report["timings"]
+    print(f"total {timings['total']:.2f} s (emulator start {timings.get('emulator start', 0):.2f} s)", file=out)
     print(f"RESULT: {'PASS' if report['ok'] else 'FAIL'}", file=out)
 
 
@@ -465,7 +467,8 @@ def register(subparsers: Any) -> None:
         help="run the whole lifecycle against a local emulator (consent, filing, read-back, refresh, logout)",
         description=__doc__.split("\n\n")[0].replace("``", "") if __doc__ else None,
     )
-    p.add_argument("--invoices", type=int, default=3000, help="synthetic invoices to file, split over both GSPs (default 3000)")
+    p.add_argument("--invoices", type=int, default=3000,
+                   help="synthetic invoices to file, split over both GSPs (default 3000)")
     p.add_argument("--seed", type=int, default=7, help="seed for the emulator and the invoices (default 7)")
     p.add_argument("--chunk-kib", type=int, default=1024,
                    help="KiB of invoice JSON per RETSAVE chunk (default 1024, ~500 invoices)")

@@ -75,13 +75,16 @@ def _check_plugins(pm: Any) -> tuple[_Check, Any]:
         plugins = list_plugins(pm)
         hooks = Hooks(pm, config=False)
     except Exception as exc:  # noqa: BLE001 - a broken plugin must not hide the other checks
-        return _Check("plugins", "fail", f"{type(exc).__name__}: {exc}", "check GSPAUTH_PLUGINS / uninstall the broken plugin"), None
+        return _Check("plugins", "fail", f"{type(exc).__name__}: {exc}",
+                      "check GSPAUTH_PLUGINS / uninstall the broken plugin"), None
     external = [p for p in plugins if not p.builtin]
     desc = ", ".join(
-        f"{p.name} {p.version or ''} [{', '.join(g.id for g in p.gsps) or 'no GSPs'}]".replace("  ", " ") for p in plugins
+        f"{p.name} {p.version or ''} [{', '.join(g.id for g in p.gsps) or 'no GSPs'}]".replace("  ", " ")
+        for p in plugins
     )
     if not external:
-        return _Check("plugins", "warn", desc or "none", "install a GSP plugin, e.g. `pip install gspauth-cleartax`"), hooks
+        return _Check("plugins", "warn", desc or "none",
+                      "install a GSP plugin, e.g. `pip install gspauth-cleartax`"), hooks
     return _Check("plugins", "ok", desc), hooks
 
 
@@ -95,7 +98,8 @@ def _check_store_key() -> _Check:
     if source is None:
         return _Check(
             "store key", "warn", "no key: sessions cannot be saved",
-            "export GSPAUTH_STORE_KEY=$(python -c 'import base64,os;print(base64.b64encode(os.urandom(32)).decode())'), "
+            "export GSPAUTH_STORE_KEY="
+            "$(python -c 'import base64,os;print(base64.b64encode(os.urandom(32)).decode())'), "
             "or set GSPAUTH_STORE_KEY_FILE, or `pip install gspauth[keyring]`",
         )
     return _Check("store key", "ok", f"present ({source})")
@@ -117,7 +121,8 @@ def _check_store(profile: Any) -> list[_Check]:
     now = _dt.datetime.now(_dt.timezone.utc)
     expired = sum(1 for s in items if s.effective_expires_at <= now)
     stuck = [s for s in items if not s.refreshable]
-    out.append(_Check("session store", "ok", f"{path}: {len(items)} session(s), {expired} expired, schema v{store.schema_version}"))
+    out.append(_Check("session store", "ok",
+                      f"{path}: {len(items)} session(s), {expired} expired, schema v{store.schema_version}"))
     if stuck:
         ids = ", ".join(s.key.gstin for s in stuck[:5])
         out.append(_Check(
@@ -151,7 +156,8 @@ def _check_gstin(profile: Any) -> list[_Check]:
     wanted = os.environ.get("GSPAUTH_STATE_CD") or getattr(profile, "state_cd", None)
     if wanted and wanted != code:
         out.append(_Check(
-            "state-cd", "fail", f"configured state-cd {wanted} but GSTIN {gstin} is registered in {code} ({STATE_CODES[code]})",
+            "state-cd", "fail",
+            f"configured state-cd {wanted} but GSTIN {gstin} is registered in {code} ({STATE_CODES[code]})",
             "GSTN rejects this with AUTH4041; remove the explicit state code (gspauth derives it from the GSTIN)",
         ))
     else:
@@ -173,7 +179,8 @@ def _check_certificate(profile: Any, root: str | None) -> list[_Check]:
     now = _dt.datetime.now(_dt.timezone.utc)
     out = []
     if cert.not_valid_after is None:
-        out.append(_Check("gstn certificate", "ok", f"bare public key {cert.fingerprint_sha256[:16]}… (no validity dates)"))
+        out.append(_Check("gstn certificate", "ok",
+                          f"bare public key {cert.fingerprint_sha256[:16]}… (no validity dates)"))
     elif not cert.is_valid_at(now):
         out.append(_Check(
             "gstn certificate", "fail",
@@ -187,7 +194,8 @@ def _check_certificate(profile: Any, root: str | None) -> list[_Check]:
         out.append(_Check(
             "gstn certificate", status, f"{path.name} valid until {cert.not_valid_after:%Y-%m-%d} ({days} days), "
             f"sha256 {cert.fingerprint_sha256[:16]}…",
-            "rotation is near: fetch GSTN's new certificate and keep both until the switch" if status == "warn" else None,
+            ("rotation is near: fetch GSTN's new certificate and keep both until the switch"
+             if status == "warn" else None),
         ))
     if root is not None:  # an emulator publishes its current certificate: compare
         import httpx
@@ -197,8 +205,9 @@ def _check_certificate(profile: Any, root: str | None) -> list[_Check]:
             if r.status_code == 200:
                 served = load_certificate(r.content)
                 if served.fingerprint_sha256 != cert.fingerprint_sha256:
-                    out.append(_Check("certificate rotation", "warn", "the server now publishes a different certificate",
-                                     f"download {root}/_emulator/certificate.pem"))
+                    out.append(_Check("certificate rotation", "warn",
+                                      "the server now publishes a different certificate",
+                                      f"download {root}/_emulator/certificate.pem"))
                 else:
                     out.append(_Check("certificate rotation", "ok", "matches the certificate the server publishes"))
         except httpx.HTTPError:
@@ -212,7 +221,8 @@ def _check_endpoint(profile: Any, hooks: Any) -> list[_Check]:
     from gspauth.types import Api
 
     if hooks is None or not profile.gsp:
-        return [_Check("endpoint", "warn", "no GSP configured", "pass --gsp (and --gstin, --username) or use a profile")]
+        return [_Check("endpoint", "warn", "no GSP configured",
+                       "pass --gsp (and --gstin, --username) or use a profile")]
     try:
         if profile.host:
             from gspauth.plugins import Hooks

@@ -15,8 +15,10 @@ __all__ = ["register"]
 
 def register(subparsers: Any) -> None:
     """Add ``gspauth emulator`` to the ``gspauth`` sub-command parsers."""
-    parser = subparsers.add_parser("emulator", help="local GSTN + ClearTax/Vayana emulator",
-                                   description="A strict local emulator of GSTN and the ClearTax and Vayana GSP layers.")
+    parser = subparsers.add_parser(
+        "emulator", help="local GSTN + ClearTax/Vayana emulator",
+        description="A strict local emulator of GSTN and the ClearTax and Vayana GSP layers.",
+    )
     sub = parser.add_subparsers(dest="emulator_command", metavar="SUBCOMMAND")
     serve = sub.add_parser("serve", help="serve the emulator over HTTP (prints its URL)")
     serve.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")

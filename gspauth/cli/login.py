@@ -104,8 +104,8 @@ def _run(args: argparse.Namespace) -> int:
                       f"until {_utc(pending.expires_at)}, {pending.attempts_left} attempt(s) left); not requesting "
                       "another (--resend would void it).", file=sys.stderr)
             if args.otp_dir:
-                print(f"Waiting up to {args.wait:.0f} s for {args.otp_dir.rstrip('/')}/{client.gstin}.otp (write the OTP "
-                      "there; an older file is ignored).", file=sys.stderr)
+                print(f"Waiting up to {args.wait:.0f} s for {args.otp_dir.rstrip('/')}/{client.gstin}.otp "
+                      "(write the OTP there; an older file is ignored).", file=sys.stderr)
             client.otp_provider = _providers(args)
             interactive = not args.no_prompt and sys.stdin is not None and sys.stdin.isatty()
             while True:

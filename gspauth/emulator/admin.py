@@ -42,7 +42,8 @@ _ROUTES: tuple[tuple[str, str, str], ...] = (
                                   '"slow_rate","slow_ms","actions",...}'),
     ("GET", "/_emulator/stats", "requests per layer and action, error codes, faults"),
     ("POST", "/_emulator/stats/reset", "zero the counters"),
-    ("POST", "/_emulator/vayana/asps", '{"public_key_pem", "clientid", "client_secret", "cust_id"|"client_id", "name"?}'),
+    ("POST", "/_emulator/vayana/asps",
+     '{"public_key_pem", "clientid", "client_secret", "cust_id"|"client_id", "name"?}'),
     ("GET", "/_emulator/vayana/asps", "registered Vayana ASPs (no secrets)"),
     ("POST", "/_emulator/cleartax/tokens", '{"token", "application"?}'),
     ("GET", "/_emulator/registry", "?gstin=: a GSTIN's registry status; without it every GSTIN not active"),
@@ -91,8 +92,8 @@ def _dispatch(emu: Emulator, request: Request, raw: bytes) -> Response:
     if path == "/" and method == "GET":
         root = request.root
         return json_response(200, {
-            "layers": {"gstn": f"{root}/gstn", "cleartax": f"{root}/cleartax", "cleartax_legacy": f"{root}/cleartax-legacy",
-                       "vayana": f"{root}/vayana/gus"},
+            "layers": {"gstn": f"{root}/gstn", "cleartax": f"{root}/cleartax",
+                       "cleartax_legacy": f"{root}/cleartax-legacy", "vayana": f"{root}/vayana/gus"},
             "routes": [{"method": m, "path": p, "about": a} for m, p, a in _ROUTES],
         })  # fmt: skip
     if path == "/health" and method == "GET":

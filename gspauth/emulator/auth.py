@@ -61,7 +61,8 @@ class AuthActions(EmulatorBase):
             found = self._taxpayers.get(gstin) if gstin else None
             tp = dataclasses.replace(found) if found else None
         if tp is None or (header_gstin is not None and header_gstin != tp.gstin):
-            raise gstn_error("AUTH4032", "unknown username" if tp is None else "username is not registered for this GSTIN")
+            raise gstn_error("AUTH4032",
+                             "unknown username" if tp is None else "username is not registered for this GSTIN")
         if self.config.check_state_cd_against_user and state != tp.gstin[:2]:
             raise gstn_error("AUTH4041", f"state-cd {state!r} is not the state of this user's GSTIN")
         if not tp.api_access:
@@ -165,7 +166,8 @@ class AuthActions(EmulatorBase):
         try:
             ak2 = crypto.decrypt_refresh_app_key(ek_current, body["app_key"], tolerant=self.config.tolerant_base64)
         except CryptoError:
-            raise gstn_error("AUTH4036", "REFRESHTOKEN app_key must be E(EK, new app key) under the current session key") from None
+            raise gstn_error("AUTH4036",
+                             "REFRESHTOKEN app_key must be E(EK, new app key) under the current session key") from None
         ek = self._randbytes(32)
         token = self._hex()
         with self._lock:

@@ -198,7 +198,8 @@ def check_vayana(
         raise vayana_error("VAY-4014")
     fields = token.split(":")
     if len(fields) != 7 or fields[0] != "v2.0":
-        raise vayana_error("VAY-4015", f"expected 'v2.0:cust_id:client_id:txn:timestamp:gstin:action', got {len(fields)} fields")
+        raise vayana_error("VAY-4015",
+                           f"expected 'v2.0:cust_id:client_id:txn:timestamp:gstin:action', got {len(fields)} fields")
     _, cust_id, client_id, txn, stamp, gstin, api_action = fields
     if bool(cust_id) == bool(client_id):
         raise vayana_error("VAY-4016")
@@ -212,7 +213,8 @@ def check_vayana(
     skew = abs((when - now).total_seconds())
     if skew > config.vayana_skew_seconds:
         raise vayana_error(
-            "VAY-4019", f"timestamp is {int(skew)} s away from the server clock (allowed ±{config.vayana_skew_seconds} s)"
+            "VAY-4019",
+            f"timestamp is {int(skew)} s away from the server clock (allowed ±{config.vayana_skew_seconds} s)",
         )
     if not is_valid_gstin(gstin):
         raise vayana_error("VAY-4020")
@@ -260,7 +262,8 @@ def check_cleartax(
         raise cleartax_error("CT403")
     appkey = h.get("appkey")
     body_app_key = None
-    if body is not None and path.endswith("/authenticate") and body.get("action") in ("OTPREQUEST", "AUTHTOKEN", "LOGOUT"):
+    if (body is not None and path.endswith("/authenticate")
+            and body.get("action") in ("OTPREQUEST", "AUTHTOKEN", "LOGOUT")):
         body_app_key = body.get("app_key")
     if (appkey is not None and config.cleartax_check_appkey_header and body_app_key is not None
             and not consteq(appkey, str(body_app_key))):  # fmt: skip

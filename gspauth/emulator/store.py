@@ -148,7 +148,8 @@ class Store:
         return [(r[0], r[1], r[2], r[3]) for r in rows]
 
     def save_key(self, idx: int, private_pem: bytes, cert_der: bytes, accepted_until: str) -> None:
-        self.execute("INSERT OR REPLACE INTO gstn_keys VALUES (?, ?, ?, ?)", (idx, private_pem, cert_der, accepted_until))
+        self.execute("INSERT OR REPLACE INTO gstn_keys VALUES (?, ?, ?, ?)",
+                     (idx, private_pem, cert_der, accepted_until))
 
     # --- JSON blobs -------------------------------------------------------------
     def put_taxpayer(self, gstin: str, username: str, data: dict[str, Any]) -> None:
@@ -324,7 +325,8 @@ class Store:
         return {r[0]: r[1] for r in self.query("SELECT gstin, status FROM gstin_status ORDER BY gstin")}
 
     def put_gstr2b(self, gstin: str, period: str, generated_at: float, data: dict[str, Any]) -> None:
-        self.execute("INSERT OR REPLACE INTO gstr2b VALUES (?, ?, ?, ?)", (gstin, period, generated_at, json.dumps(data)))
+        self.execute("INSERT OR REPLACE INTO gstr2b VALUES (?, ?, ?, ?)",
+                     (gstin, period, generated_at, json.dumps(data)))
 
     def gstr2b(self, gstin: str, period: str) -> tuple[float, dict[str, Any]] | None:
         rows = self.query("SELECT generated_at, data FROM gstr2b WHERE gstin = ? AND period = ?", (gstin, period))

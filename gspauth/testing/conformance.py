@@ -518,8 +518,10 @@ class ProviderConformance:
         request = httpx.Request("GET", hooks.endpoint_url(self.gsp, Api.RETURNS, self.emulator_environment,
                                                           self.api_version, "gstr1"))
         for status, body in ((200, {"status_cd": "1", "data": "x", "rek": "y", "hmac": "z"}),
-                             (200, {"status_cd": "0", "error": {"error_cd": "AUTH4033", "message": "Invalid Session"}}),
-                             (403, {"status_cd": "0", "error": {"error_cd": "AUT4033", "message": "Invalid Client ID"}})):
+                             (200, {"status_cd": "0",
+                                    "error": {"error_cd": "AUTH4033", "message": "Invalid Session"}}),
+                             (403, {"status_cd": "0",
+                                    "error": {"error_cd": "AUT4033", "message": "Invalid Client ID"}})):
             response = httpx.Response(status, json=body, request=request)
             result = hooks.map_error(self.gsp, response)
             assert result is None, (
@@ -554,8 +556,11 @@ class ProviderConformance:
         env = self.emulator_environment
         host = f"{emulator.url}/{self.emulator_mount}"
         hooks = Hooks(pm, hosts={(self.gsp, env): host}, config=False)
-        auth_url, gstn_path = hooks.endpoint_url(self.gsp, Api.AUTH, env, self.api_version), Api.AUTH.path(self.api_version)
-        prefix = auth_url[len(host):-len(gstn_path)] if auth_url.startswith(host) and auth_url.endswith(gstn_path) else ""
+        auth_url = hooks.endpoint_url(self.gsp, Api.AUTH, env, self.api_version)
+        gstn_path = Api.AUTH.path(self.api_version)
+        prefix = ""
+        if auth_url.startswith(host) and auth_url.endswith(gstn_path):
+            prefix = auth_url[len(host):-len(gstn_path)]
         generic = "/generic" if self.emulator_mount == "generic" else None
         taxpayer = sample_taxpayer(0)
         payload = gstr1_chunks(2, seed=7, supplier_gstin=taxpayer.gstin, ret_period=_RET_PERIOD)[0]

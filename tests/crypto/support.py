@@ -49,7 +49,7 @@ def payloads(max_blocks: int = 12) -> st.SearchStrategy[bytes]:
 def json_like() -> st.SearchStrategy[bytes]:
     """Non-empty payloads, JSON-ish text or raw bytes."""
     return st.one_of(
-        st.text(max_size=200).map(lambda s: ('{"v":"%s"}' % s).encode()),
+        st.text(max_size=200).map(lambda s: f'{{"v":"{s}"}}'.encode()),
         st.binary(min_size=1, max_size=300),
     )
 

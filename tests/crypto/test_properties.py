@@ -8,6 +8,7 @@ compares the full outcome: the returned value, or the exception's class, message
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable
 from types import ModuleType
 
 import pytest
@@ -544,12 +545,12 @@ def test_batches_release_the_gil(native: ModuleType, reference: ModuleType, thre
     ):
         span: list[float] = []
 
-        def work() -> None:
+        def work(fn: Callable[..., object], args: tuple[object, ...], span: list[float]) -> None:
             span.append(time.perf_counter())
             fn(*args)
             span.append(time.perf_counter())
 
-        t = threading.Thread(target=work)
+        t = threading.Thread(target=work, args=(fn, args, span))
         ticks: list[float] = []
         t.start()
         while t.is_alive():

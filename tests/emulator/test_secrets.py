@@ -63,7 +63,7 @@ def test_no_secret_in_any_log_over_the_wire(tmp_path: object, log_capture: io.St
             assert r.call("POST", AUTH, action="OTPREQUEST", body=body, headers={"appkey": app_key}).json()["status_cd"] == "1"
             otp = emu.outbox.latest_otp(TP.gstin) or ""
             reply = r.authtoken(otp).json()
-            secrets += _secrets_of(r) + [otp, app_key, reply["sek"]]
+            secrets += [*_secrets_of(r), otp, app_key, reply["sek"]]
             r.refresh(crypto.generate_app_key())
             secrets += _secrets_of(r)
             r.retsave(b2b_payload(TP.gstin, P, 3))
@@ -160,5 +160,5 @@ def test_no_secret_travels_in_a_url(emu: Emulator, make: Callable[..., Raw]) -> 
     r.retsave(b2b_payload(TP.gstin, P))
     r.get(GSTR1, "B2B")
     urls = " ".join(seen)
-    for secret in _secrets_of(r) + [defaults.VAYANA_ASP_CLIENT_SECRET, emu.outbox.latest_otp(TP.gstin) or "x"]:
+    for secret in [*_secrets_of(r), defaults.VAYANA_ASP_CLIENT_SECRET, emu.outbox.latest_otp(TP.gstin) or "x"]:
         assert secret not in urls
