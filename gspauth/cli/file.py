@@ -7,10 +7,15 @@ bounded concurrency, retried with their original ``txn``, and followed with RETS
 GSTN's verdict per invoice. Run it again at any time — after a crash, Ctrl-C, an outage, an
 OTP delivered, or with a corrected file: what GSTN has is not sent again, what changed is.
 
+With ``--scheduler tcp://host:8786`` (an existing Dask cluster) or ``--workers N`` (a local
+cluster of N processes) the run is partitioned by GSTIN over the workers
+(:mod:`gspauth.filer.distributed`; ``docs/deploying.md``).
+
 Exit codes: 0 every record accepted (or already filed); 1 some records rejected (by
-validation or by GSTN) or another error; 69 a GSP stayed unreachable; 75 run again later —
-some GSTINs wait for OTP consent (the report names the command delivering each OTP) or some
-chunks got no answer; 130 interrupted (in-flight chunks were journalled).
+validation or by GSTN) or another error (also: a partition could not run); 69 a GSP stayed
+unreachable; 70 a partition hit a bug; 75 run again later — some GSTINs wait for OTP consent
+(the report names the command delivering each OTP) or some chunks got no answer (also: a
+worker died too often); 130 interrupted (in-flight chunks were journalled).
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ import signal
 import sys
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from gspauth.cli import Exit
 from gspauth.cli._common import add_target_arguments, open_store, print_json, profile_from_args
@@ -35,10 +40,25 @@ if TYPE_CHECKING:
 __all__ = ["register"]
 
 _EXIT = {"complete": Exit.OK, "dry-run": Exit.OK, "rejected": Exit.ERROR, "parked": Exit.NEEDS_OTP,
-         "in-doubt": Exit.NEEDS_OTP, "unreachable": Exit.UNREACHABLE, "interrupted": Exit.INTERRUPTED}
+         "in-doubt": Exit.NEEDS_OTP, "unreachable": Exit.UNREACHABLE, "interrupted": Exit.INTERRUPTED,
+         "failed": Exit.ERROR, "internal": Exit.INTERNAL}
 
 
-def _display(progress: FilingProgress, done: threading.Event, quiet: bool) -> None:
+class _Progress(Protocol):
+    """What the display reads: :class:`~gspauth.filer.FilingProgress` on one machine,
+    :class:`~gspauth.filer.distributed.JournalProgress` (which adds ``partitions``) on many."""
+
+    def snapshot(self) -> dict[str, Any]: ...
+
+
+def _read_note(s: dict[str, Any]) -> str:
+    if "partitions" in s:  # a distributed run: each partition reads on its worker
+        done, total = s["partitions"]
+        return f"{done}/{total} partitions done"
+    return f"read {s['bytes_read'] / 1e6:.1f}/{s['bytes_total'] / 1e6:.1f} MB"
+
+
+def _display(progress: _Progress, done: threading.Event, quiet: bool) -> None:
     """Live progress on a terminal (rich); a line every 10 s otherwise; nothing with --quiet."""
     if quiet:
         return
@@ -47,7 +67,7 @@ def _display(progress: FilingProgress, done: threading.Event, quiet: bool) -> No
         while not done.wait(10):
             s = progress.snapshot()
             t = s["totals"]
-            print(f"gspauth file: read {s['bytes_read'] / 1e6:.1f}/{s['bytes_total'] / 1e6:.1f} MB, "
+            print(f"gspauth file: {_read_note(s)}, "
                   f"{s['records_read']} records; {t['saved']} saved, {t['accepted']} accepted, {t['rejected']} "
                   f"rejected, {t['in_doubt']} in doubt ({s['rate']:.0f} invoices/s)", file=sys.stderr, flush=True)
         return
@@ -65,7 +85,8 @@ def _display(progress: FilingProgress, done: threading.Event, quiet: bool) -> No
     def frame() -> Group:
         s = progress.snapshot()
         t = s["totals"]
-        bars.update(read, total=max(1, s["bytes_total"]), completed=s["bytes_read"],
+        total, completed = s["partitions"] if "partitions" in s else (s["bytes_total"], s["bytes_read"])
+        bars.update(read, total=max(1, total), completed=completed,
                     note=f"{s['records_read']} records, {sum(s['record_errors'].values())} invalid, "
                          f"{s['unchanged']} already filed")
         bars.update(filed, total=max(1, t["planned"]), completed=t["saved"] + t["in_doubt"],
@@ -89,12 +110,13 @@ def _display(progress: FilingProgress, done: threading.Event, quiet: bool) -> No
         live.update(frame())
 
 
-def _inputs(args: argparse.Namespace) -> list[Any]:
+def _inputs(args: argparse.Namespace, *, local: bool = True) -> list[Any]:
     from gspauth.filer import FilingInput
 
     inputs = []
     for path in args.inputs:
-        if not Path(path).is_file():
+        # a URL, or a path on remote workers, is checked where it is read
+        if local and "://" not in path and not Path(path).is_file():
             raise ConfigurationError(f"input file {path} not found")
         inputs.append(FilingInput(path, format=args.format, section=args.section, gstin=args.gstin, fp=args.fp))
     return inputs
@@ -145,6 +167,13 @@ async def _file(args: argparse.Namespace, progress: FilingProgress) -> FilingRep
 def _run(args: argparse.Namespace) -> int:
     from gspauth.filer import FilingProgress
 
+    if args.scheduler or args.workers is not None:
+        return _run_distributed(args)
+    for flag, value in (("--wait-for-consent", args.wait_for_consent), ("--partitions", args.partitions),
+                        ("--shared-storage", args.shared_storage)):
+        if value:
+            raise ConfigurationError(f"{flag} is for distributed runs; add --workers N (this machine) or "
+                                     "--scheduler tcp://host:8786")
     progress = FilingProgress()
     done = threading.Event()
     display = threading.Thread(target=_display, args=(progress, done, args.quiet or args.json), daemon=True)
@@ -161,7 +190,87 @@ def _run(args: argparse.Namespace) -> int:
     return _EXIT.get(report.outcome, Exit.ERROR)
 
 
+def _run_distributed(args: argparse.Namespace) -> int:
+    """``--scheduler``/``--workers``: the same run, partitioned by GSTIN over Dask workers."""
+    import logging
+
+    from gspauth.filer import FilerOptions
+    from gspauth.filer.distributed import JournalProgress, WorkerTarget, file_distributed
+    from gspauth.journal import default_journal_path, open_journal
+    from gspauth.store import default_store_path
+
+    # Dask logs through its own loggers at INFO (set when it is imported); on the command line
+    # they follow -v like ours.
+    with contextlib.suppress(ImportError):  # without Dask, file_distributed says what to install
+        import distributed  # noqa: F401
+    for name in ("distributed", "tornado"):
+        logging.getLogger(name).setLevel(max(logging.getLogger().getEffectiveLevel(), logging.INFO))
+    if args.scheduler and args.workers is not None:
+        raise ConfigurationError("--scheduler and --workers exclude each other: use an existing cluster, or start one "
+                                 "here")
+    profile = profile_from_args(args)  # on this machine: only where the shared store is
+    store = profile.store or str(default_store_path())
+    journal = args.journal or str(default_journal_path())
+    target = WorkerTarget(profile=args.profile, gsp=args.gsp, environment=args.environment, host=args.host,
+                          certificate=args.certificate, ip_usr=args.ip_usr, gstin=args.gstin, username=args.username)
+    options = FilerOptions(
+        max_chunk_bytes=args.max_chunk_bytes, concurrency=args.concurrency, per_gstin=args.per_gstin,
+        per_gsp=args.per_gsp, rate=args.rate, attempts=args.attempts, wait_status=not args.no_wait,
+        status_timeout=args.status_timeout, retry_rejected=args.retry_rejected, dry_run=args.dry_run,
+        give_up_after=args.give_up_after,
+    )  # fmt: skip
+    local = args.workers is not None
+    # The live view reads the journal here when this machine sees the same one as the workers.
+    journal_here = local or ("://" in journal and not journal.startswith("sqlite:"))
+    progress = JournalProgress((lambda: open_journal(journal)) if journal_here else None)
+    stop = threading.Event()
+
+    def interrupt(signum: int, frame: object) -> None:
+        if stop.is_set():  # a second Ctrl-C: leave now (what is in flight stays in doubt, safely)
+            raise KeyboardInterrupt
+        print("\ngspauth file: stopping every worker after its chunks in flight (Ctrl-C again to leave now)",
+              file=sys.stderr)
+        stop.set()
+
+    done = threading.Event()
+    display = threading.Thread(target=_display, args=(progress, done, args.quiet or args.json), daemon=True)
+    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
+    display.start()
+    try:
+        report = file_distributed(
+            _inputs(args, local=local), store=store, journal=journal, scheduler=args.scheduler, workers=args.workers,
+            options=options, target=target, taxpayers=args.taxpayers, partitions=args.partitions,
+            request_otp=args.request_otp, otp_dir=args.otp_dir, wait_for_consent=args.wait_for_consent,
+            claim_wait=args.claim_wait, shared_storage=args.shared_storage, http_timeout=args.timeout,
+            progress=progress, stop=stop)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        done.set()
+        display.join(2)
+        progress.close()
+    if args.json:
+        print_json(report.to_dict())
+    else:
+        print(report.text())
+    return _EXIT.get(report.outcome, Exit.ERROR)
+
+
+def _seconds(text: str) -> float:
+    """A span: ``90``, ``90s``, ``15m``, ``2h``, ``1d``."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    number, unit = (text[:-1], text[-1]) if text[-1:] in units else (text, "s")
+    try:
+        value = float(number) * units[unit]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: use a span such as 90s, 15m or 2h") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: a span cannot be negative")
+    return value
+
+
 def register(subparsers: Any) -> None:
+    """Add ``gspauth file`` to the command line."""
     p = subparsers.add_parser("file", help="file invoice files (JSONL, GSTR-1 JSON, offline-tool CSV) to GSTN",
                               description=__doc__.split("\n\n")[0].replace("``", "") if __doc__ else None,
                               epilog="exit codes: 0 all accepted, 1 records rejected, 69 unreachable, 75 run again "
@@ -191,6 +300,18 @@ def register(subparsers: Any) -> None:
     o.add_argument("--no-request-otp", dest="request_otp", action="store_false",
                    help="do not send OTPREQUEST for GSTINs without a session; just park them")
     o.add_argument("--otp-dir", help="take OTPs from DIR/<GSTIN>.otp (besides GSPAUTH_OTP_*, the OTP command, plugins)")
+    d = p.add_argument_group("distributed (Dask; pip install 'gspauth[distributed]'; see docs/deploying.md)")
+    d.add_argument("--scheduler", metavar="ADDRESS",
+                   help="file on this Dask cluster (tcp://host:8786), partitioned by GSTIN over its workers")
+    d.add_argument("--workers", type=int, metavar="N", help="start a local Dask cluster of N worker processes")
+    d.add_argument("--partitions", type=int, metavar="P", help="tasks, by GSTIN (default: 2 per worker thread)")
+    d.add_argument("--shared-storage", action="store_true",
+                   help="with --scheduler: the file store/journal path is on storage every worker mounts")
+    d.add_argument("--wait-for-consent", type=_seconds, metavar="SPAN", default=0.0,
+                   help="a GSTIN that needs OTP waits this long (e.g. 15m) for `gspauth login --otp` anywhere, "
+                        "instead of being parked at once")
+    d.add_argument("--claim-wait", type=_seconds, metavar="SPAN", default=120.0,
+                   help="wait this long for a GSTIN another filer is filing (default 2m)")
     out = p.add_argument_group("output")
     out.add_argument("--json", action="store_true", help="the report as JSON on stdout (no progress display)")
     out.add_argument("--quiet", action="store_true", help="no progress display")

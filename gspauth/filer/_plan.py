@@ -9,13 +9,15 @@ budget and the hand-over queue, not by the size of the files.
 
 from __future__ import annotations
 
+import importlib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
+from typing import IO, Any
 
 from gspauth import ingest, protocol
 from gspauth.errors import InvalidParameter
+from gspauth.filer._partition import LineFilter, Partition
 from gspauth.filer._report import FilingProgress
 from gspauth.journal import ChunkState, FilingJournal
 
@@ -29,7 +31,8 @@ MAX_KEPT_ERRORS = 10_000
 class FilingInput:
     """One input file and how to read it (see :func:`gspauth.ingest.read_chunks`).
 
-    :param path: a JSONL, GSTR-1 JSON or offline-tool CSV file.
+    :param path: a JSONL, GSTR-1 JSON or offline-tool CSV file: a local path, or a URL fsspec
+        reads (``s3://…``, ``gs://…``, ``file://…``; needs ``fsspec`` and the scheme's package).
     :param format: ``jsonl`` | ``gstr1-json`` | ``csv`` (default: from the extension).
     :param section: the CSV's section (default: from the file name).
     :param gstin: the supplier GSTIN (required for CSV).
@@ -65,6 +68,40 @@ class PlannedChunk:
     known: ChunkState
 
 
+def is_url(path: str) -> bool:
+    """Whether an input names a URL (``s3://…``) rather than a local path."""
+    scheme, sep, _ = path.partition("://")
+    return bool(sep) and len(scheme) > 1 and scheme.replace("+", "").replace("-", "").isalnum()
+
+
+def _fsspec() -> Any:
+    try:
+        return importlib.import_module("fsspec")  # imported by name: fsspec ships no type information
+    except ImportError:
+        from gspauth.errors import ConfigurationError
+
+        raise ConfigurationError("reading inputs from URLs needs fsspec: pip install 'gspauth[distributed]' "
+                                 "(and the package of the URL's scheme, e.g. s3fs)") from None
+
+
+def open_input(path: str) -> IO[bytes]:
+    """Open an input for reading: a local path, or a URL through fsspec."""
+    if not is_url(path):
+        return open(path, "rb")
+    fsspec = _fsspec()
+    f: IO[bytes] = fsspec.open(path, "rb").open()
+    return f
+
+
+def input_size(path: str) -> int:
+    """The size of an input in bytes (local path or fsspec URL)."""
+    if not is_url(path):
+        return os.path.getsize(path)
+    fsspec = _fsspec()
+    fs, inner = fsspec.core.url_to_fs(path)
+    return int(fs.size(inner))
+
+
 def chunk_txn(action: str, chunk: ingest.Chunk) -> str:
     """The chunk's idempotency key: the same content for the same return gives the same txn."""
     return protocol.derive_txn("gspauth-filing-v2", action, chunk.gstin, chunk.fp, chunk.section, chunk.sha256)
@@ -75,8 +112,9 @@ class Planner:
 
     def __init__(self, journal: FilingJournal, run_id: int, *, action: str, max_chunk_bytes: int,
                  max_buffer_bytes: int, retry_rejected: bool, dry_run: bool, progress: FilingProgress,
-                 block_size: int = ingest.READ_BLOCK_BYTES) -> None:
+                 block_size: int = ingest.READ_BLOCK_BYTES, partition: Partition | None = None) -> None:
         self.journal = journal
+        self.partition = partition
         self.run_id = run_id
         self.action = action
         self.retry_rejected = retry_rejected
@@ -91,21 +129,46 @@ class Planner:
         if len(self.errors) < MAX_KEPT_ERRORS:
             self.errors.append(error)
 
-    def _place(self, source: str, batch: ingest.Batch, emit: Callable[[PlannedChunk], None]) -> None:
+    def _place(self, source: str, batch: ingest.Batch, emit: Callable[[PlannedChunk], None],
+               owner: _Ownership | None = None) -> None:
         errors = batch.errors()
+        if owner is not None:  # a partition reports the errors of the input it owns, no other
+            errors = [e for e in errors if owner.reports(e[1])]
         for e in errors:
             self._error(ingest.RecordError(*e))
         records = batch.records()
-        self.progress.read(0, len(records) + len(errors))
-        verdict = self.journal.classify(self.run_id, source, records, retry_rejected=self.retry_rejected,
+        mine: list[int] | None = None
+        if self.partition is not None and records:
+            mine = self._mine(records, owner)
+        kept = records if mine is None else [records[i] for i in mine]
+        self.progress.read(0, len(kept) + len(errors))
+        verdict = self.journal.classify(self.run_id, source, kept, retry_rejected=self.retry_rejected,
                                         write=not self.dry_run)
         self.progress.classified(len(verdict.duplicates), verdict.unchanged, verdict.still_rejected)
         for i in verdict.duplicates:
-            r = records[i]
+            r = kept[i]
             self._error(ingest.RecordError(source, r[5], "duplicate",
                                            f"{r[2]} {r[3]} of {r[0]} for {r[1]} appears earlier in this run's input; "
                                            "this copy is not sent"))
-        self._chunks(self.chunker.add(batch, verdict.skip if verdict.skip else None), emit)
+        skip: bytes | None = verdict.skip if verdict.skip else None
+        if mine is not None:  # the mask covers the whole batch: other partitions' records are left out
+            mask = bytearray(b"\x01") * len(records)
+            for j, i in enumerate(mine):
+                mask[i] = verdict.skip[j]
+            skip = bytes(mask)
+        self._chunks(self.chunker.add(batch, skip), emit)
+
+    def _mine(self, records: list[ingest.RecordTuple], owner: _Ownership | None) -> list[int] | None:
+        """Indexes of this partition's records (``None``: all of them)."""
+        partition = self.partition
+        assert partition is not None
+        mine = [i for i, r in enumerate(records) if r[0] in partition]
+        if owner is not None and owner.lines is not None and len(mine) != len(records):
+            for r in records:  # a line read as ours holds a record of another GSTIN: it would be lost
+                if r[0] not in partition and owner.lines.attributed(r[5]):
+                    raise RuntimeError(f"{r[0]} on line {r[5]} was read as partition {partition}'s by the "
+                                       "line filter; refusing to go on rather than leave it unfiled")
+        return None if len(mine) == len(records) else mine
 
     def _chunks(self, chunks: list[ingest.Chunk], emit: Callable[[PlannedChunk], None]) -> None:
         for e in self.chunker.errors():
@@ -123,20 +186,58 @@ class Planner:
             stopped: Callable[[], bool]) -> None:
         """Read every input (stopping early when ``stopped()``), then flush the open chunks."""
         resolved = [i.resolved() for i in inputs]
-        self.progress.bytes_total = sum(os.path.getsize(i.path) for i in resolved)
-        for spec in resolved:
+        owners = [_Ownership.of(spec, self.partition) for spec in resolved]
+        self.progress.bytes_total = sum(input_size(i.path) for i, o in zip(resolved, owners) if not o.skip_file)
+        for spec, owner in zip(resolved, owners):
             assert spec.format is not None  # resolved
+            if owner.skip_file:  # a CSV (or hinted GSTR-1 JSON) of another partition's GSTIN
+                continue
             parser = ingest.Parser(spec.format, spec.path, spec.section, spec.gstin, spec.fp)
-            with Path(spec.path).open("rb") as f:
+            lines = owner.lines
+            with open_input(spec.path) as f:
                 while not stopped():
                     block = f.read(self.block_size)
                     if not block:
                         break
                     self.progress.read(len(block), 0)
-                    self._place(spec.path, parser.feed(block), emit)
+                    self._place(spec.path, parser.feed(lines.feed(block) if lines else block), emit, owner)
                     if parser.failed:
                         break
                 if stopped():
                     return
-                self._place(spec.path, parser.finish(), emit)
+                if lines is not None and not parser.failed:
+                    self._place(spec.path, parser.feed(lines.finish()), emit, owner)
+                self._place(spec.path, parser.finish(), emit, owner)
         self._chunks(self.chunker.flush(), emit)
+
+
+@dataclass(frozen=True)
+class _Ownership:
+    """Which of an input's errors a partition reports, and whether it reads the input at all."""
+
+    partition: Partition | None
+    whole: bool = False  # the file is one GSTIN's, and it is this partition's
+    skip_file: bool = False
+    lines: LineFilter | None = None
+
+    @classmethod
+    def of(cls, spec: FilingInput, partition: Partition | None) -> _Ownership:
+        if partition is None:
+            return cls(None, whole=True)
+        if spec.gstin and spec.format in ("csv", "gstr1-json"):  # one GSTIN per file, known up front
+            mine = spec.gstin in partition
+            return cls(partition, whole=mine, skip_file=not mine)
+        if spec.format == "jsonl":
+            return cls(partition, lines=LineFilter(partition))
+        return cls(partition)
+
+    def reports(self, line: int) -> bool:
+        if self.partition is None:
+            return True
+        if self.partition.only is not None:
+            return False  # a later pass over some GSTINs: the first pass reported the input's errors
+        if self.whole:
+            return True
+        if self.lines is not None and self.lines.attributed(line):
+            return True  # a line read as ours: no other partition saw it
+        return self.partition.reports_unattributed

@@ -27,6 +27,7 @@ from gspauth.errors import (
     StoreCorrupted,
 )
 from gspauth.filer._gates import CircuitBreaker, GspGate, HostDown
+from gspauth.filer._partition import Partition
 from gspauth.filer._plan import FilingInput, PlannedChunk, Planner
 from gspauth.filer._report import FilingProgress, FilingReport
 from gspauth.filer._status import FINAL_STATUSES, report_errors
@@ -341,10 +342,10 @@ class Filer:
         return [i.ident for i in self.journal.invoices(gstin=row.gstin, fp=row.fp, states=[InvoiceState.SAVED])
                 if i.chunk_txn == row.txn]
 
-    async def _resume_polls(self, polls: list[asyncio.Task[None]]) -> None:
+    async def _resume_polls(self, polls: list[asyncio.Task[None]], partition: Partition | None) -> None:
         """Chunks an earlier run saved but never saw processed: ask for their status now."""
         for row in await self._j(lambda: self.journal.chunks(states=[ChunkState.SAVED])):
-            if row.reference_id is None:
+            if row.reference_id is None or (partition is not None and row.gstin not in partition):
                 continue
             g = await self._gstin(row.gstin)
             if g.parked or g.client is None:
@@ -356,9 +357,13 @@ class Filer:
     # -- the run ------------------------------------------------------------------------------------
 
     async def run(self, inputs: Sequence[FilingInput], *, stop: asyncio.Event | None = None,
-                  description: dict[str, object] | None = None) -> FilingReport:
+                  description: dict[str, object] | None = None, partition: Partition | None = None) -> FilingReport:
         """File ``inputs``; returns the :class:`FilingReport`. Set ``stop`` to end cleanly: no new
-        chunk is started, in-flight ones finish and are journalled."""
+        chunk is started, in-flight ones finish and are journalled.
+
+        :param partition: file only this partition's GSTINs (one task of a distributed run,
+            :mod:`gspauth.filer.distributed`); the others' records are read and left alone.
+        """
         stop = stop or asyncio.Event()
         self._stop = stop
         o = self.options
@@ -369,7 +374,7 @@ class Filer:
                                                                                           "retry_rejected")}})
         planner = Planner(self.journal, run_id or 0, action=o.action, max_chunk_bytes=o.max_chunk_bytes,
                           max_buffer_bytes=o.max_buffer_bytes, retry_rejected=o.retry_rejected, dry_run=o.dry_run,
-                          progress=self.progress)
+                          progress=self.progress, partition=partition)
         queue: asyncio.Queue[PlannedChunk | BaseException | None] = asyncio.Queue(maxsize=o.queue)
         halt = threading.Event()
 
@@ -393,7 +398,7 @@ class Filer:
         failure: BaseException | None = None
         try:
             if o.wait_status and not o.dry_run:
-                await self._resume_polls(polls)
+                await self._resume_polls(polls, partition)
             while True:
                 getter = asyncio.ensure_future(queue.get())
                 stopper = asyncio.ensure_future(stop.wait())
