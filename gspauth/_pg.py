@@ -65,8 +65,10 @@ __all__ = [
     "MIGRATE_ENV",
     "POOL_MAX_ENV",
     "SCHEMA_ENV",
+    "AdvisoryLock",
     "Component",
     "Database",
+    "MigrateMode",
     "PgUrl",
     "is_postgres_url",
     "parse_url",
@@ -236,8 +238,8 @@ def translate(exc: BaseException, url: PgUrl | None = None, *, connecting: bool 
     if isinstance(exc, psycopg.ProgrammingError) and "invalid" in lowered and "option" in lowered:
         return ConfigurationError(f"the PostgreSQL URL {where} is malformed: {first}")
     if isinstance(exc, pge.ReadOnlySqlTransaction):
-        return DatabaseError(f"PostgreSQL at {where} is read-only: {first}", sqlstate=sqlstate,
-                             hint="point the URL at the primary (target_session_attrs=read-write)")
+        return ConfigurationError(f"PostgreSQL at {where} is read-only ({first}); point the URL at the primary "
+                                  "(with several hosts: target_session_attrs=read-write)")
     return DatabaseError(f"PostgreSQL ({where}) failed: {first}", sqlstate=sqlstate)
 
 
@@ -431,6 +433,8 @@ class Database:
             migration off ("gspauth db migrate URL").
         """
         mode = migrate or self.url.migrate
+        if mode not in ("auto", "never"):
+            raise ConfigurationError(f"migrate={mode!r}: use auto or never")
         found = self.versions().get(component.name, 0)
         self._refuse_newer(component, found)
         if found == component.version:
@@ -471,3 +475,60 @@ class Database:
                 log.info("%s: %s migrated from version %d to %d", self.url.display, component.name, before,
                          component.version)
         return before, component.version
+
+
+# -- advisory locks -------------------------------------------------------------------------------
+
+
+class AdvisoryLock:
+    """A session-level advisory lock held on a dedicated connection.
+
+    The lock lives exactly as long as the connection's server session: released by
+    :meth:`release`, and by the server when the connection dies (the process was killed, the
+    network dropped, ``pg_terminate_backend``). A holder that must not act after losing it
+    fences its writes (the session store's fence tokens).
+
+    :param conn: a connection of its own, in autocommit mode (the lock is tied to it).
+    :param key: from :meth:`Database.lock_key`.
+    """
+
+    def __init__(self, conn: Connection, key: int) -> None:
+        self.conn = conn
+        self.key = key
+        self.held = False
+
+    def acquire(self, timeout: float | None) -> bool:
+        """Wait up to ``timeout`` seconds (``None``: for ever, ``0``: not at all); ``False`` on timeout.
+
+        The wait is the server's (``lock_timeout``), not a polling loop.
+        """
+        from psycopg import errors as pge
+
+        if timeout is not None and timeout < 0.001:
+            row = self.conn.execute("SELECT pg_try_advisory_lock(%s)", (self.key,)).fetchone()
+            self.held = bool(row and row[0])
+            return self.held
+        millis = 0 if timeout is None else max(1, int(timeout * 1000))
+        self.conn.execute(f"SET lock_timeout = {millis}")
+        try:
+            self.conn.execute("SELECT pg_advisory_lock(%s)", (self.key,))
+        except pge.LockNotAvailable:
+            return False
+        finally:
+            with contextlib.suppress(Exception):  # a dead connection is reported by the caller's next use
+                self.conn.execute("SET lock_timeout = 0")
+        self.held = True
+        return True
+
+    def release(self) -> bool:
+        """Give the lock back; ``False`` if the connection (and so the lock) was already gone."""
+        import psycopg
+
+        if not self.held:
+            return True
+        self.held = False
+        try:
+            row = self.conn.execute("SELECT pg_advisory_unlock(%s)", (self.key,)).fetchone()
+        except psycopg.Error:
+            return False
+        return bool(row and row[0])

@@ -5,9 +5,11 @@ calls, threads, processes and machines.
 
 * :class:`MemoryStore` — one process, nothing on disk (tests, short scripts);
 * :class:`~gspauth.store.sqlite.SQLiteStore` — the persistent default: one SQLite file in WAL
-  mode, mode 0600, secrets encrypted at rest, safe under many threads and processes.
+  mode, mode 0600, secrets encrypted at rest, safe under many threads and processes;
+* :class:`~gspauth.store.postgres.PostgresStore` — shared by workers on many machines:
+  secrets sealed the same way, single flight with fencing, waits woken by ``NOTIFY``.
 
-:func:`open_store` turns a setting (a path, ``memory:``) into a store.
+:func:`open_store` turns a setting (a path, ``memory:``, a ``postgresql://`` URL) into a store.
 
 What a store keeps, per :class:`~gspauth.session.SessionKey`:
 
@@ -301,7 +303,9 @@ def default_store_path() -> Path:
 
 def open_store(spec: str | os.PathLike[str] | None = None, *, key: bytes | str | None = None) -> SessionStore:
     """The store a setting names: ``None`` → the default SQLite file; ``"memory:"`` → a new
-    :class:`MemoryStore`; a path (or ``sqlite:///path``) → a :class:`SQLiteStore` there.
+    :class:`MemoryStore`; a path (or ``sqlite:///path``) → a :class:`SQLiteStore` there; a
+    ``postgresql://`` or ``postgres://`` URL → a :class:`~gspauth.store.postgres.PostgresStore`
+    (``pip install 'gspauth[postgres]'``; see ``docs/postgres.md``).
 
     :param key: the store key (default: ``GSPAUTH_STORE_KEY`` and friends, see
         :func:`resolve_store_key`).
@@ -311,6 +315,10 @@ def open_store(spec: str | os.PathLike[str] | None = None, *, key: bytes | str |
     text = os.fspath(spec)
     if text == "memory:":
         return MemoryStore()
+    if text.lower().startswith(("postgresql://", "postgres://")):
+        from gspauth.store.postgres import PostgresStore
+
+        return PostgresStore(text, key=key)
     if text.startswith("sqlite://"):
         text = text[len("sqlite://"):]
     return SQLiteStore(text, key=key)

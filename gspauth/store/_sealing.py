@@ -11,21 +11,47 @@ from a tampered row (:class:`StoreCorrupted`). Databases never see a clear secre
 from __future__ import annotations
 
 import base64
+import datetime as _dt
 import json
 import secrets
 from collections.abc import Sequence
+from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from gspauth.session import PendingOtp, Session
 
-__all__ = ["PENDING_AAD", "SESSION_AAD", "Sealer"]
+__all__ = ["PENDING_AAD", "SESSION_AAD", "Sealer", "iso", "pending_public", "session_public"]
 
 _KEY_CHECK_AAD = b"gspauth/store/key-check/v1"
 _KEY_CHECK_PLAIN = b"gspauth store key check"
 SESSION_AAD = b"gspauth/store/session/v1\x00"
 PENDING_AAD = b"gspauth/store/pending-otp/v1\x00"
+
+
+def iso(value: _dt.datetime | None) -> str | None:
+    """The one text form of a time in sealed rows' additional data: ISO-8601 in UTC."""
+    return None if value is None else value.astimezone(_dt.timezone.utc).isoformat()
+
+
+def session_public(session: Session) -> tuple[Any, ...]:
+    """A session row's public values, in the order its additional authenticated data binds them
+    (every store, whatever its column types, rebuilds exactly this tuple to open the row)."""
+    k = session.key
+    return (
+        k.id, k.gsp, k.environment, k.gstin, k.username,
+        iso(session.issued_at), session.expiry_minutes, iso(session.expires_at), iso(session.consent_at),
+        session.refresh_count, int(session.refreshable), session.observed_lifetime_minutes,
+        session.txn_of_consent, iso(session.refreshed_at), session.ip_usr,
+    )  # fmt: skip
+
+
+def pending_public(pending: PendingOtp) -> tuple[Any, ...]:
+    """A pending OTP request's public values, in additional-data order."""
+    k = pending.key
+    return (k.id, k.gsp, k.environment, k.gstin, k.username, pending.txn, iso(pending.requested_at),
+            iso(pending.expires_at), pending.requested_wall, pending.attempts_used)
 
 
 class Sealer:

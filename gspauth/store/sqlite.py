@@ -18,14 +18,14 @@ import datetime as _dt
 import os
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from gspauth.errors import ConfigurationError, StoreCorrupted, StoreKeyMismatch
 from gspauth.locks import hold_file_lock
 from gspauth.session import PendingOtp, RefreshIntent, Session, SessionKey, SessionTarget, effective_expiry, utcnow
 from gspauth.store import SessionSummary, default_store_path
 from gspauth.store._keys import resolve_store_key
-from gspauth.store._sealing import PENDING_AAD, SESSION_AAD, Sealer
+from gspauth.store._sealing import PENDING_AAD, SESSION_AAD, Sealer, iso, pending_public, session_public
 
 if TYPE_CHECKING:
     import sqlite3
@@ -74,10 +74,6 @@ _PENDING_COLUMNS = ("id", "gsp", "environment", "gstin", "username", "txn", "req
                     "requested_wall", "attempts_used")
 _TARGET_COLUMNS = ("id", "gsp", "environment", "gstin", "username", "host", "certificate", "certificate_sha256",
                    "ip_usr", "auth_version")
-
-
-def _iso(value: _dt.datetime | None) -> str | None:
-    return None if value is None else value.astimezone(_dt.timezone.utc).isoformat()
 
 
 def _dt_of(value: str | None) -> _dt.datetime | None:
@@ -196,7 +192,7 @@ class SQLiteStore:
         self.sealer()
         try:
             with self._db.transaction() as conn:
-                conn.execute("INSERT OR REPLACE INTO meta (name, value) VALUES ('preflight', ?)", (_iso(utcnow()),))
+                conn.execute("INSERT OR REPLACE INTO meta (name, value) VALUES ('preflight', ?)", (iso(utcnow()),))
         except OSError as exc:  # pragma: no cover - the filesystem refused outright
             raise ConfigurationError(f"session store {self.path} is not writable: {exc.strerror}") from None
         except Exception as exc:
@@ -207,25 +203,15 @@ class SQLiteStore:
 
     # -- sessions ---------------------------------------------------------------------------------
 
-    @staticmethod
-    def _public_values(session: Session) -> tuple[object, ...]:
-        k = session.key
-        return (
-            k.id, k.gsp, k.environment, k.gstin, k.username,
-            _iso(session.issued_at), session.expiry_minutes, _iso(session.expires_at), _iso(session.consent_at),
-            session.refresh_count, int(session.refreshable), session.observed_lifetime_minutes,
-            session.txn_of_consent, _iso(session.refreshed_at), session.ip_usr,
-        )  # fmt: skip
-
     def save(self, session: Session) -> None:
         sealer = self.sealer()
-        public = self._public_values(session)
+        public = session_public(session)
         nonce, sealed = sealer.seal(SESSION_AAD, public, sealer.session_secrets(session))
         columns = ", ".join(_PUBLIC_COLUMNS) + ", nonce, secrets, updated_at"
         marks = ", ".join("?" * (len(_PUBLIC_COLUMNS) + 3))
         with self._db.transaction() as conn:
             conn.execute(f"INSERT OR REPLACE INTO sessions ({columns}) VALUES ({marks})",
-                         (*public, nonce, sealed, _iso(utcnow())))
+                         (*public, nonce, sealed, iso(utcnow())))
             conn.execute("DELETE FROM refreshing WHERE id = ?", (session.key.id,))
 
     def load(self, key: SessionKey) -> Session | None:
@@ -281,21 +267,15 @@ class SQLiteStore:
 
     # -- the two-step OTP -------------------------------------------------------------------------
 
-    @staticmethod
-    def _pending_values(p: PendingOtp) -> tuple[Any, ...]:
-        k = p.key
-        return (k.id, k.gsp, k.environment, k.gstin, k.username, p.txn, _iso(p.requested_at), _iso(p.expires_at),
-                p.requested_wall, p.attempts_used)
-
     def save_pending_otp(self, pending: PendingOtp) -> None:
         sealer = self.sealer()
-        public = self._pending_values(pending)
+        public = pending_public(pending)
         nonce, sealed = sealer.seal(PENDING_AAD, public, sealer.pending_secrets(pending))
         columns = ", ".join(_PENDING_COLUMNS) + ", nonce, secrets, updated_at"
         marks = ", ".join("?" * (len(_PENDING_COLUMNS) + 3))
         with self._db.transaction() as conn:
             conn.execute(f"INSERT OR REPLACE INTO pending_otps ({columns}) VALUES ({marks})",
-                         (*public, nonce, sealed, _iso(utcnow())))
+                         (*public, nonce, sealed, iso(utcnow())))
 
     def load_pending_otp(self, key: SessionKey) -> PendingOtp | None:
         from cryptography.exceptions import InvalidTag
@@ -327,7 +307,7 @@ class SQLiteStore:
                   target.certificate_sha256, target.ip_usr, target.auth_version)
         with self._db.transaction() as conn:
             conn.execute(f"INSERT OR REPLACE INTO targets ({', '.join(_TARGET_COLUMNS)}, updated_at) "
-                         f"VALUES ({', '.join('?' * (len(_TARGET_COLUMNS) + 1))})", (*values, _iso(utcnow())))
+                         f"VALUES ({', '.join('?' * (len(_TARGET_COLUMNS) + 1))})", (*values, iso(utcnow())))
 
     def load_target(self, key: SessionKey) -> SessionTarget | None:
         rows = self._db.read(f"SELECT {', '.join(_TARGET_COLUMNS)} FROM targets WHERE id = ?", (key.id,))
@@ -348,7 +328,7 @@ class SQLiteStore:
     def begin_refresh(self, key: SessionKey, intent: RefreshIntent) -> None:
         with self._db.transaction() as conn:
             conn.execute("INSERT OR REPLACE INTO refreshing (id, txn, started_at) VALUES (?, ?, ?)",
-                         (key.id, intent.txn, _iso(intent.started_at)))
+                         (key.id, intent.txn, iso(intent.started_at)))
 
     def refresh_intent(self, key: SessionKey) -> RefreshIntent | None:
         rows = self._db.read("SELECT txn, started_at FROM refreshing WHERE id = ?", (key.id,))

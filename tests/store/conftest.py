@@ -65,12 +65,14 @@ def session(key: SessionKey) -> Iterator[Session]:
 
 
 # -- one suite, every backend ---------------------------------------------------------------------
-# Tests that take ``any_store`` run against each SessionStore; ``shared_store`` only against
-# the ones several processes (or machines) can share. A backend's factory builds a *new* store
-# object on the same data each time it is called (a second process, a restart).
+# Tests that take ``stores`` run against each SessionStore; ``shared_stores`` only against the
+# ones several processes (or machines) share. A backend's factory builds a *new* store object
+# on the same data each time it is called (a second process, a restart); ``spec`` is what
+# ``open_store`` takes in another process; ``execute`` changes the data behind the store's
+# back (an attacker, an operator with a SQL shell).
 
-BACKENDS = ("memory", "sqlite")
-SHARED_BACKENDS = ("sqlite",)
+BACKENDS = ("memory", "sqlite", "postgres")
+SHARED_BACKENDS = ("sqlite", "postgres")
 
 
 @dataclass
@@ -79,6 +81,7 @@ class StoreFactory:
 
     backend: str
     make: Callable[..., SessionStore]
+    spec: str = ""
     opened: list[SessionStore] = field(default_factory=list)
 
     def __call__(self, **kwargs: Any) -> SessionStore:
@@ -86,14 +89,42 @@ class StoreFactory:
         self.opened.append(store)
         return store
 
+    def execute(self, sql: str, *params: object) -> list[tuple[Any, ...]]:
+        """Run ``sql`` (``?`` placeholders, tables unqualified) on the backend's data directly."""
+        if self.backend == "sqlite":
+            import sqlite3
+
+            conn = sqlite3.connect(self.spec)
+            try:
+                with conn:
+                    return conn.execute(sql, params).fetchall()
+            finally:
+                conn.close()
+        if self.backend == "postgres":
+            import psycopg
+
+            from gspauth._pg import parse_url
+
+            url = parse_url(self.spec)
+            with psycopg.connect(url.conninfo, autocommit=True) as conn:
+                conn.execute(f'SET search_path TO "{url.schema}"')
+                cur = conn.execute(sql.replace("?", "%s"), params)
+                return cur.fetchall() if cur.description else []
+        raise AssertionError(f"{self.backend} has no data to change behind its back")
+
 
 def _factory(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> StoreFactory:
     if backend == "memory":
         one = MemoryStore()
-        return StoreFactory(backend, lambda **kw: one)
+        return StoreFactory(backend, lambda **kw: one, "memory:")
     if backend == "sqlite":
         path = tmp_path / "sessions.db"
-        return StoreFactory(backend, lambda **kw: SQLiteStore(path, **kw))
+        return StoreFactory(backend, lambda **kw: SQLiteStore(path, **kw), str(path))
+    if backend == "postgres":
+        from gspauth.store.postgres import PostgresStore
+
+        url = request.getfixturevalue("postgres_url")  # the cluster starts only if a test needs it
+        return StoreFactory(backend, lambda **kw: PostgresStore(url, **kw), url)
     raise AssertionError(backend)
 
 
@@ -115,8 +146,3 @@ def stores(request: pytest.FixtureRequest, tmp_path: Path, store_key: bytes) -> 
 def shared_stores(request: pytest.FixtureRequest, tmp_path: Path, store_key: bytes) -> Iterator[StoreFactory]:
     """As :func:`stores`, for the backends that several processes share."""
     yield from _closing(_factory(request.param, request, tmp_path))
-
-
-@pytest.fixture
-def any_store(stores: StoreFactory) -> SessionStore:
-    return stores()

@@ -8,7 +8,7 @@ from typing import Any
 
 from gspauth.errors import LockTimeout
 from gspauth.session import Session, SessionKey
-from gspauth.store import SQLiteStore
+from gspauth.store import open_store
 
 
 def _append(path: str, line: str) -> None:
@@ -20,7 +20,7 @@ def _append(path: str, line: str) -> None:
 
 
 def hold_repeatedly(db: str, key_id: str, log: str, rounds: int, barrier: Any) -> None:
-    store = SQLiteStore(db)
+    store = open_store(db)
     key = SessionKey.from_id(key_id)
     barrier.wait()
     for _ in range(rounds):
@@ -32,7 +32,7 @@ def hold_repeatedly(db: str, key_id: str, log: str, rounds: int, barrier: Any) -
 
 def refresh_single_flight(db: str, key_id: str, counter: str, barrier: Any, results: Any) -> None:
     """What a client does: lock, re-load, act only if still needed, save."""
-    store = SQLiteStore(db)
+    store = open_store(db)
     key = SessionKey.from_id(key_id)
     barrier.wait()
     with store.lock(key, timeout=30):
@@ -46,7 +46,7 @@ def refresh_single_flight(db: str, key_id: str, counter: str, barrier: Any, resu
 
 
 def try_lock(db: str, key_id: str, timeout: float, results: Any) -> None:
-    store = SQLiteStore(db)
+    store = open_store(db)
     try:
         with store.lock(SessionKey.from_id(key_id), timeout=timeout):
             results.put("acquired")
@@ -55,7 +55,7 @@ def try_lock(db: str, key_id: str, timeout: float, results: Any) -> None:
 
 
 def die_holding(db: str, key_id: str, ready: Any) -> None:
-    store = SQLiteStore(db)
+    store = open_store(db)
     cm = store.lock(SessionKey.from_id(key_id))
     cm.__enter__()
     ready.set()

@@ -1,4 +1,5 @@
-"""Per-key locks: exclusive across threads and processes; single flight for refresh."""
+"""Per-key locks: exclusive across threads and processes; single flight for refresh — for
+every shared backend (SQLite file locks, PostgreSQL advisory locks) and the memory store."""
 
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ import store_lock_workers as workers
 
 from gspauth.errors import LockTimeout
 from gspauth.session import SessionKey
-from gspauth.store import MemoryStore, SQLiteStore
+from gspauth.store import SessionStore
+from tests.store.conftest import StoreFactory
 
 ctx = multiprocessing.get_context("spawn")  # no inherited locks or connections
 
@@ -31,9 +33,9 @@ def _run(procs: list) -> None:  # type: ignore[type-arg]
         assert p.exitcode == 0, p.exitcode
 
 
-def test_exactly_one_holder_across_processes(tmp_path: Path, store_key: bytes, key: SessionKey) -> None:
-    db, log = str(tmp_path / "s.db"), str(tmp_path / "log")
-    SQLiteStore(db).close()
+def test_exactly_one_holder_across_processes(shared_stores: StoreFactory, tmp_path: Path, key: SessionKey) -> None:
+    db, log = shared_stores.spec, str(tmp_path / "log")
+    shared_stores()
     n, rounds = 4, 10
     barrier = ctx.Barrier(n)
     _run([ctx.Process(target=workers.hold_repeatedly, args=(db, key.id, log, rounds, barrier)) for _ in range(n)])
@@ -47,22 +49,22 @@ def test_exactly_one_holder_across_processes(tmp_path: Path, store_key: bytes, k
     assert len(pids) == n
 
 
-def test_single_flight_refresh_across_processes(tmp_path: Path, store_key: bytes, key: SessionKey) -> None:
-    db, counter = str(tmp_path / "s.db"), str(tmp_path / "refreshes")
-    SQLiteStore(db).close()
+def test_single_flight_refresh_across_processes(shared_stores: StoreFactory, tmp_path: Path, key: SessionKey) -> None:
+    db, counter = shared_stores.spec, str(tmp_path / "refreshes")
+    shared_stores()
     n = 5
     barrier, results = ctx.Barrier(n), ctx.Queue()
     _run([ctx.Process(target=workers.refresh_single_flight, args=(db, key.id, counter, barrier, results)) for _ in range(n)])
     assert len(Path(counter).read_text().splitlines()) == 1  # one refresh in flight, the others reused it
     tokens = {results.get(timeout=5) for _ in range(n)}
     assert len(tokens) == 1
-    stored = SQLiteStore(db).load(key)
+    stored = shared_stores().load(key)
     assert stored is not None and tokens == {stored.auth_token}
 
 
-def test_timeout_when_another_process_holds_it(tmp_path: Path, store_key: bytes, key: SessionKey) -> None:
-    db = str(tmp_path / "s.db")
-    store = SQLiteStore(db)
+def test_timeout_when_another_process_holds_it(shared_stores: StoreFactory, key: SessionKey) -> None:
+    db = shared_stores.spec
+    store = shared_stores()
     results = ctx.Queue()
     with store.lock(key):
         p = ctx.Process(target=workers.try_lock, args=(db, key.id, 0.3, results))
@@ -73,9 +75,9 @@ def test_timeout_when_another_process_holds_it(tmp_path: Path, store_key: bytes,
     assert results.get(timeout=5) == "acquired"
 
 
-def test_lock_of_a_dead_process_is_released(tmp_path: Path, store_key: bytes, key: SessionKey) -> None:
-    db = str(tmp_path / "s.db")
-    store = SQLiteStore(db)
+def test_lock_of_a_dead_process_is_released(shared_stores: StoreFactory, key: SessionKey) -> None:
+    db = shared_stores.spec
+    store = shared_stores()
     ready = ctx.Event()
     p = ctx.Process(target=workers.die_holding, args=(db, key.id, ready))
     p.start()
@@ -91,13 +93,13 @@ def test_lock_of_a_dead_process_is_released(tmp_path: Path, store_key: bytes, ke
 
 
 @pytest.mark.parametrize("two_stores", [False, True])
-def test_threads_exclude_each_other(tmp_path: Path, store_key: bytes, key: SessionKey, two_stores: bool) -> None:
-    a = SQLiteStore(tmp_path / "s.db")
-    b = SQLiteStore(tmp_path / "s.db") if two_stores else a
+def test_threads_exclude_each_other(stores: StoreFactory, key: SessionKey, two_stores: bool) -> None:
+    a = stores()
+    b = stores() if two_stores else a
     inside, peak, errors = [0], [0], []
     guard = threading.Lock()
 
-    def work(store: SQLiteStore) -> None:
+    def work(store: SessionStore) -> None:
         try:
             for _ in range(20):
                 with store.lock(key, timeout=10):
@@ -118,9 +120,8 @@ def test_threads_exclude_each_other(tmp_path: Path, store_key: bytes, key: Sessi
     assert not errors and peak[0] == 1
 
 
-@pytest.mark.parametrize("factory", [MemoryStore, SQLiteStore])
-def test_lock_is_reentrant_and_per_key(factory, store_key: bytes, key: SessionKey) -> None:  # type: ignore[no-untyped-def]
-    store = factory()
+def test_lock_is_reentrant_and_per_key(stores: StoreFactory, key: SessionKey) -> None:
+    store = stores()
     other = SessionKey("cleartax", "sandbox", "27AAAAA0000A1Z5", "someone-else")
     got: queue.Queue[str] = queue.Queue()
     with store.lock(key):
