@@ -146,3 +146,41 @@ def stores(request: pytest.FixtureRequest, tmp_path: Path, store_key: bytes) -> 
 def shared_stores(request: pytest.FixtureRequest, tmp_path: Path, store_key: bytes) -> Iterator[StoreFactory]:
     """As :func:`stores`, for the backends that several processes share."""
     yield from _closing(_factory(request.param, request, tmp_path))
+
+
+@dataclass
+class LedgerFactory:
+    """Builds ledger objects of one backend over one place, and changes its rows behind its back."""
+
+    backend: str
+    make: Callable[[], Any]
+    spec: str
+    opened: list[Any] = field(default_factory=list)
+
+    def __call__(self) -> Any:
+        ledger = self.make()
+        self.opened.append(ledger)
+        return ledger
+
+    def execute(self, sql: str, *params: object) -> None:
+        """Run ``sql`` on the ledger's table (named ``events`` here whatever the backend calls it)."""
+        StoreFactory(self.backend, lambda **kw: None, self.spec).execute(  # type: ignore[arg-type,return-value]
+            sql.replace("events", "events" if self.backend == "sqlite" else "ledger_events"), *params)
+
+
+@pytest.fixture(params=SHARED_BACKENDS)
+def ledgers(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[LedgerFactory]:
+    """A factory of consent ledgers over one SQLite file or PostgreSQL schema (each in turn)."""
+    if request.param == "sqlite":
+        from gspauth.ledger import Ledger
+
+        path = tmp_path / "ledger.db"
+        factory = LedgerFactory("sqlite", lambda: Ledger(path), str(path))
+    else:
+        from gspauth.ledger.postgres import PostgresLedger
+
+        url = request.getfixturevalue("postgres_url")
+        factory = LedgerFactory("postgres", lambda: PostgresLedger(url), url)
+    yield factory
+    for ledger in factory.opened:
+        ledger.close()
