@@ -103,9 +103,9 @@ class LineFilter:
         return line not in self._unattributed
 
     def _stand_aside(self) -> None:
+        # The set is kept: the batch of the lines already returned is still to be placed.
         if self._all_from is None:
             self._all_from = self._lines + 1
-            self._unattributed.clear()
 
     def feed(self, block: bytes) -> bytes:
         if self._all_from is not None:
@@ -149,8 +149,7 @@ class LineFilter:
                 continue
             self._unattributed.add(first + n)  # every partition parses it; partition 0 reports it
             if len(self._unattributed) > _MAX_UNATTRIBUTED:
-                self._all_from = first + n
-                self._unattributed.clear()
+                self._all_from = first + n  # the set stops growing here: it is bounded
                 break  # the lines after this one pass as they are
         return b"\n".join(lines) + b"\n"
 

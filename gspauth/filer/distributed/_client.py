@@ -286,6 +286,8 @@ def file_distributed(
     env = dict(worker_env or {})
     if scheduler is None:  # decided before starting it: a password would go into its environment
         env.update(_check_locations(store_loc, journal_loc, local=True, started=True, shared_storage=shared_storage))
+    elif isinstance(scheduler, str) and not is_loopback(scheduler):  # refuse before waiting on the network
+        _check_locations(store_loc, journal_loc, local=False, started=False, shared_storage=shared_storage)
     with _connect(scheduler, workers, env) as (client, started):
         nthreads = _workers(client)
         local = started or (is_loopback(_address(client)) and all(is_loopback(a) for a in nthreads))
