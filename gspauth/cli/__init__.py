@@ -52,6 +52,7 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "login",
     "session",
     "consent",
+    "db",
     "doctor",
     "plugins",
     "emulator",
