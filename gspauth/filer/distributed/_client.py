@@ -197,23 +197,23 @@ def _collect(future: Future[PartitionResult], index: int, interrupted: bool) -> 
 
 
 def _raise_if_all_failed(results: Sequence[PartitionResult]) -> None:
-    """Every partition failed alike with a gspauth error: raise it here, typed, as if local."""
-    errors = {(r.error.type, r.error.message, r.error.hint) for r in results if r.error is not None}
-    if any(r.report is not None for r in results) or len(errors) != 1:
+    """No partition could run, each for a gspauth error (a setting or file every worker lacks,
+    typically): raise the first here, typed, as if the run were local."""
+    errors = [r.error for r in sorted(results, key=lambda r: r.index) if r.error is not None]
+    if not errors or len(errors) != len(results) or any(e.kind != "error" for e in errors):
         return
-    first = next(r.error for r in results if r.error is not None)
-    assert first is not None
-    if first.kind != "error":
-        return
+    first = errors[0]
     from gspauth import errors as _errors
 
     cls = getattr(_errors, first.type, None)
+    message = first.message or first.type
+    if len(errors) > 1 and {e.type for e in errors} != {first.type}:
+        message += f" (and {len(errors) - 1} other partition(s) failed; run with -v for each)"
     exc: GSPAuthError
     try:
-        exc = cls(first.message or first.type) if isinstance(cls, type) and issubclass(cls, GSPAuthError) \
-            else ConfigurationError(first.message or first.type)
+        exc = cls(message) if isinstance(cls, type) and issubclass(cls, GSPAuthError) else ConfigurationError(message)
     except TypeError:
-        exc = ConfigurationError(first.message or first.type)
+        exc = ConfigurationError(message)
     exc.hint = first.hint
     raise exc
 

@@ -140,7 +140,7 @@ def merge_partitions(results: Sequence[PartitionResult], *, journal: str, run: s
             continue
         info["outcome"], info["gstins"] = r.outcome, len(r.gstins)
         outcomes.add(r.outcome)
-        gstins.update(r.gstins)
+        gstins.update({g: dict(v, partition=res.index) for g, v in r.gstins.items()})
         parked.update(r.parked)
         record_errors += r.record_errors[:max(0, _MAX_KEPT - len(record_errors))]
         rejected += r.rejected[:max(0, _MAX_KEPT - len(rejected))]

@@ -1,0 +1,52 @@
+"""A real Dask cluster for the distributed-filing tests: a scheduler and two worker processes on
+loopback, shared by the package's tests and torn down (processes gone) at the end.
+
+The workers get what every worker of a real deployment gets from its own environment: the
+store key and the GSP credentials (never through the scheduler)."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from gspauth.emulator import ThreadedEmulator
+from gspauth.emulator.config import EmulatorConfig, FaultConfig
+from tests.distributed_filing.support import STORE_KEY, worker_env
+from tests.filer.support import World
+
+distributed = pytest.importorskip("distributed", reason="pip install -e '.[test]' brings dask[distributed]")
+
+
+@pytest.fixture(scope="package")
+def cluster() -> Iterator[distributed.Client]:
+    from distributed import Client, LocalCluster
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                      dashboard_address="127.0.0.1:0", env=worker_env(), silence_logs=logging.CRITICAL) as lc, \
+            Client(lc, set_as_default=False) as client:
+        client.wait_for_workers(2, timeout=60)
+        yield client
+    # every worker process is gone with the cluster (the nannies wait for them)
+
+
+@pytest.fixture
+def dworld(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[World]:
+    """An emulator server and a World whose store key is the one the workers hold."""
+    overrides = dict(getattr(request, "param", {}))
+    if "faults" in overrides:
+        overrides["faults"] = FaultConfig(**overrides["faults"])
+    server = ThreadedEmulator(config=EmulatorConfig(seed=13, **overrides)).start()
+    try:
+        yield World(server, tmp_path, STORE_KEY)
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def pids(cluster: distributed.Client) -> dict[str, int]:
+    """Worker address -> the pid of its process."""
+    return dict(cluster.run(os.getpid))

@@ -1,0 +1,201 @@
+"""Distributed filing on a real Dask cluster (a scheduler and two worker processes) against the
+emulator as a real server: exactly once, proved from the emulator's stored state."""
+
+from __future__ import annotations
+
+import base64
+import os
+import signal
+import threading
+import time
+from typing import Any
+
+import cloudpickle
+import pytest
+from distributed import Client
+from distributed.diagnostics.plugin import SchedulerPlugin
+
+from gspauth.emulator import defaults
+from gspauth.errors import ConfigurationError
+from gspauth.filer import FilerOptions
+from gspauth.filer.distributed import DistributedReport, partition_of
+from gspauth.journal.sqlite import SQLiteJournal
+from tests.distributed_filing.support import STORE_KEY, consent, run
+from tests.filer.support import World, assert_exactly_once
+
+
+def _in_background(fn: Any, *args: Any, **kwargs: Any) -> tuple[threading.Thread, dict[str, Any]]:
+    out: dict[str, Any] = {}
+
+    def go() -> None:
+        try:
+            out["report"] = fn(*args, **kwargs)
+        except BaseException as exc:  # noqa: BLE001 - handed to the test thread
+            out["error"] = exc
+
+    thread = threading.Thread(target=go, daemon=True)
+    thread.start()
+    return thread, out
+
+
+def _finish(thread: threading.Thread, out: dict[str, Any], timeout: float = 120) -> DistributedReport:
+    thread.join(timeout)
+    assert not thread.is_alive(), "the run did not finish"
+    if "error" in out:
+        raise out["error"]
+    report: DistributedReport = out["report"]
+    return report
+
+
+def _wait_for(condition: Any, timeout: float = 60, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def test_many_gstins_filed_exactly_once_by_disjoint_partitions(cluster: Client, dworld: World) -> None:
+    gstins = dworld.taxpayers(24)
+    consent(dworld, gstins)
+    path, lines = dworld.write_jsonl("in.jsonl", {g: 10 + (i % 4) * 10 for i, g in enumerate(gstins)})
+    report = run(dworld, cluster, [path], partitions=5)
+    assert report.outcome == "complete", report.text()
+    assert_exactly_once(dworld, lines)
+    # partitions: complete (every GSTIN), disjoint (their GSTIN counts add up), each GSTIN where
+    # partition_of puts it, and both worker processes took part
+    assert set(report.gstins) == set(gstins)
+    assert sum(p["gstins"] for p in report.partitions) == len(gstins)
+    assert all(info["partition"] == partition_of(g, 5) for g, info in report.gstins.items())
+    assert sorted(p["index"] for p in report.partitions) == list(range(5))
+    assert len({p["worker"] for p in report.partitions}) == 2
+    t = report.totals
+    assert t["accepted"] == len(lines) and report.records_read == len(lines)
+    assert dworld.emu.stats["actions"]["RETSAVE"] == t["chunks_planned"]  # no chunk sent twice
+    saves = dworld.emu.stats["actions"]["RETSAVE"]
+    again = run(dworld, cluster, [path], partitions=3)  # another partitioning: the journal decides, not the tasks
+    assert again.outcome == "complete" and again.unchanged == len(lines) and again.totals["planned"] == 0
+    assert dworld.emu.stats["actions"]["RETSAVE"] == saves
+    with SQLiteJournal(dworld.tmp / "journal.db") as j:
+        assert j.counts()["invoices"] == {"accepted": len(lines)}
+
+
+@pytest.mark.parametrize("dworld", [{"faults": {"latency_ms": 120, "actions": ("RETSAVE",)}}], indirect=True)
+def test_a_worker_killed_mid_run_loses_and_doubles_nothing(cluster: Client, dworld: World, pids: dict[str, int]
+                                                           ) -> None:
+    gstins = dworld.taxpayers(16)
+    consent(dworld, gstins)
+    path, lines = dworld.write_jsonl("in.jsonl", {g: 40 for g in gstins})
+    options = FilerOptions(status_poll=0.05, max_chunk_bytes=16_000)
+    thread, out = _in_background(run, dworld, cluster, [path], options=options, partitions=4)
+    _wait_for(lambda: dworld.emu.stats["actions"].get("RETSAVE", 0) >= 12, what="some RETSAVEs")
+    victim = sorted(pids.items())[0]
+    os.kill(victim[1], signal.SIGKILL)  # mid-chunk, most likely: RETSAVEs take 120 ms
+    saved_at_kill = sum(len(dworld.stored(g)) for g in gstins)
+    report = _finish(thread, out)
+    runs = 1
+    while report.outcome != "complete":  # a chunk the dead worker left in doubt is settled by a re-run
+        assert report.outcome == "in-doubt" and runs < 3, report.text()
+        report = run(dworld, cluster, [path], options=options, partitions=4)
+        runs += 1
+    assert 0 < saved_at_kill < len(lines), "the kill did not land mid-run"
+    assert_exactly_once(dworld, lines)
+    cluster.wait_for_workers(2, timeout=60)  # the nanny restarted the killed worker as a new process
+    assert victim[1] not in dict(cluster.run(os.getpid)).values()
+    assert victim[1] not in {p["pid"] for p in report.partitions}
+    with SQLiteJournal(dworld.tmp / "journal.db") as j:
+        assert j.counts()["invoices"] == {"accepted": len(lines)}
+
+
+class _GraphCapture(SchedulerPlugin):
+    """Keeps the pickled run spec of every task submitted to the scheduler."""
+
+    name = "gspauth-test-graph-capture"
+
+    def __init__(self) -> None:
+        self.specs: list[bytes] = []
+
+    def update_graph(self, scheduler: Any, *, keys: Any, **kwargs: Any) -> None:
+        for key in keys:
+            ts = scheduler.tasks.get(key)
+            if ts is not None and ts.run_spec is not None:
+                self.specs.append(cloudpickle.dumps(ts.run_spec))
+
+
+def test_no_secret_travels_in_the_task_graph(cluster: Client, dworld: World) -> None:
+    gstins = dworld.taxpayers(3)
+    consent(dworld, gstins)
+    path, lines = dworld.write_jsonl("in.jsonl", {g: 5 for g in gstins})
+    cluster.register_plugin(_GraphCapture())
+    try:
+        report = run(dworld, cluster, [path], partitions=2)
+        specs: list[bytes] = cluster.run_on_scheduler(
+            lambda dask_scheduler: list(dask_scheduler.plugins[_GraphCapture.name].specs))
+    finally:
+        cluster.unregister_scheduler_plugin(_GraphCapture.name)
+    assert report.outcome == "complete"
+    assert_exactly_once(dworld, lines)
+    graph = b"".join(specs)
+    assert len(specs) == 2
+    # it is the filing tasks we looked at: their arguments are there …
+    assert str(dworld.certificate).encode() in graph and str(dworld.tmp / "sessions.db").encode() in graph
+    assert dworld.usernames[gstins[0]].encode() in graph  # (usernames are not secret)
+    # … and no secret is: not the store key, in any spelling, nor the GSP credential
+    for secret in (STORE_KEY, base64.b64encode(STORE_KEY), STORE_KEY.hex().encode(),
+                   defaults.CLEARTAX_AUTH_TOKEN.encode()):
+        assert secret not in graph
+
+
+def test_inputs_the_workers_cannot_read_are_a_typed_error(cluster: Client, dworld: World) -> None:
+    dworld.taxpayers(1)
+    with pytest.raises(ConfigurationError, match="not found on worker") as caught:
+        run(dworld, cluster, [dworld.tmp / "missing.jsonl"], partitions=2)
+    assert "shared storage" in str(caught.value)
+
+
+def test_a_gstin_another_filer_holds_is_filed_once_it_lets_go(cluster: Client, dworld: World) -> None:
+    """One filer per GSTIN: a zombie (here: this test) holding two GSTINs' claims in the
+    journal keeps the run off them; when it lets go, the run files them, once."""
+    gstins = dworld.taxpayers(6)
+    consent(dworld, gstins)
+    path, lines = dworld.write_jsonl("in.jsonl", {g: 10 for g in gstins})
+    held, free = gstins[:2], gstins[2:]
+    zombie = SQLiteJournal(dworld.tmp / "journal.db")
+    try:
+        assert all(zombie.claim(g) for g in held)
+        thread, out = _in_background(run, dworld, cluster, [path], partitions=3, claim_wait=60)
+        _wait_for(lambda: all(len(dworld.stored(g)) == 10 for g in free), what="the free GSTINs")
+        time.sleep(1.0)
+        assert thread.is_alive() and all(dworld.stored(g) == {} for g in held)  # waiting, not filing
+    finally:
+        zombie.close()  # lets go of the claims
+    report = _finish(thread, out)
+    assert report.outcome == "complete", report.text()
+    assert_exactly_once(dworld, lines)
+    owners = {partition_of(g, 3) for g in held}
+    assert all(p["passes"] > 1 for p in report.partitions if p["index"] in owners)
+
+
+def test_a_worker_waits_for_consent_given_anywhere(cluster: Client, dworld: World) -> None:
+    """--wait-for-consent: the worker asks for the OTP, waits on the shared store, and files as
+    soon as an operator completes the consent from another process (here: this one)."""
+    from gspauth.client import Client as GspClient
+    from gspauth.types import Credentials
+
+    waiting, ready = dworld.taxpayers(2)
+    consent(dworld, [ready])
+    path, lines = dworld.write_jsonl("in.jsonl", {waiting: 12, ready: 12})
+    thread, out = _in_background(run, dworld, cluster, [path], partitions=2, request_otp=True, wait_for_consent=90)
+    _wait_for(lambda: len(dworld.stored(ready)) == 12 and dworld.emu.outbox.latest_otp(waiting) is not None,
+              what="the worker's OTP request")
+    time.sleep(0.5)
+    assert thread.is_alive() and dworld.stored(waiting) == {}
+    store = dworld.store()
+    with GspClient("cleartax", "sandbox", Credentials(gsp_token=defaults.CLEARTAX_AUTH_TOKEN), gstin=waiting,
+                   username=dworld.usernames[waiting], certificate=dworld.emu.certificate_pem,
+                   hosts={"sandbox": dworld.url + "/cleartax"}, store=store) as operator:
+        operator.authenticate(dworld.emu.outbox.latest_otp(waiting))  # answers the worker's pending request
+    store.close()
+    report = _finish(thread, out)
+    assert report.outcome == "complete", report.text()
+    assert_exactly_once(dworld, lines)
+    assert dworld.emu.stats["actions"]["OTPREQUEST"] == 2  # one by consent(), one by the worker: no second one
