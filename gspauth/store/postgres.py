@@ -33,6 +33,7 @@ import os
 import socket
 import threading
 import time
+import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -108,6 +109,14 @@ class _Held:
 _INHERITED: list[object] = []
 
 
+def _close_idle(idle: list[Connection], pid: int) -> None:
+    if os.getpid() != pid:
+        return  # inherited: closing would end the parent's server sessions
+    while idle:
+        with contextlib.suppress(Exception):
+            idle.pop().close()
+
+
 class PostgresStore:
     """A :class:`~gspauth.store.SessionStore` in PostgreSQL, shared by threads, processes and machines.
 
@@ -142,6 +151,7 @@ class PostgresStore:
         self._held: dict[str, _Held] = {}
         self._held_guard = threading.Lock()
         self._idle: list[Connection] = []  # lock connections kept for the next acquisition
+        weakref.finalize(self, _close_idle, self._idle, self._pid)  # a store dropped unclosed closes them too
 
     def _check_fork(self) -> None:
         if self._pid != os.getpid():  # a forked child: the parent's locks and connections are not ours
@@ -162,10 +172,7 @@ class PostgresStore:
         """Close this process's connections (reopened if the store is used again)."""
         self._check_fork()
         with self._held_guard:
-            idle, self._idle = self._idle, []
-        for conn in idle:
-            with contextlib.suppress(Exception):
-                conn.close()
+            _close_idle(self._idle, self._pid)
         self._db.close()
         ledger = self._ledger
         if ledger is not None and hasattr(ledger, "close"):

@@ -308,9 +308,11 @@ def _wait_ready(cluster: Cluster, server: subprocess.Popen[bytes], logfile: Path
 def _stop(server: subprocess.Popen[bytes]) -> None:
     if server.poll() is not None:
         return
-    for sig, wait in ((signal.SIGINT, 15.0), (signal.SIGQUIT, 5.0), (signal.SIGKILL, 5.0)):
+    # SIGQUIT is PostgreSQL's "immediate" shutdown: no checkpoint, nothing flushed — right for
+    # data about to be deleted, and seconds faster than a fast shutdown on a loaded machine.
+    for sig, wait in ((signal.SIGQUIT, 10.0), (signal.SIGKILL, 5.0)):
         with contextlib.suppress(ProcessLookupError):
-            server.send_signal(sig)  # SIGINT: "fast" shutdown (sessions ended, no checkpoint wait)
+            server.send_signal(sig)
         try:
             server.wait(wait)
             return

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import multiprocessing
 import sys
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import pg_workers as workers
 
 from gspauth._pg import Component, Database, parse_url
 from gspauth.errors import ConfigurationError, GSPAuthError, Unreachable
+from tests.processes import worker, worker_processes
 
 V1 = ("CREATE TABLE {schema}.things (id INTEGER PRIMARY KEY)",)
 V2 = ("ALTER TABLE {schema}.things ADD COLUMN name TEXT",)
@@ -94,10 +94,10 @@ def test_too_old_with_auto_migration_off_names_the_command(postgres_url: str) ->
 
 
 def test_concurrent_first_start_migrates_once(postgres_url: str) -> None:
-    ctx = multiprocessing.get_context("spawn")
+    ctx = worker_processes()
     n = 6
     barrier, results = ctx.Barrier(n), ctx.Queue()
-    procs = [ctx.Process(target=workers.ensure_component, args=(postgres_url, barrier, results)) for _ in range(n)]
+    procs = [worker(workers.ensure_component, postgres_url, barrier, results) for _ in range(n)]
     for p in procs:
         p.start()
     outcomes = [results.get(timeout=60) for _ in range(n)]

@@ -3,7 +3,6 @@ every shared backend (SQLite file locks, PostgreSQL advisory locks) and the memo
 
 from __future__ import annotations
 
-import multiprocessing
 import queue
 import sys
 import threading
@@ -20,9 +19,10 @@ import store_lock_workers as workers
 from gspauth.errors import LockTimeout
 from gspauth.session import SessionKey
 from gspauth.store import SessionStore
+from tests.processes import worker, worker_processes
 from tests.store.conftest import StoreFactory
 
-ctx = multiprocessing.get_context("spawn")  # no inherited locks or connections
+ctx = worker_processes()  # forked from a clean server: no inherited locks or connections
 
 
 def _run(procs: list) -> None:  # type: ignore[type-arg]
@@ -38,7 +38,7 @@ def test_exactly_one_holder_across_processes(shared_stores: StoreFactory, tmp_pa
     shared_stores()
     n, rounds = 4, 10
     barrier = ctx.Barrier(n)
-    _run([ctx.Process(target=workers.hold_repeatedly, args=(db, key.id, log, rounds, barrier)) for _ in range(n)])
+    _run([worker(workers.hold_repeatedly, db, key.id, log, rounds, barrier) for _ in range(n)])
     lines = Path(log).read_text().splitlines()
     assert len(lines) == 2 * n * rounds
     pids = set()
@@ -54,7 +54,7 @@ def test_single_flight_refresh_across_processes(shared_stores: StoreFactory, tmp
     shared_stores()
     n = 5
     barrier, results = ctx.Barrier(n), ctx.Queue()
-    _run([ctx.Process(target=workers.refresh_single_flight, args=(db, key.id, counter, barrier, results)) for _ in range(n)])
+    _run([worker(workers.refresh_single_flight, db, key.id, counter, barrier, results) for _ in range(n)])
     assert len(Path(counter).read_text().splitlines()) == 1  # one refresh in flight, the others reused it
     tokens = {results.get(timeout=5) for _ in range(n)}
     assert len(tokens) == 1
@@ -67,10 +67,10 @@ def test_timeout_when_another_process_holds_it(shared_stores: StoreFactory, key:
     store = shared_stores()
     results = ctx.Queue()
     with store.lock(key):
-        p = ctx.Process(target=workers.try_lock, args=(db, key.id, 0.3, results))
+        p = worker(workers.try_lock, db, key.id, 0.3, results)
         _run([p])
         assert results.get(timeout=5) == "timeout"
-    p = ctx.Process(target=workers.try_lock, args=(db, key.id, 5.0, results))
+    p = worker(workers.try_lock, db, key.id, 5.0, results)
     _run([p])
     assert results.get(timeout=5) == "acquired"
 
@@ -79,7 +79,7 @@ def test_lock_of_a_dead_process_is_released(shared_stores: StoreFactory, key: Se
     db = shared_stores.spec
     store = shared_stores()
     ready = ctx.Event()
-    p = ctx.Process(target=workers.die_holding, args=(db, key.id, ready))
+    p = worker(workers.die_holding, db, key.id, ready)
     p.start()
     assert ready.wait(30)
     with pytest.raises(LockTimeout):
