@@ -320,6 +320,8 @@ impl Parser {
             }
         };
         if !self.failed {
+            // The canonical records of a block take about as many bytes as the block.
+            self.batch.canon.reserve(data.len() + data.len() / 8);
             let mut sink = Sink {
                 batch: &mut self.batch,
                 failed: &mut self.failed,

@@ -17,7 +17,7 @@ impl CsvReader {
                 && key_cols(section)
                     .iter()
                     .zip(&o.key)
-                    .all(|(&c, k)| row.get(c) == k.as_slice())
+                    .all(|(&c, k)| cell_eq(row.get(c), k))
         });
         if same {
             let open = self.open.as_mut().expect("same invoice");
@@ -32,7 +32,7 @@ impl CsvReader {
                     );
                 }
                 for (&col, first) in invoice_cols(section).iter().zip(&open.cells) {
-                    if row.get(col) != first.as_slice() {
+                    if !cell_eq(row.get(col), first) {
                         reject!(
                             "inconsistent",
                             "{} differs from the invoice's first row (line {})",
@@ -222,4 +222,10 @@ impl CsvReader {
             open.line,
         );
     }
+}
+
+/// Byte equality of two cells (a few bytes each; a `memcmp` call per cell showed in profiles).
+#[inline]
+fn cell_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y)
 }
