@@ -113,6 +113,7 @@ def _cmd_migrate(args: argparse.Namespace) -> int:
 
 
 def register(subparsers: Any) -> None:
+    """Add ``gspauth db status|migrate`` to the CLI's sub-commands."""
     p = subparsers.add_parser(
         "db", help="schema versions of a shared PostgreSQL database (status, migrate)",
         description="Every component gspauth keeps in PostgreSQL (session store, consent ledger, filing journal) "

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 
 __all__ = ["SCHEMA_VERSION", "Ledger"]
 
+#: Version of the SQLite ledger schema this module writes.
 SCHEMA_VERSION = 1
 
 _SCHEMA = (

@@ -54,7 +54,7 @@ if TYPE_CHECKING:
 
 __all__ = ["STORE", "PostgresStore"]
 
-log = logging.getLogger("gspauth.store")
+_log = logging.getLogger("gspauth.store")
 
 _SESSION_COLUMNS = (
     "id", "gsp", "environment", "gstin", "username", "issued_at", "expiry_minutes", "expires_at", "consent_at",
@@ -427,7 +427,7 @@ class PostgresStore:
             return
         # The connection died while we held the lock: the server released it then, and any
         # write made after a successor took it was refused by its fence token.
-        log.warning("the lock on session %s was lost while held (its connection to %s ended); writes after "
+        _log.warning("the lock on session %s was lost while held (its connection to %s ended); writes after "
                     "that were fenced", key.id, self.url.display)
         with contextlib.suppress(Exception):
             held.advisory.conn.close()

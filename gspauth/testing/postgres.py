@@ -56,7 +56,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Cluster", "PostgresUnavailable", "ensure_server", "find_bindir", "throwaway_cluster"]
 
-log = logging.getLogger("gspauth.testing.postgres")
+_log = logging.getLogger("gspauth.testing.postgres")
 
 _PREFIX = "gspauth-pg-"
 _SERVICE_USER = "gspauth-pg"
@@ -134,7 +134,7 @@ def find_bindir() -> Path | None:
 
 
 def _install_os_package() -> None:
-    log.warning("PostgreSQL server not found: installing the OS package (apt-get install -y postgresql)")
+    _log.warning("PostgreSQL server not found: installing the OS package (apt-get install -y postgresql)")
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     steps = (["apt-get", "update"], ["apt-get", "install", "-y", "--no-install-recommends", "postgresql"])
     for step in steps:
@@ -389,7 +389,7 @@ def throwaway_cluster(*, install: bool | None = None, settings: dict[str, str] |
             admin.execute(f'CREATE DATABASE "{_DATABASE}"')
         finally:
             admin.close()
-        log.info("test PostgreSQL %s started on 127.0.0.1:%d in %s", bindir, cluster.port, directory)
+        _log.info("test PostgreSQL %s started on 127.0.0.1:%d in %s", bindir, cluster.port, directory)
         yield cluster
     finally:
         if server is not None:
