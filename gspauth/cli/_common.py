@@ -48,7 +48,8 @@ def add_target_arguments(parser: argparse.ArgumentParser, *, store_only: bool = 
     """Flags selecting the taxpayer session and how to reach it (all optional; see config.toml)."""
     g = parser.add_argument_group("session target (flags > GSPAUTH_* env > config profile)")
     g.add_argument("--profile", help="profile name in config.toml (env GSPAUTH_PROFILE)")
-    g.add_argument("--store", help="session store file (env GSPAUTH_STORE; default $GSPAUTH_HOME/sessions.db)")
+    g.add_argument("--store", help="session store: a file or a postgresql:// URL (env GSPAUTH_STORE; default "
+                                   "$GSPAUTH_HOME/sessions.db)")
     if store_only:
         return
     g.add_argument("--gsp", help="GSP id, e.g. cleartax or vayana (env GSPAUTH_GSP)")

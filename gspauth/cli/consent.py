@@ -27,9 +27,14 @@ def _since(text: str | None) -> _dt.datetime | None:
 
 
 def _cmd_log(args: argparse.Namespace) -> int:
+    from gspauth._pg import is_postgres_url
     from gspauth.ledger import Ledger
+    from gspauth.ledger.postgres import PostgresLedger
 
-    if args.ledger:
+    ledger: Ledger | PostgresLedger
+    if (args.ledger or args.store) and is_postgres_url(args.ledger or args.store):
+        ledger = PostgresLedger(args.ledger or args.store)  # the shared store's ledger, same URL and schema
+    elif args.ledger:
         ledger = Ledger(args.ledger)
     elif args.store:
         ledger = Ledger(Path(args.store).expanduser().with_name("ledger.db"))
@@ -77,6 +82,6 @@ def register(subparsers: Any) -> None:
     log.add_argument("--limit", type=int, help="only the most recent N")
     log.add_argument("--json", action="store_true", help="machine-readable output")
     log.add_argument("--verify", action="store_true", help="also check the ledger's hash chain")
-    log.add_argument("--ledger", help="ledger file (default: $GSPAUTH_HOME/ledger.db)")
-    log.add_argument("--store", help="session store file; its ledger.db sibling is read")
+    log.add_argument("--ledger", help="ledger file or postgresql:// URL (default: $GSPAUTH_HOME/ledger.db)")
+    log.add_argument("--store", help="session store file (its ledger.db sibling is read) or postgresql:// URL")
     log.set_defaults(func=_cmd_log)

@@ -16,6 +16,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import pg_workers as workers
 
@@ -117,7 +119,8 @@ def test_keep_alive_run_three_times_at_once_refreshes_each_session_once(env: Env
     store.close()
 
 
-def test_two_step_consent_split_over_three_processes(env: Env, postgres_url: str, tmp_path: Path) -> None:
+def test_two_step_consent_split_over_three_processes(env: Env, postgres_url: str, tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
     store_key = os.urandom(32)
     certificate = tmp_path / "gstn.pem"
     certificate.write_bytes(env.certificate)
@@ -168,3 +171,12 @@ def test_two_step_consent_split_over_three_processes(env: Env, postgres_url: str
     assert store.load_pending_otp(key) is None
     assert store.ledger().count(gstin=tp.gstin, kind="consent") == 1
     store.close()
+    # the shared ledger from the command line: every process's events in one verified chain
+    from gspauth.cli import main
+
+    capsys.readouterr()
+    assert main(["consent", "log", "--store", postgres_url, "--gstin", tp.gstin, "--json"]) == 0
+    kinds = [e["kind"] for e in json.loads(capsys.readouterr().out)]
+    assert kinds[0] == "otp-requested" and "consent" in kinds and "established" in kinds
+    assert main(["consent", "log", "--store", postgres_url, "--verify"]) == 0
+    assert "hash chain verified" in capsys.readouterr().out
