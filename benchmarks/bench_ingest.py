@@ -26,7 +26,9 @@ byte (on the reference's subset), every invoice is in a chunk, and no record is 
 Timed runs are interleaved round-robin, the garbage collector is off during a run; the best
 run is the headline, the median shows the noise, and the foreign CPU load is recorded
 (``bench_envelope.LoadMeter``). Target (issue 10): the Rust path costs at most 3× the
-envelope alone.
+envelope alone. Every timed row runs on one thread, so its cost is its CPU time: the
+target is judged on the best CPU time per invoice (wall time is shown beside it; on a
+shared machine it also counts the time spent waiting for a core).
 """
 
 from __future__ import annotations
@@ -72,11 +74,13 @@ class Row:
     correct: bool = False
     error: str | None = None
     runs_s: list[float] = field(default_factory=list)
+    cpu_s: list[float] = field(default_factory=list)
     foreign_load: list[float | None] = field(default_factory=list)
     best_s: float | None = None
     median_s: float | None = None
     us_per_invoice: float | None = None
     median_us_per_invoice: float | None = None
+    cpu_us_per_invoice: float | None = None
     foreign_load_of_best: float | None = None
 
 
@@ -141,8 +145,9 @@ def run_rows(rows: list[tuple[Row, Callable[[], Any]]], repeat: int, gate: Quiet
                 continue
             if gate is not None:
                 gate.wait()
-            wall, _cpu, foreign = _timed(fn)
+            wall, cpu, foreign = _timed(fn)
             row.runs_s.append(wall)
+            row.cpu_s.append(cpu)
             row.foreign_load.append(foreign)
         progress(f"round {i + 1}/{repeat} done")
     for row, _ in rows:
@@ -151,6 +156,7 @@ def run_rows(rows: list[tuple[Row, Callable[[], Any]]], repeat: int, gate: Quiet
             row.best_s, row.median_s = best, statistics.median(row.runs_s)
             row.us_per_invoice = best / row.invoices * 1e6
             row.median_us_per_invoice = row.median_s / row.invoices * 1e6
+            row.cpu_us_per_invoice = min(row.cpu_s) / row.invoices * 1e6
             row.foreign_load_of_best = row.foreign_load[row.runs_s.index(best)]
 
 
@@ -224,19 +230,20 @@ def render(result: dict[str, Any]) -> str:
         lines.append(f"{fmt}: {info['bytes_per_invoice']:.0f} bytes per invoice, {info.get('chunks', '?')} chunks")
         env = next((r for r in rows if r["impl"] == "envelope"), None)
         rust = next((r for r in rows if r["impl"] == "rust"), None)
-        lines.append(f"  {'row':<62} {'µs/invoice':>11} {'median':>9} {'× envelope':>11} {'load':>6}")
+        lines.append(f"  {'row':<62} {'µs/invoice':>11} {'median':>9} {'CPU µs':>8} {'× envelope':>11} {'load':>6}")
         for r in rows:
             if not r["correct"]:
                 lines.append(f"  {r['label']:<62} {'NOT CORRECT: ' + str(r['error']):>40}")
                 continue
-            x = r["us_per_invoice"] / env["us_per_invoice"] if env and env["us_per_invoice"] else float("nan")
+            x = r["cpu_us_per_invoice"] / env["cpu_us_per_invoice"] if env and env["cpu_us_per_invoice"] else float("nan")
             load = r["foreign_load_of_best"]
             lines.append(f"  {r['label']:<62} {r['us_per_invoice']:>11.2f} {r['median_us_per_invoice']:>9.2f} "
-                         f"{x:>10.2f}× {'' if load is None else f'{load:.0%}':>6}")
+                         f"{r['cpu_us_per_invoice']:>8.2f} {x:>10.2f}× {'' if load is None else f'{load:.0%}':>6}")
         ratios = result["ratios"][fmt]
         if rust and env:
             met = "MET" if ratios["rust_vs_envelope"] <= TARGET else "NOT MET"
-            lines.append(f"  target: rust ≤ {TARGET:g}× envelope alone — {ratios['rust_vs_envelope']:.2f}× ({met}); "
+            lines.append(f"  target: rust ≤ {TARGET:g}× envelope alone (CPU time) — {ratios['rust_vs_envelope']:.2f}× "
+                         f"({met}; wall time {ratios['rust_vs_envelope_wall']:.2f}×); "
                          f"python reference / rust {ratios['python_vs_rust']:.0f}×; "
                          f"today / rust {ratios['today_vs_rust']:.1f}×")
         lines.append("")
@@ -279,9 +286,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         result["inputs"][fmt] = info
         by = {row.impl: row for row, _ in rows}
         ok &= all(row.correct for row, _ in rows)
-        us = {k: v.us_per_invoice for k, v in by.items()}
+        us = {k: v.cpu_us_per_invoice for k, v in by.items()}
+        wall = {k: v.us_per_invoice for k, v in by.items()}
         if all(us.get(k) for k in ("rust", "envelope", "python", "today")):
             result["ratios"][fmt] = {
+                "rust_vs_envelope_wall": wall["rust"] / wall["envelope"],  # type: ignore[operator]
                 "rust_vs_envelope": us["rust"] / us["envelope"],  # type: ignore[operator]
                 "rust_vs_envelope_per_record": us["rust"] / us["envelope-per-record"],  # type: ignore[operator]
                 "python_vs_rust": us["python"] / us["rust"],  # type: ignore[operator]

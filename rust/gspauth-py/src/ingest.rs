@@ -77,14 +77,29 @@ fn str_arg(obj: &Bound<'_, PyAny>, name: &str, optional: bool) -> PyResult<Optio
     }
 }
 
+/// Where a parser is between calls.
+enum Slot {
+    Ready(Box<Parser>),
+    /// Taken out by a call running (on another thread, with the GIL released).
+    Busy,
+    /// Lost to an internal error (a panic, reported as RuntimeError).
+    Broken,
+}
+
 /// Streamed reading of one input file (see `gspauth.ingest`).
 #[pyclass(name = "IngestParser", module = "gspauth._native")]
 pub(crate) struct IngestParser {
-    parser: Mutex<Option<Parser>>,
+    parser: Mutex<Slot>,
     source: Py<PyString>,
 }
 
 impl IngestParser {
+    fn slot(&self) -> PyResult<std::sync::MutexGuard<'_, Slot>> {
+        self.parser
+            .lock()
+            .map_err(|_| PyRuntimeError::new_err("parser state poisoned"))
+    }
+
     /// Run `f` on the parser, taken out of the object (so the GIL can be released over it).
     fn with<'py>(
         &self,
@@ -92,25 +107,34 @@ impl IngestParser {
         size: usize,
         f: impl FnOnce(&mut Parser) -> Result<Batch, ParamError> + Send,
     ) -> PyResult<IngestBatch> {
-        let taken = self
-            .parser
-            .lock()
-            .map_err(|_| PyRuntimeError::new_err("parser state poisoned"))?
-            .take();
-        let Some(mut parser) = taken else {
-            return Err(PyRuntimeError::new_err(
-                "the parser is in use by another thread",
-            ));
+        let mut parser = match std::mem::replace(&mut *self.slot()?, Slot::Busy) {
+            Slot::Ready(p) => p,
+            Slot::Busy => {
+                return Err(PyRuntimeError::new_err(
+                    "the parser is in use by another thread",
+                ))
+            }
+            Slot::Broken => {
+                *self.slot()? = Slot::Broken;
+                return Err(PyRuntimeError::new_err(
+                    "the parser stopped after an internal error; make a new one",
+                ));
+            }
         };
+        let run = || (f(&mut parser), parser);
         let result = if size >= DETACH_MIN_BYTES {
-            py.detach(|| guarded(|| (f(&mut parser), parser)))
+            py.detach(|| guarded(run))
         } else {
-            guarded(|| (f(&mut parser), parser))
+            guarded(run)
         };
-        let (batch, parser) = result?;
-        if let Ok(mut slot) = self.parser.lock() {
-            *slot = Some(parser);
-        }
+        let (batch, parser) = match result {
+            Ok(done) => done,
+            Err(e) => {
+                *self.slot()? = Slot::Broken;
+                return Err(e);
+            }
+        };
+        *self.slot()? = Slot::Ready(parser);
         Ok(IngestBatch {
             batch: batch.map_err(ParamErrorPy)?,
             source: self.source.clone_ref(py),
@@ -137,7 +161,7 @@ impl IngestParser {
         let parser = Parser::new(&format, section.as_deref(), gstin.as_deref(), fp.as_deref())
             .map_err(ParamErrorPy)?;
         Ok(IngestParser {
-            parser: Mutex::new(Some(parser)),
+            parser: Mutex::new(Slot::Ready(Box::new(parser))),
             source: source.cast::<PyString>()?.clone().unbind(),
         })
     }
@@ -145,11 +169,11 @@ impl IngestParser {
     /// ``True`` once a fatal (file-level) error was reported.
     #[getter]
     fn failed(&self) -> PyResult<bool> {
-        let slot = self
-            .parser
-            .lock()
-            .map_err(|_| PyRuntimeError::new_err("parser state poisoned"))?;
-        Ok(slot.as_ref().is_some_and(Parser::failed))
+        Ok(match &*self.slot()? {
+            Slot::Ready(p) => p.failed(),
+            Slot::Busy => false,
+            Slot::Broken => true,
+        })
     }
 
     /// Parse the next bytes of the file (any split); returns the records and errors completed.
