@@ -73,6 +73,7 @@ __all__ = [
     "is_postgres_url",
     "parse_url",
     "translate",
+    "translated",
 ]
 
 log = logging.getLogger("gspauth.db")

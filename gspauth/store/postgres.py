@@ -405,6 +405,12 @@ class PostgresStore:
                 if attempt == 1 and broken:  # an idle connection the server dropped meanwhile: a fresh one
                     continue
                 raise
+            except BaseException:
+                # Interrupted while waiting (Ctrl-C): the lock may have been granted meanwhile;
+                # closing the connection is what surely gives it back.
+                with contextlib.suppress(Exception):
+                    conn.close()
+                raise
             if not got:
                 self._give_back(conn)
                 raise LockTimeout(f"waited {timeout or 0:.1f}s for the lock on session {key.id}; another worker "

@@ -132,13 +132,28 @@ def test_wrong_password_and_missing_database_are_configuration_errors(postgres_c
     assert postgres_cluster.password not in str(info2.value)
 
 
-def test_libpq_environment_is_honoured(postgres_cluster, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+def test_libpq_environment_is_honoured(postgres_cluster, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    url = postgres_cluster.url(schema="t_env_password", password=False)
     monkeypatch.setenv("PGPASSWORD", postgres_cluster.password)
-    db = Database(postgres_cluster.url(schema="t_env_password", password=False))
+    db = Database(url)
     try:
         assert db.ensure(THINGS) == 2
     finally:
         db.close()
+    monkeypatch.delenv("PGPASSWORD")
+    passfile = tmp_path / "pgpass"
+    c = postgres_cluster
+    passfile.write_text(f"{c.host}:{c.port}:{c.database}:{c.user}:{c.password}\n")
+    passfile.chmod(0o600)
+    monkeypatch.setenv("PGPASSFILE", str(passfile))
+    db = Database(url + "&sslmode=disable&connect_timeout=5")  # libpq's own parameters pass through
+    try:
+        assert db.versions() == {"things": 2}
+    finally:
+        db.close()
+    monkeypatch.setenv("PGPASSFILE", str(tmp_path / "missing"))
+    with pytest.raises(ConfigurationError, match="PGPASSWORD"):
+        Database(url).versions()
 
 
 def test_errors_are_gspauth_errors_without_the_password(postgres_cluster, postgres_url: str) -> None:  # type: ignore[no-untyped-def]
