@@ -39,6 +39,7 @@ def test_status_then_migrate_then_status(gspauth: Any, postgres_url: str, postgr
     report = json.loads(out)
     states = {c["component"]: (c["state"], c["installed"]) for c in report["components"]}
     assert states["store"] == ("migrated", 1) and states["ledger"] == ("migrated", 1)
+    assert states["journal"][0] == "migrated"  # the filing journal's tables too
     code, out, err = gspauth("db", "status", postgres_url)
     assert code == 0 and "up to date" in out and "not installed" not in out, (out, err)
     code, out, _ = gspauth("db", "migrate", postgres_url)
