@@ -138,11 +138,21 @@ class LineFilter:
     def _filter(self, lines: list[bytes], first: int) -> bytes:
         partition = self.partition
         search = _GSTIN_KEY.search
+        # A line that begins with the previous match's bytes (up to the end of its GSTIN value)
+        # has that same first "gstin" key: lines of one GSTIN come in runs, and a prefix test is
+        # cheaper than a search. (No match can start earlier in such a line: it would have to
+        # end inside those same bytes, a value cannot run past a quote, and the previous
+        # line's search would have found it.)
+        prefix, mine = b"\0", True
         for n, line in enumerate(lines):
+            if line.startswith(prefix):
+                if not mine:
+                    lines[n] = b""
+                continue
             m = search(line)
             if m is not None:
-                gstin = m.group(1).decode("ascii", "replace")
-                if gstin not in partition:
+                prefix, mine = line[:m.end()], m.group(1).decode("ascii", "replace") in partition
+                if not mine:
                     lines[n] = b""  # another partition's: it reads and reports this line
                 continue
             if not line.strip():

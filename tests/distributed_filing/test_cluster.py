@@ -4,11 +4,12 @@ emulator as a real server: exactly once, proved from the emulator's stored state
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 import signal
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cloudpickle
 import pytest
@@ -19,9 +20,11 @@ from gspauth.emulator import defaults
 from gspauth.errors import ConfigurationError
 from gspauth.filer import FilerOptions
 from gspauth.filer.distributed import DistributedReport, partition_of
-from gspauth.journal.sqlite import SQLiteJournal
-from tests.distributed_filing.support import STORE_KEY, consent, run
+from tests.distributed_filing.support import STORE_KEY, SharedDb, close_store, consent, run
 from tests.filer.support import World, assert_exactly_once
+
+if TYPE_CHECKING:
+    from gspauth.testing.postgres import Cluster
 
 
 def _in_background(fn: Any, *args: Any, **kwargs: Any) -> tuple[threading.Thread, dict[str, Any]]:
@@ -54,11 +57,12 @@ def _wait_for(condition: Any, timeout: float = 60, what: str = "condition") -> N
         time.sleep(0.05)
 
 
-def test_many_gstins_filed_exactly_once_by_disjoint_partitions(cluster: Client, dworld: World) -> None:
+def test_many_gstins_filed_exactly_once_by_disjoint_partitions(cluster: Client, dworld: World,
+                                                                shared_db: SharedDb) -> None:
     gstins = dworld.taxpayers(24)
-    consent(dworld, gstins)
+    consent(dworld, gstins, shared_db)
     path, lines = dworld.write_jsonl("in.jsonl", {g: 10 + (i % 4) * 10 for i, g in enumerate(gstins)})
-    report = run(dworld, cluster, [path], partitions=5)
+    report = run(dworld, cluster, [path], shared_db, partitions=5)
     assert report.outcome == "complete", report.text()
     assert_exactly_once(dworld, lines)
     # partitions: complete (every GSTIN), disjoint (their GSTIN counts add up), each GSTIN where
@@ -72,21 +76,21 @@ def test_many_gstins_filed_exactly_once_by_disjoint_partitions(cluster: Client, 
     assert t["accepted"] == len(lines) and report.records_read == len(lines)
     assert dworld.emu.stats["actions"]["RETSAVE"] == t["chunks_planned"]  # no chunk sent twice
     saves = dworld.emu.stats["actions"]["RETSAVE"]
-    again = run(dworld, cluster, [path], partitions=3)  # another partitioning: the journal decides, not the tasks
+    again = run(dworld, cluster, [path], shared_db, partitions=3)  # other partitions: the journal decides
     assert again.outcome == "complete" and again.unchanged == len(lines) and again.totals["planned"] == 0
     assert dworld.emu.stats["actions"]["RETSAVE"] == saves
-    with SQLiteJournal(dworld.tmp / "journal.db") as j:
+    with contextlib.closing(shared_db.journal()) as j:
         assert j.counts()["invoices"] == {"accepted": len(lines)}
 
 
 @pytest.mark.parametrize("dworld", [{"faults": {"latency_ms": 120, "actions": ("RETSAVE",)}}], indirect=True)
-def test_a_worker_killed_mid_run_loses_and_doubles_nothing(cluster: Client, dworld: World, pids: dict[str, int]
-                                                           ) -> None:
+def test_a_worker_killed_mid_run_loses_and_doubles_nothing(cluster: Client, dworld: World, shared_db: SharedDb,
+                                                           pids: dict[str, int]) -> None:
     gstins = dworld.taxpayers(16)
-    consent(dworld, gstins)
+    consent(dworld, gstins, shared_db)
     path, lines = dworld.write_jsonl("in.jsonl", {g: 40 for g in gstins})
     options = FilerOptions(status_poll=0.05, max_chunk_bytes=16_000)
-    thread, out = _in_background(run, dworld, cluster, [path], options=options, partitions=4)
+    thread, out = _in_background(run, dworld, cluster, [path], shared_db, options=options, partitions=4)
     _wait_for(lambda: dworld.emu.stats["actions"].get("RETSAVE", 0) >= 12, what="some RETSAVEs")
     victim = sorted(pids.items())[0]
     os.kill(victim[1], signal.SIGKILL)  # mid-chunk, most likely: RETSAVEs take 120 ms
@@ -95,14 +99,14 @@ def test_a_worker_killed_mid_run_loses_and_doubles_nothing(cluster: Client, dwor
     runs = 1
     while report.outcome != "complete":  # a chunk the dead worker left in doubt is settled by a re-run
         assert report.outcome == "in-doubt" and runs < 3, report.text()
-        report = run(dworld, cluster, [path], options=options, partitions=4)
+        report = run(dworld, cluster, [path], shared_db, options=options, partitions=4)
         runs += 1
     assert 0 < saved_at_kill < len(lines), "the kill did not land mid-run"
     assert_exactly_once(dworld, lines)
     cluster.wait_for_workers(2, timeout=60)  # the nanny restarted the killed worker as a new process
     assert victim[1] not in dict(cluster.run(os.getpid)).values()
     assert victim[1] not in {p["pid"] for p in report.partitions}
-    with SQLiteJournal(dworld.tmp / "journal.db") as j:
+    with contextlib.closing(shared_db.journal()) as j:
         assert j.counts()["invoices"] == {"accepted": len(lines)}
 
 
@@ -121,13 +125,14 @@ class _GraphCapture(SchedulerPlugin):
                 self.specs.append(cloudpickle.dumps(ts.run_spec))
 
 
-def test_no_secret_travels_in_the_task_graph(cluster: Client, dworld: World) -> None:
+def test_no_secret_travels_in_the_task_graph(cluster: Client, dworld: World, shared_db: SharedDb,
+                                             postgres_cluster: Cluster) -> None:
     gstins = dworld.taxpayers(3)
-    consent(dworld, gstins)
+    consent(dworld, gstins, shared_db)
     path, lines = dworld.write_jsonl("in.jsonl", {g: 5 for g in gstins})
     cluster.register_plugin(_GraphCapture())
     try:
-        report = run(dworld, cluster, [path], partitions=2)
+        report = run(dworld, cluster, [path], shared_db, partitions=2)
         specs: list[bytes] = cluster.run_on_scheduler(
             lambda dask_scheduler: list(dask_scheduler.plugins[_GraphCapture.name].specs))
     finally:
@@ -137,32 +142,35 @@ def test_no_secret_travels_in_the_task_graph(cluster: Client, dworld: World) -> 
     graph = b"".join(specs)
     assert len(specs) == 2
     # it is the filing tasks we looked at: their arguments are there …
-    assert str(dworld.certificate).encode() in graph and str(dworld.tmp / "sessions.db").encode() in graph
+    assert str(dworld.certificate).encode() in graph and shared_db.url.encode() in graph
     assert dworld.usernames[gstins[0]].encode() in graph  # (usernames are not secret)
-    # … and no secret is: not the store key, in any spelling, nor the GSP credential
+    # … and no secret is: not the store key, in any spelling, nor the GSP credential, nor the
+    # database password (the workers have all three from their own environment)
     for secret in (STORE_KEY, base64.b64encode(STORE_KEY), STORE_KEY.hex().encode(),
-                   defaults.CLEARTAX_AUTH_TOKEN.encode()):
+                   defaults.CLEARTAX_AUTH_TOKEN.encode(), postgres_cluster.password.encode()):
         assert secret not in graph
 
 
-def test_inputs_the_workers_cannot_read_are_a_typed_error(cluster: Client, dworld: World) -> None:
+def test_inputs_the_workers_cannot_read_are_a_typed_error(cluster: Client, dworld: World,
+                                                          shared_db: SharedDb) -> None:
     dworld.taxpayers(1)
     with pytest.raises(ConfigurationError, match="not found on worker") as caught:
-        run(dworld, cluster, [dworld.tmp / "missing.jsonl"], partitions=2)
+        run(dworld, cluster, [dworld.tmp / "missing.jsonl"], shared_db, partitions=2)
     assert "shared storage" in str(caught.value)
 
 
-def test_a_gstin_another_filer_holds_is_filed_once_it_lets_go(cluster: Client, dworld: World) -> None:
+def test_a_gstin_another_filer_holds_is_filed_once_it_lets_go(cluster: Client, dworld: World,
+                                                              shared_db: SharedDb) -> None:
     """One filer per GSTIN: a zombie (here: this test) holding two GSTINs' claims in the
     journal keeps the run off them; when it lets go, the run files them, once."""
     gstins = dworld.taxpayers(6)
-    consent(dworld, gstins)
+    consent(dworld, gstins, shared_db)
     path, lines = dworld.write_jsonl("in.jsonl", {g: 10 for g in gstins})
     held, free = gstins[:2], gstins[2:]
-    zombie = SQLiteJournal(dworld.tmp / "journal.db")
+    zombie = shared_db.journal()
     try:
         assert all(zombie.claim(g) for g in held)
-        thread, out = _in_background(run, dworld, cluster, [path], partitions=3, claim_wait=60)
+        thread, out = _in_background(run, dworld, cluster, [path], shared_db, partitions=3, claim_wait=60)
         _wait_for(lambda: all(len(dworld.stored(g)) == 10 for g in free), what="the free GSTINs")
         time.sleep(1.0)
         assert thread.is_alive() and all(dworld.stored(g) == {} for g in held)  # waiting, not filing
@@ -175,26 +183,27 @@ def test_a_gstin_another_filer_holds_is_filed_once_it_lets_go(cluster: Client, d
     assert all(p["passes"] > 1 for p in report.partitions if p["index"] in owners)
 
 
-def test_a_worker_waits_for_consent_given_anywhere(cluster: Client, dworld: World) -> None:
+def test_a_worker_waits_for_consent_given_anywhere(cluster: Client, dworld: World, shared_db: SharedDb) -> None:
     """--wait-for-consent: the worker asks for the OTP, waits on the shared store, and files as
     soon as an operator completes the consent from another process (here: this one)."""
     from gspauth.client import Client as GspClient
     from gspauth.types import Credentials
 
     waiting, ready = dworld.taxpayers(2)
-    consent(dworld, [ready])
+    consent(dworld, [ready], shared_db)
     path, lines = dworld.write_jsonl("in.jsonl", {waiting: 12, ready: 12})
-    thread, out = _in_background(run, dworld, cluster, [path], partitions=2, request_otp=True, wait_for_consent=90)
+    thread, out = _in_background(run, dworld, cluster, [path], shared_db, partitions=2, request_otp=True,
+                                 wait_for_consent=90)
     _wait_for(lambda: len(dworld.stored(ready)) == 12 and dworld.emu.outbox.latest_otp(waiting) is not None,
               what="the worker's OTP request")
     time.sleep(0.5)
     assert thread.is_alive() and dworld.stored(waiting) == {}
-    store = dworld.store()
+    store = shared_db.store()
     with GspClient("cleartax", "sandbox", Credentials(gsp_token=defaults.CLEARTAX_AUTH_TOKEN), gstin=waiting,
                    username=dworld.usernames[waiting], certificate=dworld.emu.certificate_pem,
                    hosts={"sandbox": dworld.url + "/cleartax"}, store=store) as operator:
         operator.authenticate(dworld.emu.outbox.latest_otp(waiting))  # answers the worker's pending request
-    store.close()
+    close_store(store)
     report = _finish(thread, out)
     assert report.outcome == "complete", report.text()
     assert_exactly_once(dworld, lines)

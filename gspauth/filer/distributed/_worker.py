@@ -36,8 +36,8 @@ __all__ = ["file_partition", "worker_facts"]
 log = logging.getLogger("gspauth.filer.distributed")
 T = TypeVar("T")
 
-#: Parked reasons the filer gives a GSTIN another filer holds.
-_BUSY = "busy:"
+#: Parked reasons the filer gives a GSTIN another filer holds (or took over from us).
+_BUSY = ("busy:", "claim-lost:")
 # The first retry of a busy GSTIN waits this long, doubling up to _BUSY_POLL_MAX.
 _BUSY_POLL, _BUSY_POLL_MAX = 1.0, 15.0
 # A consent wait is done in slices of at most this many seconds (each a store wait per GSTIN),
