@@ -47,6 +47,8 @@ __all__ = [
 
 
 class InvoiceState(str, enum.Enum):
+    """Where an invoice stands with GSTN (see the module docs for the transitions)."""
+
     PENDING = "pending"
     SENT = "sent"
     SAVED = "saved"
@@ -58,6 +60,8 @@ class InvoiceState(str, enum.Enum):
 
 
 class ChunkState(str, enum.Enum):
+    """Where a RETSAVE chunk stands with GSTN (see the module docs for the transitions)."""
+
     PLANNED = "planned"
     SENT = "sent"
     SAVED = "saved"

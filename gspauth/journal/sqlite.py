@@ -19,6 +19,7 @@ from gspauth.locks import ExclusiveFile
 
 __all__ = ["SCHEMA_VERSION", "SQLiteJournal"]
 
+#: The journal file's schema version (a file of another version is refused, never rewritten).
 SCHEMA_VERSION = 1
 _SCHEMA = (
     "CREATE TABLE schema_version (version INTEGER NOT NULL)",

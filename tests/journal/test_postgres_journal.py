@@ -12,7 +12,7 @@ from gspauth.errors import ConfigurationError, LockLost
 from gspauth.journal import ChunkState, open_journal
 from gspauth.journal.postgres import PostgresJournal
 from gspauth.testing.postgres import Cluster
-from tests.journal.test_contract import A, FP, rec
+from tests.journal.test_contract import FP, A, rec
 
 
 @pytest.fixture
