@@ -109,6 +109,11 @@ class _Held:
 _INHERITED: list[object] = []
 
 
+def _holder() -> str:
+    """Who takes a lock, as the fences table records it (for operators): ``host:pid``."""
+    return f"{socket.gethostname()}:{os.getpid()}"[:200]
+
+
 def _close_idle(idle: list[Connection], pid: int) -> None:
     if os.getpid() != pid:
         return  # inherited: closing would end the parent's server sessions
@@ -142,7 +147,6 @@ class PostgresStore:
         self.key_source: str | None = None
         self._ledger: ConsentLedger | None = None
         self._channel = "gspauth_" + hashlib.sha256(f"{parsed.schema}/sessions".encode()).hexdigest()[:24]
-        self._holder = f"{socket.gethostname()}:{os.getpid()}"[:200]
         self._reset_locks()
 
     def _reset_locks(self) -> None:
@@ -397,7 +401,7 @@ class PostgresStore:
                         row = conn.execute(self._sql(
                             "INSERT INTO {schema}.fences (id, token, holder) VALUES (%s, 1, %s) ON CONFLICT (id) DO "
                             "UPDATE SET token = {schema}.fences.token + 1, holder = EXCLUDED.holder, "
-                            "acquired_at = now() RETURNING token"), (key.id, self._holder)).fetchone()
+                            "acquired_at = now() RETURNING token"), (key.id, _holder())).fetchone()
             except GSPAuthError:
                 broken = conn.broken
                 with contextlib.suppress(Exception):
