@@ -558,8 +558,10 @@ def test_batches_release_the_gil(native: ModuleType, reference: ModuleType, thre
         t.join()
         start, end = span
         middle = [x for x in ticks if start + (end - start) * 0.2 < x < end - (end - start) * 0.2]
-        # with the GIL held for the whole call this loop could not run at all in between
-        assert len(middle) > 100, (len(middle), end - start)
+        # With the GIL held for the whole call this loop could not run at all in between (not
+        # once): any tick there proves the release. How many depends on the machine's load, so
+        # the test asks for one, not for a rate.
+        assert middle, (len(ticks), end - start)
 
 
 def test_unpacking_errors_of_batch_items_match_exactly(native: ModuleType, reference: ModuleType) -> None:
