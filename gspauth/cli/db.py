@@ -27,8 +27,8 @@ if TYPE_CHECKING:
 
 __all__ = ["register"]
 
-# Modules defining the PostgreSQL components (each a module-level gspauth._pg.Component, or
-# one returned by the module's _component()); one not shipped in this build is skipped.
+# Modules defining the PostgreSQL components (each a module-level gspauth._pg.Component); one
+# not shipped in this build is skipped.
 _COMPONENT_MODULES = ("gspauth.store.postgres", "gspauth.ledger.postgres", "gspauth.journal.postgres")
 
 
@@ -44,10 +44,6 @@ def _components() -> list[Component]:
                 raise
             continue
         own = [v for v in vars(module).values() if isinstance(v, Component)]
-        # A module may build its component in a factory instead of a constant (the journal does).
-        factory = getattr(module, "_component", None)
-        if not own and callable(factory) and isinstance(made := factory(), Component):
-            own = [made]
         found += [c for c in own if c not in found]
     return found
 

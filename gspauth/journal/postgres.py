@@ -24,15 +24,16 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from gspauth._pg import Component
 from gspauth.errors import LockLost
 from gspauth.journal import ChunkRow, ChunkState, Classified, InvoiceRow, InvoiceState, RecordKey
 
 if TYPE_CHECKING:
     from gspauth._pg import Connection, Database, PgUrl
 
-__all__ = ["PostgresJournal"]
+__all__ = ["JOURNAL", "PostgresJournal"]
 
 _STATES = ", ".join(f"'{s.value}'" for s in InvoiceState)
 _CHUNK_STATES = ", ".join(f"'{s.value}'" for s in ChunkState)
@@ -84,10 +85,8 @@ _DONE = (InvoiceState.SAVED.value, InvoiceState.ACCEPTED.value)
 _PAGE = 5000
 
 
-def _component() -> Any:
-    from gspauth._pg import Component
-
-    return Component("journal", _MIGRATIONS, what="filing journal")
+#: The filing journal's tables (``gspauth db status`` shows its version as ``journal``).
+JOURNAL = Component("journal", _MIGRATIONS, what="filing journal")
 
 
 class PostgresJournal:
@@ -103,7 +102,7 @@ class PostgresJournal:
         from gspauth._pg import Database
 
         self._db: Database = Database(url, what="filing journal")
-        self.schema_version = self._db.ensure(_component())
+        self.schema_version = self._db.ensure(JOURNAL)
         self._claims: dict[str, int] = {}
         self._claim_conn: Connection | None = None
         self._claims_guard = threading.Lock()
