@@ -198,14 +198,18 @@ class Profiler:
         return summarize(self.out.read_text())
 
 
-# (category, substrings of a frame's "function (file:line)"), the most specific first: a sample
-# goes to the first category any of its frames matches, searching from the innermost frame out.
+# (category, substrings of a frame's "function (file:line)"). A sample goes to the part of gspauth
+# it is in (the first tier, searched from the innermost frame out: a journal call waiting on
+# psycopg is the journal's), else to the library doing the work (the second tier).
 CATEGORIES = (
     ("ingest: parse, validate, chunk (Rust)", ("gspauth/ingest", "_plan.py", "_partition.py")),
-    ("journal (SQLite)", ("gspauth/journal", "gspauth/_sqlite")),
+    ("journal (SQLite or PostgreSQL, client side)", ("gspauth/journal",)),
     ("session store", ("gspauth/store",)),
     ("payload crypto (Rust) and request bodies", ("gspauth/crypto", "body (", "encrypt")),
     ("RETSTATUS reports", ("_status.py",)),
+)
+LIBRARIES = (
+    ("database client (psycopg, sqlite3)", ("psycopg", "gspauth/_pg", "gspauth/_sqlite", "sqlite3")),
     ("HTTP client (httpx, httpcore, h11, TLS)", ("httpx/", "httpcore/", "h11/", "anyio/", "ssl.py")),
     ("gspauth client, filer, asyncio", ("gspauth/", "asyncio/")),
     ("Dask worker (comms, heartbeats, profiler)", ("distributed/", "tornado/", "msgpack", "dask/")),
@@ -231,11 +235,14 @@ def summarize(raw: str) -> dict[str, Any]:
         category = "other (interpreter, stdlib)"
         if frames and frames[-1].startswith(IDLE):
             category = WAITING
-        for frame in reversed(frames if category != WAITING else ()):
-            hit = next((name for name, keys in CATEGORIES if any(k in frame for k in keys)), None)
-            if hit is not None:
-                category = hit
+        for tier in (CATEGORIES, LIBRARIES):
+            if category != "other (interpreter, stdlib)":
                 break
+            for frame in reversed(frames if category != WAITING else ()):
+                hit = next((name for name, keys in tier if any(k in frame for k in keys)), None)
+                if hit is not None:
+                    category = hit
+                    break
         counts[category] += int(n)
         if frames:
             fn, _, where = frames[-1].partition(" (")

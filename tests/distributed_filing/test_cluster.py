@@ -19,7 +19,7 @@ from distributed.diagnostics.plugin import SchedulerPlugin
 from gspauth.emulator import defaults
 from gspauth.errors import ConfigurationError
 from gspauth.filer import FilerOptions
-from gspauth.filer.distributed import DistributedReport, partition_of
+from gspauth.filer.distributed import DistributedReport, JournalProgress, partition_of
 from tests.distributed_filing.support import STORE_KEY, SharedDb, close_store, consent, run
 from tests.filer.support import World, assert_exactly_once
 
@@ -62,9 +62,15 @@ def test_many_gstins_filed_exactly_once_by_disjoint_partitions(cluster: Client, 
     gstins = dworld.taxpayers(24)
     consent(dworld, gstins, shared_db)
     path, lines = dworld.write_jsonl("in.jsonl", {g: 10 + (i % 4) * 10 for i, g in enumerate(gstins)})
-    report = run(dworld, cluster, [path], shared_db, partitions=5)
+    progress = JournalProgress(shared_db.journal)  # what the live display reads, from the shared journal
+    report = run(dworld, cluster, [path], shared_db, partitions=5, progress=progress)
     assert report.outcome == "complete", report.text()
     assert_exactly_once(dworld, lines)
+    seen = progress.snapshot()
+    progress.close()
+    assert seen["partitions"] == (5, 5) and seen["reading_done"] and seen["records_read"] == len(lines)
+    assert seen["totals"]["saved"] == seen["totals"]["accepted"] == len(lines)
+    assert "5 partition(s) on 2 worker(s), 2 thread(s); 5 finished" in report.text()
     # partitions: complete (every GSTIN), disjoint (their GSTIN counts add up), each GSTIN where
     # partition_of puts it, and both worker processes took part
     assert set(report.gstins) == set(gstins)
@@ -192,7 +198,8 @@ def test_a_worker_waits_for_consent_given_anywhere(cluster: Client, dworld: Worl
     waiting, ready = dworld.taxpayers(2)
     consent(dworld, [ready], shared_db)
     path, lines = dworld.write_jsonl("in.jsonl", {waiting: 12, ready: 12})
-    thread, out = _in_background(run, dworld, cluster, [path], shared_db, partitions=2, request_otp=True,
+    url = path.as_uri()  # inputs may be URLs fsspec reads (s3://… on a fleet; file:// here)
+    thread, out = _in_background(run, dworld, cluster, [url], shared_db, partitions=2, request_otp=True,
                                  wait_for_consent=90)
     _wait_for(lambda: len(dworld.stored(ready)) == 12 and dworld.emu.outbox.latest_otp(waiting) is not None,
               what="the worker's OTP request")
