@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import logging
 import os
 import signal
 import threading
 import time
 from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs, urlsplit
 
 import cloudpickle
 import pytest
@@ -215,3 +217,37 @@ def test_a_worker_waits_for_consent_given_anywhere(cluster: Client, dworld: Worl
     assert report.outcome == "complete", report.text()
     assert_exactly_once(dworld, lines)
     assert dworld.emu.stats["actions"]["OTPREQUEST"] == 2  # one by consent(), one by the worker: no second one
+
+
+@pytest.mark.parametrize("dworld", [{"faults": {"latency_ms": 250, "actions": ("RETSAVE",)}}], indirect=True)
+def test_a_worker_closing_mid_run_stops_its_filer_cleanly_and_hands_its_task_back(
+        dworld: World, shared_db: SharedDb, postgres_cluster: Cluster) -> None:
+    """What SIGTERM does to `dask worker` (a pod being replaced): the worker closes; its filer
+    starts no new chunk, journals those in flight, and the task runs again on another worker."""
+    from distributed import LocalCluster
+
+    from tests.distributed_filing.support import worker_env
+
+    gstins = dworld.taxpayers(12)
+    consent(dworld, gstins, shared_db)
+    path, lines = dworld.write_jsonl("in.jsonl", {g: 40 for g in gstins})
+    options = FilerOptions(status_poll=0.05, max_chunk_bytes=16_000)
+    # a cluster of its own: this test takes a worker away for good
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                      dashboard_address="127.0.0.1:0", env=worker_env(PGPASSWORD=postgres_cluster.password),
+                      silence_logs=logging.CRITICAL) as lc, Client(lc, set_as_default=False) as client:
+        client.wait_for_workers(2, timeout=60)
+        thread, out = _in_background(run, dworld, client, [path], shared_db, options=options, partitions=4)
+        _wait_for(lambda: dworld.emu.stats["actions"].get("RETSAVE", 0) >= 6, what="some RETSAVEs")
+        victim = sorted(client.scheduler_info()["workers"])[0]
+        client.retire_workers(workers=[victim], close_workers=True)  # RETSAVEs take 250 ms: mid-chunk
+        report = _finish(thread, out)
+    assert report.outcome == "complete", report.text()
+    assert_exactly_once(dworld, lines)
+    assert all(p["worker"] != victim for p in report.partitions)
+    schema = parse_qs(urlsplit(shared_db.url).query)["schema"][0]
+    with postgres_cluster.connect() as conn:
+        runs = conn.execute(f"SELECT outcome, description->>'partition' FROM {schema}.journal_runs").fetchall()
+    stopped = [p for outcome, p in runs if outcome == "interrupted"]
+    assert stopped, runs  # the closing worker's filer ended its run cleanly …
+    assert all(any(o == "complete" and p == s for o, p in runs) for s in stopped)  # … and another finished it

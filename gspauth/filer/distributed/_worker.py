@@ -105,19 +105,23 @@ class _StopWatch:
             return
 
         def watch() -> None:
-            while not self._done.wait(1.0):
-                if self._stopping():
+            tick = 0
+            while not self._done.wait(0.2):  # the worker's status is a local look: often
+                tick += 1
+                if self._stopping(ask_scheduler=tick % 5 == 0):  # the client's stop: once a second
                     loop.call_soon_threadsafe(stop.set)
                     return
 
         threading.Thread(target=watch, name="gspauth-stopwatch", daemon=True).start()
 
-    def _stopping(self) -> bool:
+    def _stopping(self, *, ask_scheduler: bool) -> bool:
         from distributed.core import Status
 
         if self.worker.status not in (Status.running, Status.paused):
             self.closing = True
             return True
+        if not ask_scheduler:
+            return False
         try:
             return bool(self.event is not None and self.event.is_set())
         except Exception:  # noqa: BLE001 - the scheduler is unreachable: the worker's own status decides
