@@ -251,3 +251,36 @@ def test_a_worker_closing_mid_run_stops_its_filer_cleanly_and_hands_its_task_bac
     stopped = [p for outcome, p in runs if outcome == "interrupted"]
     assert stopped, runs  # the closing worker's filer ended its run cleanly …
     assert all(any(o == "complete" and p == s for o, p in runs) for s in stopped)  # … and another finished it
+
+
+@pytest.mark.parametrize("dworld", [{"faults": {"latency_ms": 200, "actions": ("RETSAVE",)}}], indirect=True)
+def test_a_partition_whose_worker_dies_too_often_is_in_doubt_and_a_rerun_settles_it(
+        cluster: Client, dworld: World, shared_db: SharedDb, postgres_cluster: Cluster) -> None:
+    """The scheduler gives up on a task whose workers keep dying (here at once: allowed-failures
+    0). The run says so — outcome in-doubt, exit 75 — and the next run files what is left, once."""
+    import dask
+    from distributed import LocalCluster
+
+    from tests.distributed_filing.support import worker_env
+
+    gstins = dworld.taxpayers(12)
+    consent(dworld, gstins, shared_db)
+    path, lines = dworld.write_jsonl("in.jsonl", {g: 40 for g in gstins})
+    options = FilerOptions(status_poll=0.05, max_chunk_bytes=16_000)
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0}), \
+            LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                         dashboard_address="127.0.0.1:0", env=worker_env(PGPASSWORD=postgres_cluster.password),
+                         silence_logs=logging.CRITICAL) as lc, Client(lc, set_as_default=False) as fragile:
+        fragile.wait_for_workers(2, timeout=60)
+        victim = sorted(dict(fragile.run(os.getpid)).items())[0]
+        thread, out = _in_background(run, dworld, fragile, [path], shared_db, options=options, partitions=4)
+        _wait_for(lambda: dworld.emu.stats["actions"].get("RETSAVE", 0) >= 6, what="some RETSAVEs")
+        os.kill(victim[1], signal.SIGKILL)
+        report = _finish(thread, out)
+    assert report.outcome == "in-doubt", report.text()  # gspauth file exits 75: run again
+    lost = [p for p in report.partitions if p["error"]]
+    assert lost and all(p["error"].startswith("lost: ") for p in lost)
+    assert "run again" in report.text()
+    again = run(dworld, cluster, [path], shared_db, options=options, partitions=4)
+    assert again.outcome == "complete", again.text()
+    assert_exactly_once(dworld, lines)

@@ -130,7 +130,11 @@ def _workers(client: Client) -> dict[str, int]:
 def _check_workers(client: Client) -> None:
     from gspauth import __version__
 
-    facts: dict[str, dict[str, Any]] = client.run(worker_facts)
+    try:
+        facts: dict[str, dict[str, Any]] = client.run(worker_facts)
+    except Exception as exc:  # noqa: BLE001 - whatever a worker without gspauth raises: say what to do
+        raise ConfigurationError(f"the Dask workers could not run gspauth ({type(exc).__name__}); install the same "
+                                 "gspauth (and its GSP plugins) on every worker") from None
     wrong = {addr: f["version"] for addr, f in facts.items() if f["version"] != __version__}
     if wrong:
         addr, version = next(iter(wrong.items()))
