@@ -112,9 +112,14 @@ class Planner:
 
     def __init__(self, journal: FilingJournal, run_id: int, *, action: str, max_chunk_bytes: int,
                  max_buffer_bytes: int, retry_rejected: bool, dry_run: bool, progress: FilingProgress,
-                 block_size: int = ingest.READ_BLOCK_BYTES, partition: Partition | None = None) -> None:
+                 block_size: int = ingest.READ_BLOCK_BYTES, partition: Partition | None = None,
+                 admit: Callable[[str], bool] | None = None) -> None:
         self.journal = journal
         self.partition = partition
+        # admit(gstin): may this filer file the GSTIN (its journal claim)? Asked once per GSTIN,
+        # before any of its records is classified: a GSTIN another filer holds is not touched.
+        self.admit = admit
+        self._admitted: dict[str, bool] = {}
         self.run_id = run_id
         self.action = action
         self.retry_rejected = retry_rejected
@@ -140,6 +145,8 @@ class Planner:
         mine: list[int] | None = None
         if self.partition is not None and records:
             mine = self._mine(records, owner)
+        if self.admit is not None and records:
+            mine = self._admissible(records, mine)
         kept = records if mine is None else [records[i] for i in mine]
         self.progress.read(0, len(kept) + len(errors))
         verdict = self.journal.classify(self.run_id, source, kept, retry_rejected=self.retry_rejected,
@@ -169,6 +176,20 @@ class Planner:
                     raise RuntimeError(f"{r[0]} on line {r[5]} was read as partition {partition}'s by the "
                                        "line filter; refusing to go on rather than leave it unfiled")
         return None if len(mine) == len(records) else mine
+
+    def _admissible(self, records: list[ingest.RecordTuple], mine: list[int] | None) -> list[int] | None:
+        """``mine`` (``None``: every record) without the records of GSTINs this filer may not file."""
+        assert self.admit is not None
+        indexes = range(len(records)) if mine is None else mine
+        kept = []
+        for i in indexes:
+            gstin = records[i][0]
+            allowed = self._admitted.get(gstin)
+            if allowed is None:
+                allowed = self._admitted[gstin] = self.admit(gstin)
+            if allowed:
+                kept.append(i)
+        return None if len(kept) == len(records) else kept
 
     def _chunks(self, chunks: list[ingest.Chunk], emit: Callable[[PlannedChunk], None]) -> None:
         for e in self.chunker.errors():

@@ -176,9 +176,9 @@ class FilingReport:
             if len(self.rejected) > limit:
                 lines.append(f"  … and {len(self.rejected) - limit} more (`gspauth journal export --state rejected`)")
         if self.parked:
-            lines.append("parked, waiting for OTP consent (deliver the OTP, then run the same command again):")
+            lines.append("parked (the other GSTINs went on); for each, what to do, then run the same command again:")
             for gstin, info in sorted(self.parked.items()):
-                lines.append(f"  {gstin}: {info['reason']}: {info['command']}")
+                lines.append(f"  {gstin}: {info['reason']} → {info['command']}")
         if t["in_doubt"]:
             lines.append("in doubt (no answer): run the same command again; each chunk is re-sent with its "
                          "original txn, so nothing is filed twice")

@@ -103,6 +103,13 @@ class _Gstin:
     session: asyncio.Lock = field(default_factory=asyncio.Lock)
     ready: bool = False
     parked: str | None = None
+    #: what the operator does about ``parked``; ``None``: deliver an OTP (the login hint)
+    next_step: str | None = None
+
+
+_RUN_AGAIN_LATER = "run the same command again later"
+_BUSY = "busy: another filer is filing this GSTIN with the same journal"
+_OTHER_FILER = "run the same command again when the other filer is done (`gspauth journal status` shows it)"
 
 
 def default_login_hint(gstin: str) -> str:
@@ -130,6 +137,8 @@ class Filer:
         self.progress = progress or FilingProgress()
         self.login_hint = login_hint
         self._gstins: dict[str, _Gstin] = {}
+        self._claims: dict[str, bool] = {}  # GSTIN → this run holds its journal claim
+        self._claims_guard = threading.Lock()
         self._gates: dict[str, GspGate] = {}
         self._breakers: dict[str, CircuitBreaker] = {}
         self._rejections: list[dict[str, Any]] = []
@@ -156,12 +165,29 @@ class Filer:
                     reason = "no-username: the portal username of this GSTIN is unknown (add it to --taxpayers)"
             except GSPAuthError as exc:
                 reason = f"{type(exc).__name__}: {exc}"
-            if client is not None and not await self._j(self.journal.claim, gstin):
-                reason = "busy: another filer is filing this GSTIN with the same journal"
             g = self._gstins[gstin] = _Gstin(client, asyncio.Semaphore(self.options.per_gstin), parked=reason)
-            if reason is not None:
-                await self._park(gstin, g, reason)
+            if not await self._j(self._admit, gstin):
+                # Another filer holds the GSTIN and keeps its journal record: park it in this
+                # run's report only (writing "parked" would mark the other filer's chunks).
+                await self._park(gstin, g, _BUSY, record=False, step=_OTHER_FILER)
+            elif reason is not None:
+                await self._park(gstin, g, reason,
+                                 step="add its username to --taxpayers, then run the same command again"
+                                 if reason.startswith("no-username") else "fix the cause, then run the same "
+                                 "command again")
         return g
+
+    def _admit(self, gstin: str) -> bool:
+        """Claim ``gstin`` for this run (once; thread-safe: the planner asks before it classifies
+        any of the GSTIN's records, the event loop before it polls an earlier run's chunks)."""
+        with self._claims_guard:
+            held = self._claims.get(gstin)
+            if held is None:
+                held = self._claims[gstin] = self.journal.claim(gstin)
+                if not held:
+                    self.progress.parked(gstin, _BUSY)
+                    log.warning("GSTIN %s is being filed by another filer with this journal; left to it", gstin)
+            return held
 
     def _controls(self, client: AsyncClient) -> tuple[GspGate, CircuitBreaker]:
         gate = self._gates.get(client.gsp)
@@ -175,10 +201,16 @@ class Filer:
                                                             cooldown=o.breaker_cooldown, give_up_after=o.give_up_after)
         return gate, breaker
 
-    async def _park(self, gstin: str, g: _Gstin, reason: str) -> None:
+    async def _park(self, gstin: str, g: _Gstin, reason: str, *, record: bool = True,
+                    step: str | None = None) -> None:
+        """Leave ``gstin`` for this run; ``record``: also in the journal (only while this filer
+        holds the GSTIN's claim: parking marks its planned chunks); ``step``: what the operator
+        does about it (``None``: deliver an OTP)."""
         g.parked = reason
+        g.next_step = step
         self.progress.parked(gstin, reason)
-        await self._j(self.journal.park, gstin, reason)
+        if record:
+            await self._j(self.journal.park, gstin, reason)
         log.warning("GSTIN %s parked (%s); the others go on", gstin, reason)
 
     # -- sessions -------------------------------------------------------------------------------
@@ -201,14 +233,15 @@ class Filer:
                 except (RetryableError, LockTimeout) as exc:
                     breaker.failure(probe) if isinstance(exc, RetryableError) else breaker.success(probe)
                     if attempt == self.options.attempts:
-                        await self._park(gstin, g, f"no session: {type(exc).__name__}")
+                        await self._park(gstin, g, f"no session: {type(exc).__name__}", step=_RUN_AGAIN_LATER)
                         return False
                     await asyncio.sleep(self.options.delay(attempt))
                     continue
                 except GSPAuthError as exc:
                     breaker.success(probe)
                     code = exc.error_code if isinstance(exc, GSPError) and exc.error_code else type(exc).__name__
-                    await self._park(gstin, g, f"{code}: {exc}")
+                    await self._park(gstin, g, f"{code}: {exc}",
+                                     step=exc.hint or "fix the cause, then run the same command again")
                     return False
                 breaker.success(probe)
                 g.ready = True
@@ -243,7 +276,7 @@ class Filer:
                     try:
                         await self._j(self.journal.mark_sent, txn)
                     except LockLost as exc:  # a shared journal's claim on the GSTIN went with its connection
-                        await self._park(chunk.gstin, g, f"claim-lost: {exc}")
+                        await self._park(chunk.gstin, g, f"claim-lost: {exc}", record=False, step=_OTHER_FILER)
                         return
                     self.progress.sent(chunk.gstin, chunk.count)
                     try:
@@ -374,7 +407,7 @@ class Filer:
                                                                                           "retry_rejected")}})
         planner = Planner(self.journal, run_id or 0, action=o.action, max_chunk_bytes=o.max_chunk_bytes,
                           max_buffer_bytes=o.max_buffer_bytes, retry_rejected=o.retry_rejected, dry_run=o.dry_run,
-                          progress=self.progress, partition=partition)
+                          progress=self.progress, partition=partition, admit=self._admit)
         queue: asyncio.Queue[PlannedChunk | BaseException | None] = asyncio.Queue(maxsize=o.queue)
         halt = threading.Event()
 
@@ -437,8 +470,9 @@ class Filer:
                         p.cancel()
                 await asyncio.gather(*polls, return_exceptions=True)
         finally:
-            for gstin in list(self._gstins):
-                await self._j(self.journal.release, gstin)
+            for gstin, held in list(self._claims.items()):
+                if held:
+                    await self._j(self.journal.release, gstin)
         if failure is not None:
             raise failure
         report = self._report(planner, run_id, stop.is_set())
@@ -457,8 +491,12 @@ class Filer:
 
     def _report(self, planner: Planner, run_id: int | None, interrupted: bool) -> FilingReport:
         snap = self.progress.snapshot()
-        parked = {gstin: {"reason": g.parked, "command": self.login_hint(gstin)}
+        parked = {gstin: {"reason": g.parked, "command": g.next_step or self.login_hint(gstin)}
                   for gstin, g in sorted(self._gstins.items()) if g.parked}
+        for gstin, held in sorted(self._claims.items()):  # busy GSTINs whose records were left unread
+            if not held and gstin not in parked:
+                parked[gstin] = {"reason": _BUSY, "command": _OTHER_FILER}
+        parked = dict(sorted(parked.items()))
         t = snap["totals"]
         if self.options.dry_run:
             outcome = "dry-run"

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from gspauth.filer import FilerOptions
-from gspauth.journal import open_journal
+from gspauth.journal import ChunkState, open_journal
 from gspauth.journal.sqlite import SQLiteJournal
 from tests.filer.support import PERIOD, World, assert_exactly_once, world  # noqa: F401
 
@@ -143,3 +143,27 @@ def test_a_chunk_gstn_refuses_whole_rejects_its_invoices(world: World, monkeypat
     assert report.outcome == "rejected" and report.totals["rejected"] == 20
     assert {r["error_code"] for r in report.rejected} == {"GEN5413"}
 
+
+
+def test_a_gstin_another_filer_holds_is_left_to_it(world: World) -> None:
+    a, b = world.taxpayers(2)
+    path, lines = world.write_jsonl("in.jsonl", {a: 40, b: 40})
+    other = SQLiteJournal(world.tmp / "journal.db")  # another filer, mid-run on GSTIN a
+    try:
+        run = other.begin_run({})
+        other.classify(run, "elsewhere", [(a, PERIOD, "b2b", "X/1", "0" * 64, 1)])
+        other.plan_chunk("other-txn", a, PERIOD, "b2b", "RETSAVE", "0" * 64, 10, [("X/1", "0" * 64)])
+        assert other.claim(a)
+        report = world.file([path])
+        assert set(report.parked) == {a} and report.parked[a]["reason"].startswith("busy")
+        assert "other filer is done" in report.parked[a]["command"]  # not an OTP: nothing to log in
+        assert len(world.stored(b)) == 40 and world.stored(a) == {}
+        # the other filer's record is untouched: its chunk still planned, its GSTIN not parked
+        assert [(c.txn, c.state) for c in other.chunks(gstin=a)] == [("other-txn", ChunkState.PLANNED)]
+        assert a not in other.parked()
+        assert [(r.ident, r.source) for r in other.invoices(gstin=a)] == [("X/1", "elsewhere")]  # not classified
+    finally:
+        other.close()  # the other filer is done: the next run files a
+    again = world.file([path])
+    assert again.outcome == "complete", again.text()
+    assert_exactly_once(world, lines)
