@@ -153,6 +153,32 @@ def test_rows_of_one_invoice_must_agree_and_an_unreadable_row_inside_drops_it(in
     assert [r[3] for r in out.records] == [f"{s.CTIN}|I-3"]
 
 
+def test_rows_that_repeat_the_first_rows_invoice_cells_byte_for_byte(ingest: SimpleNamespace) -> None:
+    # The Rust reader skips re-splitting and comparing the key and invoice-level cells of a
+    # row that starts with the same bytes as its invoice's first row; these rows sit at the
+    # edges of that shortcut (one more cell, a trimmed cell, quoted and escaped cells).
+    e = "07AAACE1234F1Z5"
+    rows = [
+        _row("I-1"), _row("I-1", etin=e),                                  # etin added in the 2nd row
+        _row("I-2", etin=" "), _row("I-2", etin=" ", rate="5"),            # a trimmed cell ends the prefix
+        _row("I-3").replace("Name", '"N ""x"""'), _row("I-3").replace("Name", '"N ""x"""'),  # escaped quote
+        _row("I-4").replace("Name", '"N, x"'), _row("I-4", rate='"5"'),    # the name differs; quoted item
+        _row("I-4", rate="12").replace("Name", '"N, x"'),                  # the first row's quoted name again
+        _row("I-5").replace("Name", '"N, x"'), _row("I-5").replace("Name", '"N, x"').replace(",N,", ',"N",'),
+        _row("I-6", etin=e), _row("I-6", etin=e + "1"), _row("I-6", etin=e),
+    ]
+    text = "\n".join([B2B_HEADER, *rows]) + "\n"
+    out = _csv(ingest, text)
+    assert out.errors == [
+        ("input", 3, "inconsistent", "E-Commerce GSTIN differs from the invoice's first row (line 2)"),
+        ("input", 14, "inconsistent", "E-Commerce GSTIN differs from the invoice's first row (line 13)"),
+    ]
+    assert [r[3] for r in out.records] == [f"{s.CTIN}|I-{n}" for n in (2, 3, 4, 5)]
+    assert [len(_invoice(out, i)["itms"]) for i in range(4)] == [2, 2, 3, 2]  # type: ignore[arg-type]
+    pieces = [text.encode()[i:i + 7] for i in range(0, len(text), 7)]
+    assert run(ingest, "csv", pieces, "b2b", s.SUPPLIER, s.FP).records == out.records
+
+
 def test_an_unterminated_quote_at_the_end(ingest: SimpleNamespace) -> None:
     out = _csv(ingest, B2B_HEADER + "\n" + _row() + '\n"unterminated,')
     assert out.errors == [("input", 3, "truncated", "the file ends inside a quoted field")]

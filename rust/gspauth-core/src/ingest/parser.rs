@@ -17,6 +17,13 @@ use crate::ingest::{Format, Section};
 /// A record's input bytes (line, row, object) and its canonical bytes are at most this long.
 pub const MAX_RECORD_BYTES: usize = 1 << 20;
 const BOM: &[u8] = b"\xef\xbb\xbf";
+/// The most bytes a reader is given at once: readers keep positions in their buffers
+/// as `u32`, so a block of any size is read in pieces (tests use small pieces, so every
+/// test also checks that the split does not matter).
+#[cfg(not(test))]
+const PIECE: usize = 256 << 20;
+#[cfg(test)]
+const PIECE: usize = 64 << 10;
 
 /// A bad argument to [`Parser::new`] or a misuse (Python: `InvalidParameter`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -327,10 +334,19 @@ impl Parser {
                 failed: &mut self.failed,
                 cfg: &self.cfg,
             };
-            match &mut self.reader {
-                Reader::Jsonl(r) => r.feed(data, last, &mut sink, &mut self.work),
-                Reader::Gstr1(r) => r.feed(data, last, &mut sink, &mut self.work),
-                Reader::Csv(r) => r.feed(data, last, &mut sink, &mut self.work),
+            let mut rest = data;
+            loop {
+                let (piece, tail) = rest.split_at(rest.len().min(PIECE));
+                let end = last && tail.is_empty();
+                match &mut self.reader {
+                    Reader::Jsonl(r) => r.feed(piece, end, &mut sink, &mut self.work),
+                    Reader::Gstr1(r) => r.feed(piece, end, &mut sink, &mut self.work),
+                    Reader::Csv(r) => r.feed(piece, end, &mut sink, &mut self.work),
+                }
+                if tail.is_empty() || *sink.failed {
+                    break;
+                }
+                rest = tail;
             }
         }
         std::mem::take(&mut self.batch)

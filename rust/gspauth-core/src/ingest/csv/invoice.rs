@@ -8,17 +8,24 @@ impl CsvReader {
         row: &Row<'_>,
         line: u64,
         gap: u64,
+        known: bool,
         sink: &mut Sink<'_>,
         work: &mut Work,
     ) {
         let section = self.section;
-        let same = self.open.as_ref().is_some_and(|o| {
-            o.key.len() == key_cols(section).len()
-                && key_cols(section)
-                    .iter()
-                    .zip(&o.key)
-                    .all(|(&c, k)| cell_eq(row.get(c), k))
-        });
+        let same_key = || {
+            self.open.as_ref().is_some_and(|o| {
+                o.key.len() == key_cols(section).len()
+                    && key_cols(section)
+                        .iter()
+                        .zip(&o.key)
+                        .all(|(&c, k)| cell_eq(row.get(c), k))
+            })
+        };
+        // A row that starts with the open invoice's prefix has its key and its
+        // invoice-level cells (debug builds check the shortcut against the comparison).
+        debug_assert!(!known || same_key());
+        let same = known || same_key();
         if same {
             let open = self.open.as_mut().expect("same invoice");
             if open.bad {
@@ -31,7 +38,9 @@ impl CsvReader {
                         "an unreadable row (line {gap}) interrupts this invoice"
                     );
                 }
-                for (&col, first) in invoice_cols(section).iter().zip(&open.cells) {
+                let cols = invoice_cols(section).iter().zip(&open.cells);
+                debug_assert!(!known || cols.clone().all(|(&c, f)| cell_eq(row.get(c), f)));
+                for (&col, first) in cols.filter(|_| !known) {
                     if !cell_eq(row.get(col), first) {
                         reject!(
                             "inconsistent",
@@ -67,6 +76,7 @@ impl CsvReader {
             base: work.model.object(table),
             dets: Vec::new(),
             bad: false,
+            prefix: self.prefix(row),
         };
         let checked = self
             .invoice_fields(&mut open, row, work)

@@ -34,6 +34,22 @@ struct Open {
     /// Slots of each item's `itm_det`, in row order.
     dets: Vec<u32>,
     bad: bool,
+    /// The first row's bytes up to the separator after the last key or invoice-level
+    /// cell, and the spans of the cells in it (relative to the row's start); empty when
+    /// that row does not allow the shortcut (see `Prefix`).
+    prefix: Prefix,
+}
+
+/// A row of the open invoice that starts with the same bytes as its first row up to
+/// the separator after the last key or invoice-level column has the same key and
+/// invoice-level cells (splitting is a left-to-right state machine): the reader then
+/// splits only the rest of the row and skips comparing those cells. Recorded only when
+/// the cells in the prefix are unquoted-or-plain spans of the input (no `""`), the
+/// prefix ends at an unquoted separator, and it holds no line break.
+#[derive(Default)]
+struct Prefix {
+    bytes: Vec<u8>,
+    spans: Vec<(u32, u32)>,
 }
 
 pub(crate) struct CsvReader {
@@ -47,6 +63,9 @@ pub(crate) struct CsvReader {
     /// Logical column → index in the row, once the header is read.
     columns: Option<[Option<usize>; N_COLS]>,
     width: usize,
+    /// The last row index among the key and invoice-level columns (sections with rows
+    /// folded into invoices), once the header is read.
+    prefix_col: Option<usize>,
     open: Option<Open>,
     gap: u64,
     rows: u64,
@@ -66,6 +85,7 @@ impl CsvReader {
             skip_to_lf: false,
             columns: None,
             width: 0,
+            prefix_col: None,
             open: None,
             gap: 0,
             rows: 0,
@@ -96,10 +116,13 @@ impl CsvReader {
             let line = self.line;
             let mut cells = std::mem::take(&mut self.cells);
             let mut spans = std::mem::take(&mut self.spans);
+            cells.clear();
+            spans.clear();
             let mut quoted_lfs = 0;
+            let known = self.seed(&mut spans);
             let got = split(
                 &self.buf,
-                self.pos,
+                self.pos + known,
                 last,
                 &mut cells,
                 &mut spans,
@@ -126,7 +149,7 @@ impl CsvReader {
                         self.pos = end;
                         // The row's cells point into the buffer: lend it out for the row.
                         let buf = std::mem::take(&mut self.buf);
-                        self.row(&buf, start..end, &cells, &spans, line, sink, work);
+                        self.row(&buf, start..end, known, &cells, &spans, line, sink, work);
                         self.buf = buf;
                     }
                 }
@@ -139,6 +162,50 @@ impl CsvReader {
         }
         self.buf.drain(..self.pos);
         self.pos = 0;
+    }
+
+    /// When the row at `pos` starts with the open invoice's prefix: its cells' spans
+    /// (into `spans`) and its length; else 0.
+    #[inline]
+    fn seed(&self, spans: &mut Vec<Span>) -> usize {
+        let Some(open) = &self.open else {
+            return 0;
+        };
+        let p = &open.prefix;
+        if p.bytes.is_empty() || !self.buf[self.pos..].starts_with(&p.bytes) {
+            return 0;
+        }
+        let at = self.pos as u32;
+        spans.extend(p.spans.iter().map(|&(a, b)| Span {
+            a: at + a,
+            b: at + b,
+            own: false,
+        }));
+        p.bytes.len()
+    }
+
+    /// The prefix of a first row (see `Prefix`).
+    fn prefix(&self, row: &Row<'_>) -> Prefix {
+        let Some(last) = self.prefix_col else {
+            return Prefix::default();
+        };
+        let Some(spans) = row.spans.get(..=last) else {
+            return Prefix::default();
+        };
+        let end = spans[last].b as usize;
+        // A span that ends at a `,` of the input is an unquoted cell with nothing trimmed.
+        if spans.iter().any(|s| s.own) || row.buf.get(end) != Some(&b',') {
+            return Prefix::default();
+        }
+        let bytes = &row.buf[row.start..=end];
+        if memchr::memchr(b'\n', bytes).is_some() {
+            return Prefix::default();
+        }
+        let at = row.start as u32;
+        Prefix {
+            bytes: bytes.to_vec(),
+            spans: spans.iter().map(|s| (s.a - at, s.b - at)).collect(),
+        }
     }
 
     fn consume(&mut self, end: usize) {
@@ -175,6 +242,7 @@ impl CsvReader {
         &mut self,
         buf: &[u8],
         raw: std::ops::Range<usize>,
+        known: usize,
         cells: &[u8],
         spans: &[Span],
         line: u64,
@@ -198,8 +266,9 @@ impl CsvReader {
                     spans.len()
                 );
             }
-            // Fields are separated by ASCII bytes: the row is UTF-8 exactly when each field is.
-            if std::str::from_utf8(&buf[raw.clone()]).is_err() {
+            // Fields are separated by ASCII bytes: the row is UTF-8 exactly when each field
+            // is (and a known prefix was checked in the invoice's first row).
+            if std::str::from_utf8(&buf[raw.start + known..raw.end]).is_err() {
                 reject!("utf8", "the row is not valid UTF-8");
             }
             Ok(())
@@ -212,6 +281,7 @@ impl CsvReader {
         }
         let row = Row {
             buf,
+            start: raw.start,
             cells,
             spans,
             columns: &columns,
@@ -221,7 +291,7 @@ impl CsvReader {
             self.close(sink, work);
             self.single(&row, line, sink, work);
         } else {
-            self.fold(&row, line, gap, sink, work);
+            self.fold(&row, line, gap, known != 0, sink, work);
         }
     }
 
@@ -249,6 +319,12 @@ impl CsvReader {
                 }
                 self.columns = Some(columns);
                 self.width = layout.len();
+                self.prefix_col = key_cols(self.section)
+                    .iter()
+                    .chain(invoice_cols(self.section))
+                    .filter_map(|&c| columns[c as usize])
+                    .max()
+                    .filter(|_| !key_cols(self.section).is_empty());
                 return;
             }
         }

@@ -74,7 +74,8 @@ fn span_of(src: &[u8], from: usize, to: usize, own: bool) -> Span {
     Span { a, b, own }
 }
 
-/// One row from `start` into `spans` (unescaped quoted cells go to `cells`):
+/// One row (or its rest after a known prefix) from `start`, appended to `spans`
+/// (unescaped quoted cells go to `cells`):
 /// `Ok(Some(end after the terminator))`, `Ok(None)` when more input is needed.
 /// `quoted_lfs` counts the line breaks inside quoted fields (the reader counts
 /// lines without scanning the row again).
@@ -86,9 +87,6 @@ pub(super) fn split(
     spans: &mut Vec<Span>,
     quoted_lfs: &mut u64,
 ) -> Result<Option<usize>, RowError> {
-    cells.clear();
-    spans.clear();
-    *quoted_lfs = 0;
     let n = buf.len();
     let mut i = start;
     loop {
@@ -193,6 +191,8 @@ pub(super) fn split(
 /// The current row's cells by logical column.
 pub(super) struct Row<'a> {
     pub(super) buf: &'a [u8],
+    /// Where the row starts in `buf`.
+    pub(super) start: usize,
     pub(super) cells: &'a [u8],
     pub(super) spans: &'a [Span],
     pub(super) columns: &'a [Option<usize>; N_COLS],
