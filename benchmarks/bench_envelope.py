@@ -524,7 +524,8 @@ def measure_latency(
     dec_env = {"k": key, "d": data, "r": rek_wire, "h": mac}
     if native is not None:
         add("encrypt_request", "rust", "f(k, p)", {"f": native.encrypt_request, **enc_env}, req)
-        add("decrypt_response", "rust", "f(k, d, r, h, False)", {"f": native.decrypt_response, **dec_env}, SMALL_PAYLOAD)
+        add("decrypt_response", "rust", "f(k, d, r, h, False)", {"f": native.decrypt_response, **dec_env},
+            SMALL_PAYLOAD)
     if before is not None:
         add("encrypt_request", "rust (before)", "f(k, p)", {"f": before.encrypt_request, **enc_env}, req)
         add(
@@ -684,13 +685,15 @@ def _malloc_retain() -> None:
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sizes", type=int, nargs="+", help=f"batch sizes (default {' '.join(map(str, DEFAULT_SIZES))})")
+    parser.add_argument("--sizes", type=int, nargs="+",
+                        help=f"batch sizes (default {' '.join(map(str, DEFAULT_SIZES))})")
     parser.add_argument("--quick", action="store_true", help="smoke test: small batches, few repeats")
     parser.add_argument("--repeat", type=int, help="timed runs per implementation (default 5; 2 with --quick)")
     parser.add_argument("--warmup", type=int, default=0, help="extra untimed runs after the correctness run")
     parser.add_argument("--seed", type=int, default=20170701, help="synthetic data seed (default 20170701)")
     parser.add_argument("--threads", type=int, help="thread count of the 'all cores' row (default: cores available)")
-    parser.add_argument("--impls", nargs="+", metavar="ROW", help="run only these rows (e.g. python-batch rust-batch-1t)")
+    parser.add_argument("--impls", nargs="+", metavar="ROW",
+                        help="run only these rows (e.g. python-batch rust-batch-1t)")
     parser.add_argument(
         "--native-before",
         type=Path,
@@ -704,7 +707,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=os.environ.get("GSPAUTH_REQUIRE_NATIVE") == "1",
         help="fail if gspauth._native is not importable (default when GSPAUTH_REQUIRE_NATIVE=1)",
     )
-    parser.add_argument("--json", type=Path, help="where to write the results (default benchmarks/results/envelope-<UTC time>.json)")
+    parser.add_argument("--json", type=Path,
+                        help="where to write the results (default benchmarks/results/envelope-<UTC time>.json)")
     parser.add_argument(
         "--wait-quiet",
         type=float,
