@@ -88,6 +88,22 @@ def test_bom_crlf_quotes_and_trailing_empty_rows_are_tolerated(ingest: SimpleNam
     assert out2.records == out.records
 
 
+def test_rows_across_block_boundaries_read_as_in_one_block(ingest: SimpleNamespace) -> None:
+    # The Rust reader completes a row begun in an earlier block up to the next line break,
+    # or with the whole block when that break is inside quotes; other rows are read in place.
+    multi = _row("I-2").replace(",Name,", ',"Line 1\nLine 2\r\nLine ""3""",')
+    rows = [B2B_HEADER, _row(), _row(rate="5"), multi, multi.replace(",18,", ",5,"), _row("I-3").replace("N,", "Q,"),
+            _row("I-4"), _row("I-4", val="9.99"), _row("I-5")]
+    data = ("\r\n".join(rows) + "\r\n").encode()
+    whole = _csv(ingest, data)
+    assert [r[3] for r in whole.records] == [f"{s.CTIN}|I-{n}" for n in (1, 2, 5)]
+    assert [e[1:3] for e in whole.errors] == [(10, "value"), (12, "inconsistent")]  # lines of a quoted break count
+    for size in (1, 2, 3, 5, 7, 16, 61, 64, 100, 127, 500):
+        pieces = [data[i:i + size] for i in range(0, len(data), size)]
+        out = _csv(ingest, pieces)  # type: ignore[arg-type]
+        assert (out.records, out.errors, out.chunks) == (whole.records, whole.errors, whole.chunks), size
+
+
 @pytest.mark.parametrize("header", [
     B2B_HEADER.upper(),
     B2B_HEADER.replace(",", " ,  ").replace("Invoice date", "Invoice   Date"),

@@ -56,8 +56,8 @@ pub(crate) struct CsvReader {
     section: Section,
     gstin: [u8; 15],
     fp: [u8; 6],
+    /// A row begun in an earlier block.
     buf: Vec<u8>,
-    pos: usize,
     line: u64,
     skip_to_lf: bool,
     /// Logical column → index in the row, once the header is read.
@@ -80,7 +80,6 @@ impl CsvReader {
             gstin: cfg.gstin.expect("checked by Parser::new"),
             fp: cfg.fp.expect("checked by Parser::new"),
             buf: Vec::new(),
-            pos: 0,
             line: 1,
             skip_to_lf: false,
             columns: None,
@@ -95,22 +94,65 @@ impl CsvReader {
     }
 
     pub fn feed(&mut self, data: &[u8], last: bool, sink: &mut Sink<'_>, work: &mut Work) {
-        self.buf.extend_from_slice(data);
+        let mut data = data;
+        // A row begun in an earlier block is completed in the buffer: first up to the
+        // block's first line break (where it usually ends), else with the whole block.
+        let mut whole = false;
+        while !self.buf.is_empty() && !*sink.failed {
+            let take = if whole {
+                data.len()
+            } else {
+                memchr::memchr(b'\n', data).map_or(data.len(), |k| k + 1)
+            };
+            whole = true;
+            self.buf.extend_from_slice(&data[..take]);
+            data = &data[take..];
+            let buf = std::mem::take(&mut self.buf);
+            let mut pos = 0;
+            self.rows(&buf, &mut pos, last && data.is_empty(), sink, work);
+            self.buf = buf;
+            self.buf.drain(..pos);
+            if data.is_empty() {
+                break;
+            }
+        }
+        if !*sink.failed {
+            // The rows wholly inside the block are read where they are, without a copy.
+            let mut pos = 0;
+            self.rows(data, &mut pos, last, sink, work);
+            if !*sink.failed {
+                self.buf.extend_from_slice(&data[pos..]);
+            }
+        }
+        if last && !*sink.failed {
+            self.close(sink, work);
+        }
+    }
+
+    /// The rows of `src` from `pos` on (`pos` ends where more input is needed).
+    fn rows(
+        &mut self,
+        src: &[u8],
+        pos: &mut usize,
+        last: bool,
+        sink: &mut Sink<'_>,
+        work: &mut Work,
+    ) {
         while !*sink.failed {
             if self.skip_to_lf {
-                match memchr::memchr(b'\n', &self.buf[self.pos..]) {
+                match memchr::memchr(b'\n', &src[*pos..]) {
                     None => {
-                        self.consume(self.buf.len());
+                        self.consume(src, pos, src.len());
                         break;
                     }
                     Some(k) => {
-                        self.consume(self.pos + k + 1);
+                        self.consume(src, pos, *pos + k + 1);
                         self.skip_to_lf = false;
                         continue;
                     }
                 }
             }
-            if self.pos == self.buf.len() {
+            if *pos == src.len() {
                 break;
             }
             let line = self.line;
@@ -119,10 +161,10 @@ impl CsvReader {
             cells.clear();
             spans.clear();
             let mut quoted_lfs = 0;
-            let known = self.seed(&mut spans);
+            let known = self.seed(src, *pos, &mut spans);
             let got = split(
-                &self.buf,
-                self.pos + known,
+                src,
+                *pos + known,
                 last,
                 &mut cells,
                 &mut spans,
@@ -130,10 +172,10 @@ impl CsvReader {
             );
             let too_large = || format!("the row is longer than {MAX_RECORD_BYTES} bytes");
             match got {
-                Err(e) => self.unreadable(line, e.code, e.message.to_owned(), e.at, sink),
+                Err(e) => self.unreadable(src, pos, line, e.code, e.message.to_owned(), e.at, sink),
                 Ok(None) => {
-                    if self.buf.len() - self.pos > MAX_RECORD_BYTES {
-                        self.unreadable(line, "too-large", too_large(), self.pos, sink);
+                    if src.len() - *pos > MAX_RECORD_BYTES {
+                        self.unreadable(src, pos, line, "too-large", too_large(), *pos, sink);
                     } else {
                         self.cells = cells;
                         self.spans = spans;
@@ -141,41 +183,33 @@ impl CsvReader {
                     }
                 }
                 Ok(Some(end)) => {
-                    if end - self.pos > MAX_RECORD_BYTES {
-                        self.unreadable(line, "too-large", too_large(), self.pos, sink);
+                    if end - *pos > MAX_RECORD_BYTES {
+                        self.unreadable(src, pos, line, "too-large", too_large(), *pos, sink);
                     } else {
-                        self.line += quoted_lfs + u64::from(self.buf[end - 1] == b'\n');
-                        let start = self.pos;
-                        self.pos = end;
-                        // The row's cells point into the buffer: lend it out for the row.
-                        let buf = std::mem::take(&mut self.buf);
-                        self.row(&buf, start..end, known, &cells, &spans, line, sink, work);
-                        self.buf = buf;
+                        self.line += quoted_lfs + u64::from(src[end - 1] == b'\n');
+                        let start = *pos;
+                        *pos = end;
+                        self.row(src, start..end, known, &cells, &spans, line, sink, work);
                     }
                 }
             }
             self.cells = cells;
             self.spans = spans;
         }
-        if last && !*sink.failed {
-            self.close(sink, work);
-        }
-        self.buf.drain(..self.pos);
-        self.pos = 0;
     }
 
-    /// When the row at `pos` starts with the open invoice's prefix: its cells' spans
-    /// (into `spans`) and its length; else 0.
+    /// When the row at `src[pos..]` starts with the open invoice's prefix: its cells'
+    /// spans (into `spans`) and its length; else 0.
     #[inline]
-    fn seed(&self, spans: &mut Vec<Span>) -> usize {
+    fn seed(&self, src: &[u8], pos: usize, spans: &mut Vec<Span>) -> usize {
         let Some(open) = &self.open else {
             return 0;
         };
         let p = &open.prefix;
-        if p.bytes.is_empty() || !self.buf[self.pos..].starts_with(&p.bytes) {
+        if p.bytes.is_empty() || !src[pos..].starts_with(&p.bytes) {
             return 0;
         }
-        let at = self.pos as u32;
+        let at = pos as u32;
         spans.extend(p.spans.iter().map(|&(a, b)| Span {
             a: at + a,
             b: at + b,
@@ -208,20 +242,23 @@ impl CsvReader {
         }
     }
 
-    fn consume(&mut self, end: usize) {
-        self.line += memchr::memchr_iter(b'\n', &self.buf[self.pos..end]).count() as u64;
-        self.pos = end;
+    fn consume(&mut self, src: &[u8], pos: &mut usize, end: usize) {
+        self.line += memchr::memchr_iter(b'\n', &src[*pos..end]).count() as u64;
+        *pos = end;
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn unreadable(
         &mut self,
+        src: &[u8],
+        pos: &mut usize,
         line: u64,
         code: &'static str,
         message: String,
         at: usize,
         sink: &mut Sink<'_>,
     ) {
-        self.consume(at);
+        self.consume(src, pos, at);
         self.skip_to_lf = true;
         if self.columns.is_none() {
             return sink.fatal(
@@ -268,7 +305,9 @@ impl CsvReader {
             }
             // Fields are separated by ASCII bytes: the row is UTF-8 exactly when each field
             // is (and a known prefix was checked in the invoice's first row).
-            if std::str::from_utf8(&buf[raw.start + known..raw.end]).is_err() {
+            let rest = &buf[raw.start + known..raw.end];
+            // Most rows are ASCII: an inlined word-at-a-time test before the full check.
+            if !rest.is_ascii() && std::str::from_utf8(rest).is_err() {
                 reject!("utf8", "the row is not valid UTF-8");
             }
             Ok(())
