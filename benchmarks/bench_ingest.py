@@ -51,10 +51,10 @@ try:
 except ImportError:  # running from a checkout that is not installed
     sys.path.insert(0, str(ROOT))
 
-from bench_envelope import LoadMeter, QuietGate, _native_module, _timed, environment  # noqa: E402
+from bench_envelope import LoadMeter, QuietGate, _native_module, _timed, environment
 
-from gspauth import filing, protocol, synthetic  # noqa: E402
-from gspauth.ingest import _backend  # noqa: E402
+from gspauth import filing, protocol, synthetic
+from gspauth.ingest import _backend
 
 SCHEMA = 1
 TARGET = 3.0  # the Rust path at most 3× the envelope alone
@@ -109,7 +109,8 @@ def chunk_layout(backend: Any, fmt: str, data: bytes, gstin: str, fp: str) -> tu
     return [c.payload for c in chunks], [[r[0].split("|", 1)[1] for r in c.records] for c in chunks]
 
 
-def today_chunks(invoices: dict[str, dict[str, Any]], groups: list[list[str]], gstin: str, fp: str) -> list[dict[str, Any]]:
+def today_chunks(invoices: dict[str, dict[str, Any]], groups: list[list[str]], gstin: str,
+                 fp: str) -> list[dict[str, Any]]:
     """The same invoices, as the dict chunks the client takes today (grouped by ctin)."""
     out = []
     for inums in groups:
@@ -235,7 +236,8 @@ def render(result: dict[str, Any]) -> str:
             if not r["correct"]:
                 lines.append(f"  {r['label']:<62} {'NOT CORRECT: ' + str(r['error']):>40}")
                 continue
-            x = r["cpu_us_per_invoice"] / env["cpu_us_per_invoice"] if env and env["cpu_us_per_invoice"] else float("nan")
+            env_cpu = env["cpu_us_per_invoice"] if env else 0.0
+            x = r["cpu_us_per_invoice"] / env_cpu if env_cpu else float("nan")
             load = r["foreign_load_of_best"]
             lines.append(f"  {r['label']:<62} {r['us_per_invoice']:>11.2f} {r['median_us_per_invoice']:>9.2f} "
                          f"{r['cpu_us_per_invoice']:>8.2f} {x:>10.2f}× {'' if load is None else f'{load:.0%}':>6}")

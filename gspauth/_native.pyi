@@ -10,12 +10,12 @@ from collections.abc import Iterable
 from typing import final
 
 __all__ = [
+    "MAX_PAYLOAD_BYTES",
+    "MAX_WIRE_CHARS",
     "IngestBatch",
     "IngestChunk",
     "IngestChunker",
     "IngestParser",
-    "MAX_PAYLOAD_BYTES",
-    "MAX_WIRE_CHARS",
     "aes_decrypt",
     "aes_encrypt",
     "decrypt_field",

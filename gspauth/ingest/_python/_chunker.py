@@ -155,7 +155,7 @@ class Chunker:
 
         if not isinstance(batch, Batch):
             raise TypeError("batch must be a Batch of this backend")
-        recs = batch._recs
+        recs = batch._recs  # noqa: SLF001 - the parser fills a batch's lists, the chunker reads them (one backend)
         if skip is not None:
             if not isinstance(skip, bytes):
                 raise TypeError("skip must be bytes or None")

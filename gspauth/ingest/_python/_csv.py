@@ -11,7 +11,6 @@ accepted headers and how each column becomes GSTR-1 JSON.
 
 from __future__ import annotations
 
-import re
 from typing import TYPE_CHECKING, Any
 
 from gspauth.ingest._python._csv_layout import (
@@ -280,7 +279,7 @@ class CsvReader:
             rec["val"] = csv_number(row["val"], "Total Value", 2, False)
         rec["rt"] = csv_number(row["rt"], "Rate", 2, False)
         rec["txval"] = csv_number(row["txval"], "Taxable Value", 2, False)
-        for col, title in (("iamt", "Integrated Tax Amount"), ("camt", "Central Tax Amount"),
+        for col, label in (("iamt", "Integrated Tax Amount"), ("camt", "Central Tax Amount"),
                            ("samt", "State/UT Tax Amount"), ("csamt", "Cess Amount")):
-            rec[col] = csv_number(row[col], title, 2, False) if row[col] else from_cents(0)
+            rec[col] = csv_number(row[col], label, 2, False) if row[col] else from_cents(0)
         return rec

@@ -55,7 +55,7 @@ class _Fatal(Exception):
 class _Frame:
     """One open object or array of the outer structure."""
 
-    __slots__ = ("group", "kind", "key", "keys", "line", "pending", "pending_bytes", "phase", "section", "value_key")
+    __slots__ = ("group", "key", "keys", "kind", "line", "pending", "pending_bytes", "phase", "section", "value_key")
 
     def __init__(self, kind: str, section: str = "", line: int = 0) -> None:
         self.kind = kind  # top | sections | group | hsn | records
@@ -325,7 +325,7 @@ class Gstr1Reader:
             return
         if b in b",:]}":
             raise _Fatal(self.line, "syntax", "expected a value")
-        if self.p.gstin is None and self.gstin is None or self.p.fp is None and self.fp is None:
+        if (self.p.gstin is None and self.gstin is None) or (self.p.fp is None and self.fp is None):
             raise _Fatal(self.line, "hint", "the file's records come before its gstin and fp: pass gstin and fp "
                                             "(they are checked against the file's own values)")
         self._start_extent(b, keep=True)

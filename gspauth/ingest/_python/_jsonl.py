@@ -70,7 +70,8 @@ class JsonlReader:
             for name, want in (("section", p.section), ("gstin", p.gstin), ("fp", p.fp)):
                 got = section if name == "section" else rec[name]
                 if want is not None and got != want:
-                    raise Reject("mismatch", f"{name} {show(got)} differs from the {name} {want} this file is read with")
+                    raise Reject("mismatch",
+                                 f"{name} {show(got)} differs from the {name} {want} this file is read with")
         except Reject as r:
             p.error(self.line, r.code, r.message)
             return

@@ -142,7 +142,7 @@ class Parser:
     # --- called by the readers -------------------------------------------------
 
     def error(self, line: int, code: str, message: str) -> None:
-        self._batch._errors.append((self.source, line, code, message))
+        self._batch._errors.append((self.source, line, code, message))  # noqa: SLF001 - the parser fills its batches
 
     def fatal(self, line: int, code: str, message: str) -> None:
         self.error(line, code, message)
@@ -158,4 +158,4 @@ class Parser:
         except Reject as r:
             self.error(r.line or line, r.code, r.message)
             return
-        self._batch._recs.append(_Rec(gstin, fp, section, key, ident, canon, line))
+        self._batch._recs.append(_Rec(gstin, fp, section, key, ident, canon, line))  # noqa: SLF001 - its batch

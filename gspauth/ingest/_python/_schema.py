@@ -78,7 +78,8 @@ def _det(neg: bool, igst_only: bool) -> Table:
 
 
 def _items(det: Table) -> Field:
-    return Field("itms", "a", True, table=Table("item", (Field("itm_det", "o", True, table=det), Field("num", "i", True))))
+    item = Table("item", (Field("itm_det", "o", True, table=det), Field("num", "i", True)))
+    return Field("itms", "a", True, table=item)
 
 
 _B2B = Table("invoice", (

@@ -21,8 +21,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(ROOT))
 
-from gspauth.ingest import _python  # noqa: E402
-from tests.ingest import support as s  # noqa: E402
+from gspauth.ingest import _python
+from tests.ingest import support as s
 
 OUT = Path(__file__).with_name("ingest_vectors.json")
 SEK = bytes(range(32))
