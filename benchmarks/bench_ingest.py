@@ -23,6 +23,15 @@ fixed seed), in one run:
 
 Every row's output is checked before timing: the Rust bodies equal the reference's byte for
 byte (on the reference's subset), every invoice is in a chunk, and no record is rejected.
+Memory (``--memory``): in this VM a page touched for the first time costs microseconds, and
+every row allocates its output (the envelope ~3.7 KB of body per invoice), so a row's cost
+depends on whether its buffers are fresh pages or reused ones — which, with glibc's default
+(a threshold that adapts to what was freed before), depends on the process's history.
+``reuse`` (the default) sets glibc's mmap threshold to 32 MiB and never trims the heap, so
+every row reuses memory as a long-running client does and the figures are compute;
+``fresh`` sets a fixed 128 KiB threshold, so every large buffer is new pages on every run;
+``default`` leaves glibc alone. The regime is recorded in the results.
+
 Timed runs are interleaved round-robin, the garbage collector is off during a run; the best
 run is the headline, the median shows the noise, and the foreign CPU load is recorded
 (``bench_envelope.LoadMeter``). Target (issue 10): the Rust path costs at most 3× the
@@ -34,6 +43,7 @@ shared machine it also counts the time spent waiting for a core).
 from __future__ import annotations
 
 import argparse
+import ctypes
 import datetime as _dt
 import json
 import statistics
@@ -82,6 +92,29 @@ class Row:
     median_us_per_invoice: float | None = None
     cpu_us_per_invoice: float | None = None
     foreign_load_of_best: float | None = None
+
+
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters
+MEMORY = {
+    "reuse": {"mmap_threshold": 32 << 20, "trim_threshold": 1 << 30},
+    "fresh": {"mmap_threshold": 128 << 10, "trim_threshold": 128 << 10},
+}
+
+
+def set_memory(regime: str) -> dict[str, Any]:
+    """Apply a ``--memory`` regime through glibc's ``mallopt``; what was applied, for the results."""
+    if regime == "default":
+        return {"regime": "default"}
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return {"regime": "default", "requested": regime, "note": "mallopt is not available (not glibc)"}
+    want = MEMORY[regime]
+    ok = mallopt(M_MMAP_THRESHOLD, want["mmap_threshold"]) == 1
+    ok &= mallopt(M_TRIM_THRESHOLD, want["trim_threshold"]) == 1
+    if not ok:
+        return {"regime": "default", "requested": regime, "note": "mallopt refused the settings"}
+    return {"regime": regime, **want}
 
 
 def ingest_path(backend: Any, fmt: str, data: bytes, gstin: str | None, fp: str | None) -> list[bytes]:
@@ -222,7 +255,8 @@ def build(fmt: str, count: int, python_count: int, native: Any, progress: Callab
 def render(result: dict[str, Any]) -> str:
     lines = [f"gspauth ingest benchmark — {result['environment']['timestamp']}",
              f"cpu: {result['environment']['cpu']['model']}; python {result['environment']['python']}; "
-             f"{result['count']} invoices (python rows: {result['python_count']})", ""]
+             f"{result['count']} invoices (python rows: {result['python_count']}); "
+             f"memory: {result['memory']['regime']}", ""]
     for fmt in ("jsonl", "csv"):
         rows = [r for r in result["rows"] if r["fmt"] == fmt]
         if not rows:
@@ -262,6 +296,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--quiet-gate", type=float, default=None, metavar="SHARE",
                     help="before every timed run wait (up to --gate-wait s) until other processes use < SHARE")
     ap.add_argument("--gate-wait", type=float, default=30.0)
+    ap.add_argument("--memory", choices=["reuse", "fresh", "default"], default="reuse",
+                    help="glibc allocator regime for every row (default reuse; see the module docstring)")
     ap.add_argument("--json", type=Path, help="result file (default benchmarks/results/ingest-<UTC time>.json)")
     args = ap.parse_args(argv)
     if args.quick:
@@ -276,9 +312,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"gspauth._native is not importable ({error}); the benchmark needs the Rust build", file=sys.stderr)
         return 2
     gate = QuietGate(args.quiet_gate, args.gate_wait) if args.quiet_gate is not None else None
+    memory = set_memory(args.memory)
     result: dict[str, Any] = {"schema": SCHEMA, "environment": environment(native, error), "count": args.count,
                               "python_count": args.python_count, "repeat": args.repeat, "target": TARGET,
-                              "rows": [], "inputs": {}, "ratios": {}}
+                              "memory": memory, "rows": [], "inputs": {}, "ratios": {}}
     meter = LoadMeter()
     started = time.perf_counter()
     ok = True

@@ -29,4 +29,5 @@ def test_the_ingest_benchmark_runs_and_checks_its_rows(native: object, tmp_path:
         ("jsonl", "today-from-jsonl")}
     assert all(r["correct"] and r["us_per_invoice"] > 0 for r in rows.values())
     assert set(result["ratios"]) == {"jsonl", "csv"}
+    assert result["memory"]["regime"] in ("reuse", "default")  # default where glibc's mallopt is missing
     assert "target: rust ≤ 3× envelope alone (CPU time)" in proc.stdout
