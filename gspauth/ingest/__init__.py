@@ -65,9 +65,15 @@ __all__ = [
 
 #: ``"native"`` (Rust) or ``"python"`` (the reference), as for :mod:`gspauth.crypto`.
 BACKEND: str = _backend.NAME
+#: Incremental reader of one file: ``Parser(format, source, section, gstin, fp)``;
+#: ``feed(block)`` and ``finish()`` return a :data:`Batch`; ``failed`` is true after a fatal error.
 Parser = _backend.impl.Parser
+#: The records and record errors one ``feed``/``finish`` produced (``records()``, ``errors()``).
 Batch = _backend.impl.Batch
+#: Groups records by (GSTIN, period, section) into chunks under ``max_chunk_bytes``:
+#: ``Chunker(max_chunk_bytes, max_buffer_bytes)``, ``add(batch, skip)``, ``flush()``.
 Chunker = _backend.impl.Chunker
+#: One RETSAVE payload: ``payload``, ``sha256``, ``count``, ``records`` and ``body(sek, action)``.
 Chunk = _backend.impl.Chunk
 
 #: A record's input (line, row, object) and its canonical bytes are at most this long.
