@@ -78,6 +78,11 @@ def _doc_2b(section: str, doc: dict[str, Any]) -> dict[str, Any]:
 class InwardActions(ReturnActions):
     """GSTR-2A / GSTR-2B for the session's GSTIN (the recipient)."""
 
+    def _returns(self, call: Call, form: str | None) -> Response:
+        if form in ("gstr2a", "gstr2b"):
+            return self._inward(call, form)
+        return super()._returns(call, form)
+
     def _inward(self, call: Call, form: str) -> Response:
         if call.method != "GET":
             raise gstn_error("GEN5007", f"{call.method} is not available on /returns/{form} (downloads only)",

@@ -53,13 +53,9 @@ def _duplicate_detail(rec: Record, period: str, other: str) -> str:
 class ReturnActions(EmulatorBase):
     """The data APIs: GSTR-1 save, submit, file, status and sections, large files (FILEDET) and search (spec §5)."""
 
-    def _inward(self, call: Call, form: str) -> Response:
-        """Overridden by :class:`~gspauth.emulator.inward.InwardActions` (GSTR-2A / 2B)."""
-        raise NotImplementedError
-
     def _returns(self, call: Call, form: str | None) -> Response:
-        if form in ("gstr2a", "gstr2b"):
-            return self._inward(call, form)
+        """GSTR-1 (and the forms' shared actions); GSTR-2A / 2B are added by
+        :class:`~gspauth.emulator.inward.InwardActions`, which overrides this."""
         if call.method == "GET":
             action = (call.query.get("action") or "").upper()
             if action == "RETSTATUS":
