@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 from gspauth._pg import Component
 from gspauth.errors import LockLost
 from gspauth.journal import ChunkRow, ChunkState, Classified, InvoiceRow, InvoiceState, RecordKey
+from gspauth.journal._classify import Verdict
 
 if TYPE_CHECKING:
     from gspauth._pg import Connection, Database, PgUrl
@@ -81,7 +82,6 @@ _INVOICE_COLUMNS = ("gstin", "fp", "section", "ident", "sha256", "state", "chunk
                     "error_message", "source", "line")
 _CHUNK_COLUMNS = ("txn", "gstin", "fp", "section", "action", "sha256", "count", "size", "state", "reference_id",
                   "status_cd", "error", "attempts", "updated_at")
-_DONE = (InvoiceState.SAVED.value, InvoiceState.ACCEPTED.value)
 _PAGE = 5000
 
 
@@ -192,41 +192,20 @@ class PostgresJournal:
         n = len(records)
         if n == 0:
             return Classified(b"")
-        skip = bytearray(n)
-        duplicates: list[int] = []
-        seen: set[tuple[str, str, str, str]] = set()
-        for i, r in enumerate(records):  # the same identity twice in this batch
-            k = (r[0], r[1], r[2], r[3])
-            if k in seen:
-                duplicates.append(i)
-                skip[i] = 1
-            seen.add(k)
-        unchanged = still_rejected = 0
+        verdict = Verdict(records, run_id, retry_rejected=retry_rejected)
         with self._db.transaction() as db:
             db.execute("CREATE TEMP TABLE gspauth_batch (idx INTEGER PRIMARY KEY, gstin TEXT, fp TEXT, section TEXT, "
                        "ident TEXT, sha256 TEXT, line INTEGER) ON COMMIT DROP")
             with db.cursor().copy("COPY pg_temp.gspauth_batch FROM STDIN") as copy:
                 for i, r in enumerate(records):
                     copy.write_row((i, *r))
-            rows = db.execute(self._q(
+            verdict.known(db.execute(self._q(
                 "SELECT b.idx, i.sha256, i.state, i.seen_run FROM pg_temp.gspauth_batch b "
-                "JOIN {schema}.journal_invoices i USING (gstin, fp, section, ident)")).fetchall()
-            for idx, sha, state, seen_run in rows:
-                if skip[idx]:
-                    continue
-                if seen_run == run_id:  # already read earlier in this run
-                    duplicates.append(idx)
-                    skip[idx] = 1
-                elif sha == records[idx][4] and state in _DONE:
-                    skip[idx] = 1
-                    unchanged += 1
-                elif sha == records[idx][4] and state == InvoiceState.REJECTED.value and not retry_rejected:
-                    skip[idx] = 1
-                    still_rejected += 1
+                "JOIN {schema}.journal_invoices i USING (gstin, fp, section, ident)")).fetchall())
             if write:
                 db.execute(self._q(_UPSERT_SEEN), {"source": source, "run": run_id, "retry": retry_rejected,
-                                                   "duplicates": sorted(duplicates)})
-        return Classified(bytes(skip), tuple(sorted(duplicates)), unchanged, still_rejected)
+                                                   "duplicates": sorted(verdict.duplicates)})
+        return verdict.result()
 
     # -- chunks ---------------------------------------------------------------------------------------
 

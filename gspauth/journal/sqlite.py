@@ -15,6 +15,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 from gspauth.journal import ChunkRow, ChunkState, Classified, InvoiceRow, InvoiceState, RecordKey
+from gspauth.journal._classify import Verdict
 from gspauth.locks import ExclusiveFile
 
 __all__ = ["SCHEMA_VERSION", "SQLiteJournal"]
@@ -61,7 +62,6 @@ _UPSERT_SEEN = (
     "sha256 = excluded.sha256, source = excluded.source, line = excluded.line, "
     "seen_run = excluded.seen_run, updated_at = excluded.updated_at"
 )
-_DONE = (InvoiceState.SAVED.value, InvoiceState.ACCEPTED.value)
 
 
 def _now() -> str:
@@ -132,45 +132,24 @@ class SQLiteJournal:
         n = len(records)
         if n == 0:
             return Classified(b"")
-        skip = bytearray(n)
-        duplicates: list[int] = []
-        unchanged = still_rejected = 0
+        verdict = Verdict(records, run_id, retry_rejected=retry_rejected)
         with self._db.transaction() as db:
             db.execute("CREATE TEMP TABLE IF NOT EXISTS batch (idx INTEGER PRIMARY KEY, gstin TEXT, fp TEXT, "
                        "section TEXT, ident TEXT, sha256 TEXT, line INTEGER)")
             db.execute("DELETE FROM temp.batch")
             db.executemany("INSERT INTO temp.batch VALUES (?, ?, ?, ?, ?, ?, ?)",
                            ((i, *r) for i, r in enumerate(records)))
-            seen: set[tuple[str, str, str, str]] = set()
-            for i, r in enumerate(records):  # the same identity twice in this batch
-                k = (r[0], r[1], r[2], r[3])
-                if k in seen:
-                    duplicates.append(i)
-                    skip[i] = 1
-                seen.add(k)
-            rows = db.execute(
+            verdict.known(db.execute(
                 "SELECT b.idx, i.sha256, i.state, i.seen_run FROM temp.batch b JOIN invoices i "
-                "ON i.gstin = b.gstin AND i.fp = b.fp AND i.section = b.section AND i.ident = b.ident").fetchall()
-            for idx, sha, state, seen_run in rows:
-                if skip[idx]:
-                    continue
-                if seen_run == run_id:  # already read earlier in this run
-                    duplicates.append(idx)
-                    skip[idx] = 1
-                elif sha == records[idx][4] and state in _DONE:
-                    skip[idx] = 1
-                    unchanged += 1
-                elif sha == records[idx][4] and state == InvoiceState.REJECTED.value and not retry_rejected:
-                    skip[idx] = 1
-                    still_rejected += 1
+                "ON i.gstin = b.gstin AND i.fp = b.fp AND i.section = b.section AND i.ident = b.ident").fetchall())
             if write:
                 db.execute("DELETE FROM temp.batch WHERE idx IN (SELECT value FROM json_each(?))",
-                           (json.dumps(sorted(duplicates)),))
+                           (json.dumps(sorted(verdict.duplicates)),))
                 # New content (or a retried rejection) starts again as pending; the same content
                 # keeps its state (in doubt stays in doubt: it is re-sent).
                 db.execute(_UPSERT_SEEN, (source, run_id, _now(), retry_rejected, retry_rejected, retry_rejected))
             db.execute("DELETE FROM temp.batch")
-        return Classified(bytes(skip), tuple(sorted(duplicates)), unchanged, still_rejected)
+        return verdict.result()
 
     # -- chunks ---------------------------------------------------------------------------------------
 
