@@ -35,7 +35,7 @@ from gspauth.cli._common import add_target_arguments, open_store, print_json, pr
 from gspauth.errors import ConfigurationError
 
 if TYPE_CHECKING:
-    from gspauth.filer import FilingProgress, FilingReport
+    from gspauth.filer import FilerOptions, FilingProgress, FilingReport
 
 __all__ = ["register"]
 
@@ -109,6 +109,18 @@ def _display(progress: _Progress, done: threading.Event, quiet: bool) -> None:
             live.update(frame())
         live.update(frame())
 
+def _filer_options(args: argparse.Namespace) -> FilerOptions:
+    """The filing options the command line sets (the same for one machine and for a cluster)."""
+    from gspauth.filer import FilerOptions
+
+    return FilerOptions(
+        max_chunk_bytes=args.max_chunk_bytes, concurrency=args.concurrency, per_gstin=args.per_gstin,
+        per_gsp=args.per_gsp, rate=args.rate, attempts=args.attempts, wait_status=not args.no_wait,
+        status_timeout=args.status_timeout, retry_rejected=args.retry_rejected, dry_run=args.dry_run,
+        give_up_after=args.give_up_after,
+    )  # fmt: skip
+
+
 
 def _inputs(args: argparse.Namespace, *, local: bool = True) -> list[Any]:
     from gspauth.filer import FilingInput
@@ -126,7 +138,7 @@ async def _file(args: argparse.Namespace, progress: FilingProgress) -> FilingRep
     import httpx
 
     from gspauth.cli._taxpayers import TaxpayerClients, read_taxpayers
-    from gspauth.filer import Filer, FilerOptions
+    from gspauth.filer import Filer
     from gspauth.journal import open_journal
     from gspauth.otp import ChainOtp, FileOtp, default_otp_provider
 
@@ -136,12 +148,7 @@ async def _file(args: argparse.Namespace, progress: FilingProgress) -> FilingRep
     provider = default_otp_provider(interactive=False) if args.request_otp else None
     if provider is not None and args.otp_dir:
         provider = ChainOtp([FileOtp(args.otp_dir), provider])
-    options = FilerOptions(
-        max_chunk_bytes=args.max_chunk_bytes, concurrency=args.concurrency, per_gstin=args.per_gstin,
-        per_gsp=args.per_gsp, rate=args.rate, attempts=args.attempts, wait_status=not args.no_wait,
-        status_timeout=args.status_timeout, retry_rejected=args.retry_rejected, dry_run=args.dry_run,
-        give_up_after=args.give_up_after,
-    )  # fmt: skip
+    options = _filer_options(args)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
 
@@ -194,7 +201,6 @@ def _run_distributed(args: argparse.Namespace) -> int:
     """``--scheduler``/``--workers``: the same run, partitioned by GSTIN over Dask workers."""
     import logging
 
-    from gspauth.filer import FilerOptions
     from gspauth.filer.distributed import JournalProgress, WorkerTarget, file_distributed
     from gspauth.journal import default_journal_path, open_journal
     from gspauth.store import default_store_path
@@ -213,12 +219,7 @@ def _run_distributed(args: argparse.Namespace) -> int:
     journal = args.journal or str(default_journal_path())
     target = WorkerTarget(profile=args.profile, gsp=args.gsp, environment=args.environment, host=args.host,
                           certificate=args.certificate, ip_usr=args.ip_usr, gstin=args.gstin, username=args.username)
-    options = FilerOptions(
-        max_chunk_bytes=args.max_chunk_bytes, concurrency=args.concurrency, per_gstin=args.per_gstin,
-        per_gsp=args.per_gsp, rate=args.rate, attempts=args.attempts, wait_status=not args.no_wait,
-        status_timeout=args.status_timeout, retry_rejected=args.retry_rejected, dry_run=args.dry_run,
-        give_up_after=args.give_up_after,
-    )  # fmt: skip
+    options = _filer_options(args)
     local = args.workers is not None
     # The live view reads the journal here when this machine sees the same one as the workers.
     journal_here = local or ("://" in journal and not journal.startswith("sqlite:"))

@@ -248,23 +248,13 @@ mod tests {
             .collect()
     }
 
-    fn pars() -> Vec<Parallelism> {
-        [1, 0, 2, 64]
-            .iter()
-            .map(|&threads| Parallelism {
-                threads,
-                min_parallel_bytes: 0,
-            })
-            .collect()
-    }
-
     #[test]
     fn sealing_into_a_chunk_buffer_equals_single_calls() {
         let k = key(1);
         let sealer = RequestSealer::new(&k);
         for n in [0, 1, 2, 3, 7, 40] {
             let ps = payloads(n);
-            for par in pars() {
+            for par in Parallelism::test_variants() {
                 let mut buf = ChunkBuf::new();
                 buf.arena = vec![0xAA; 5]; // reused, bigger or smaller than needed
                 buf.seal(&sealer, &ps, par).unwrap();
@@ -287,11 +277,11 @@ mod tests {
         let ps = payloads(2 * CHUNK_RECORDS + 77);
         let want: Vec<RequestEnvelope> =
             ps.iter().map(|p| encrypt_request(&k, p).unwrap()).collect();
-        for par in pars() {
+        for par in Parallelism::test_variants() {
             assert_eq!(encrypt_request_many(&k, &ps, par).unwrap(), want, "{par:?}");
         }
         let items = responses(2 * CHUNK_RECORDS + 77);
-        for par in pars() {
+        for par in Parallelism::test_variants() {
             assert_eq!(
                 decrypt_response_many(&key(1), &items, false, par).unwrap(),
                 payloads(items.len())
@@ -305,7 +295,7 @@ mod tests {
         let mut ps = payloads(9);
         ps[6] = Vec::new();
         ps[4] = Vec::new();
-        for par in pars() {
+        for par in Parallelism::test_variants() {
             let err = ChunkBuf::new().seal(&sealer, &ps, par).unwrap_err();
             assert_eq!(
                 (err.kind(), err.index()),
@@ -317,7 +307,7 @@ mod tests {
         }
         let mut ps = payloads(3 * CHUNK_RECORDS);
         ps[2 * CHUNK_RECORDS + 5] = Vec::new();
-        for par in pars() {
+        for par in Parallelism::test_variants() {
             let err = encrypt_request_many(&key(1), &ps, par).unwrap_err();
             assert_eq!(err.index(), Some(2 * CHUNK_RECORDS + 5));
         }
@@ -349,7 +339,7 @@ mod tests {
     fn opening_into_a_chunk_buffer_round_trips() {
         for n in [0, 1, 2, 3, 5, 40] {
             let items = responses(n);
-            for par in pars() {
+            for par in Parallelism::test_variants() {
                 assert_eq!(open_all(&items, par).unwrap(), payloads(n), "n={n} {par:?}");
                 assert_eq!(
                     decrypt_response_many(&key(1), &items, false, par).unwrap(),
@@ -381,7 +371,7 @@ mod tests {
                 items[i].2 = Some(flipped);
             }
             let low = *bad.iter().min().unwrap();
-            for par in pars() {
+            for par in Parallelism::test_variants() {
                 let err = open_all(&items, par).unwrap_err();
                 assert_eq!(
                     (err.kind(), err.index()),

@@ -499,11 +499,10 @@ pub(crate) fn run_pairs<T: Sync, S: Send>(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::error::{ErrorKind, Reason};
-
-    fn pars() -> Vec<Parallelism> {
+impl Parallelism {
+    /// Serial, automatic, two threads and more threads than work, each with no size threshold:
+    /// the settings every parallel path is tested under.
+    pub(crate) fn test_variants() -> Vec<Parallelism> {
         [1, 0, 2, 64]
             .iter()
             .map(|&threads| Parallelism {
@@ -512,6 +511,12 @@ mod tests {
             })
             .collect()
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::{ErrorKind, Reason};
 
     /// Work that writes each record's value into the arena; record `bad` fails.
     fn echo(
@@ -540,7 +545,7 @@ mod tests {
             7 * CHUNK_RECORDS + 3,
         ] {
             let items: Vec<usize> = (0..n).collect();
-            for par in pars() {
+            for par in Parallelism::test_variants() {
                 let mut seen = Vec::new();
                 run_chunks(
                     &items,
@@ -564,7 +569,7 @@ mod tests {
     fn the_lowest_failing_record_wins_and_nothing_after_it_is_delivered() {
         let items: Vec<usize> = (0..6 * CHUNK_RECORDS).collect();
         for bad in [0, 5, CHUNK_RECORDS, 3 * CHUNK_RECORDS + 7] {
-            for par in pars() {
+            for par in Parallelism::test_variants() {
                 let mut delivered = 0;
                 let err = run_chunks(
                     &items,
@@ -603,7 +608,7 @@ mod tests {
     #[test]
     fn an_error_from_deliver_stops_the_batch() {
         let items: Vec<usize> = (0..9 * CHUNK_RECORDS).collect();
-        for par in pars() {
+        for par in Parallelism::test_variants() {
             let mut calls = 0;
             let out = run_chunks(
                 &items,
@@ -624,7 +629,7 @@ mod tests {
         }
         let out = run_chunks(
             &items,
-            pars()[2],
+            Parallelism::test_variants()[2],
             |_| 1,
             &NoLock,
             echo(Some(7)),
@@ -662,7 +667,7 @@ mod tests {
     fn work_runs_without_the_callers_lock_and_deliver_with_it() {
         for n in [1, 3, 5 * CHUNK_RECORDS + 1] {
             let items: Vec<usize> = (0..n).collect();
-            for par in pars() {
+            for par in Parallelism::test_variants() {
                 HELD.set(true);
                 let mut delivered = 0;
                 run_chunks(
@@ -690,7 +695,7 @@ mod tests {
     #[test]
     fn a_panic_in_work_reaches_the_caller_and_buffers_come_back() {
         let items: Vec<usize> = (0..5 * CHUNK_RECORDS).collect();
-        for par in pars() {
+        for par in Parallelism::test_variants() {
             let r = catch_unwind(|| {
                 run_chunks(
                     &items,
@@ -711,7 +716,7 @@ mod tests {
         let mut n = 0;
         run_chunks(
             &items,
-            pars()[2],
+            Parallelism::test_variants()[2],
             |_| 1,
             &NoLock,
             echo(None),
