@@ -314,7 +314,7 @@ class Database:
     def __init__(self, url: str | PgUrl, *, what: str = "database") -> None:
         try:
             import psycopg  # noqa: F401 - fail here with a hint, not on first use
-            import psycopg_pool  # noqa: F401
+            import psycopg_pool  # noqa: F401 - only probing that the pool extra is installed
         except ImportError as exc:
             raise ConfigurationError(f"PostgreSQL support needs psycopg and psycopg-pool ({exc.name} is missing); "
                                      "`pip install 'gspauth[postgres]'`") from None

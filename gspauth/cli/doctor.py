@@ -149,7 +149,7 @@ def _check_gstin(profile: Any) -> list[_Check]:
         return [_Check("gstin", "warn", "no GSTIN configured", "pass --gstin or set it in a config profile")]
     try:
         gstin = validate_gstin(profile.gstin)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:  # noqa: BLE001 - whatever goes wrong is this check's finding
         return [_Check("gstin", "fail", str(exc), "fix the GSTIN in your configuration")]
     code = gstin[:2]
     out = [_Check("gstin", "ok", f"{gstin} is well-formed (check character valid)")]
@@ -174,7 +174,7 @@ def _check_certificate(profile: Any, root: str | None) -> list[_Check]:
     path = Path(profile.certificate).expanduser()
     try:
         cert = load_certificate(path.read_bytes())
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:  # noqa: BLE001 - whatever goes wrong is this check's finding
         return [_Check("gstn certificate", "fail", f"{path}: {exc}", "download a fresh copy of GSTN's certificate")]
     now = _dt.datetime.now(_dt.timezone.utc)
     out = []
@@ -229,7 +229,7 @@ def _check_endpoint(profile: Any, hooks: Any) -> list[_Check]:
 
             hooks = Hooks(hooks.pm, hosts={(profile.gsp, profile.environment): profile.host}, config=False)
         url = hooks.endpoint_url(profile.gsp, Api.AUTH, profile.environment)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:  # noqa: BLE001 - whatever goes wrong is this check's finding
         return [_Check("endpoint", "fail", str(exc), "check --gsp, --environment and --host")]
     # POST an empty JSON object to the authenticate path, with no credentials: a GSP that serves
     # the path refuses it (HTTP 4xx with its own or GSTN's error), one that does not answers 404.
@@ -280,13 +280,13 @@ def _run_checks(args: argparse.Namespace) -> list[_Check]:
     try:
         pm = get_plugin_manager()
         plugin_check, hooks = _check_plugins(pm)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:  # noqa: BLE001 - whatever goes wrong is this check's finding
         plugin_check, hooks = _Check("plugins", "fail", f"{type(exc).__name__}: {exc}",
                                     "uninstall or fix the plugin named above"), None
     checks.append(plugin_check)
     try:
         profile = profile_from_args(args)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:  # noqa: BLE001 - whatever goes wrong is this check's finding
         checks.append(_Check("config", "fail", str(exc), "fix config.toml (see `python -m pydoc gspauth.config`)"))
         return checks
     from gspauth.config import config_path
@@ -310,13 +310,13 @@ def _run_checks(args: argparse.Namespace) -> list[_Check]:
                                     f"use one of: {', '.join(info.environments)}"))
             else:
                 checks.append(_Check("gsp", "ok", f"{profile.gsp} ({info.name}), environment {profile.environment}"))
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001 - whatever goes wrong is this check's finding
             checks.append(_Check("gsp", "fail", str(exc),
                                 "install the GSP's plugin or pick an installed GSP id (`gspauth plugins`)"))
     checks.append(_check_store_key())
     try:
         checks += _check_store(profile)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:  # noqa: BLE001 - whatever goes wrong is this check's finding
         checks.append(_Check("session store", "fail", f"{type(exc).__name__}: {exc}",
                             "check the --store path and its permissions; a damaged store can be moved aside "
                             "(every taxpayer then needs a new OTP)"))

@@ -208,7 +208,7 @@ def _run_distributed(args: argparse.Namespace) -> int:
     # Dask logs through its own loggers at INFO (set when it is imported); on the command line
     # they follow -v like ours.
     with contextlib.suppress(ImportError):  # without Dask, file_distributed says what to install
-        import distributed  # noqa: F401
+        import distributed  # noqa: F401 - only probing that the dask extra is installed
     for name in ("distributed", "tornado"):
         logging.getLogger(name).setLevel(max(logging.getLogger().getEffectiveLevel(), logging.INFO))
     if args.scheduler and args.workers is not None:

@@ -73,4 +73,4 @@ class LedgerObserver:
 
 
 # The SQLite ledger builds on the definitions above.
-from gspauth.ledger.sqlite import Ledger  # noqa: E402
+from gspauth.ledger.sqlite import Ledger  # noqa: E402 - it imports the definitions above

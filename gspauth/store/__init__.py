@@ -326,4 +326,4 @@ def open_store(spec: str | os.PathLike[str] | None = None, *, key: bytes | str |
 
 
 # The SQLite store builds on the definitions above.
-from gspauth.store.sqlite import SQLiteStore  # noqa: E402
+from gspauth.store.sqlite import SQLiteStore  # noqa: E402 - it imports the definitions above

@@ -51,7 +51,7 @@ def default_partitions(threads: int) -> int:
 
 def _need_dask() -> None:
     try:
-        import distributed  # noqa: F401
+        import distributed  # noqa: F401 - only probing that the dask extra is installed
     except ImportError:
         raise ConfigurationError("distributed filing needs Dask: pip install 'gspauth[distributed]'") from None
 
