@@ -109,6 +109,20 @@ def _display(progress: _Progress, done: threading.Event, quiet: bool) -> None:
             live.update(frame())
         live.update(frame())
 
+def _report(args: argparse.Namespace, report: FilingReport) -> int:
+    """Print the report (text or ``--json``) and return the exit code.
+
+    A dry run exits 1 when it found invalid or repeated records, so a validation step in a
+    script fails on the records a real run would not send."""
+    if args.json:
+        print_json(report.to_dict())
+    else:
+        print(report.text())
+    if report.outcome == "dry-run" and (report.record_errors or report.duplicates):
+        return Exit.ERROR
+    return _EXIT.get(report.outcome, Exit.ERROR)
+
+
 def _filer_options(args: argparse.Namespace) -> FilerOptions:
     """The filing options the command line sets (the same for one machine and for a cluster)."""
     from gspauth.filer import FilerOptions
@@ -129,7 +143,9 @@ def _inputs(args: argparse.Namespace, *, local: bool = True) -> list[Any]:
     for path in args.inputs:
         # a URL, or a path on remote workers, is checked where it is read
         if local and "://" not in path and not Path(path).is_file():
-            raise ConfigurationError(f"input file {path} not found")
+            missing = ConfigurationError(f"input file {path} not found")
+            missing.hint = f"check the path (relative paths start in {os.getcwd()})"
+            raise missing
         inputs.append(FilingInput(path, format=args.format, section=args.section, gstin=args.gstin, fp=args.fp))
     return inputs
 
@@ -190,11 +206,7 @@ def _run(args: argparse.Namespace) -> int:
     finally:
         done.set()
         display.join(2)
-    if args.json:
-        print_json(report.to_dict())
-    else:
-        print(report.text())
-    return _EXIT.get(report.outcome, Exit.ERROR)
+    return _report(args, report)
 
 
 def _run_distributed(args: argparse.Namespace) -> int:
@@ -250,11 +262,7 @@ def _run_distributed(args: argparse.Namespace) -> int:
         done.set()
         display.join(2)
         progress.close()
-    if args.json:
-        print_json(report.to_dict())
-    else:
-        print(report.text())
-    return _EXIT.get(report.outcome, Exit.ERROR)
+    return _report(args, report)
 
 
 def _seconds(text: str) -> float:
@@ -274,8 +282,9 @@ def register(subparsers: Any) -> None:
     """Add ``gspauth file`` to the command line."""
     p = subparsers.add_parser("file", help="file invoice files (JSONL, GSTR-1 JSON, offline-tool CSV) to GSTN",
                               description=__doc__.split("\n\n")[0].replace("``", "") if __doc__ else None,
-                              epilog="exit codes: 0 all accepted, 1 records rejected, 69 unreachable, 75 run again "
-                                     "later (OTP needed / in doubt), 130 interrupted")
+                              epilog="exit codes: 0 all accepted (--dry-run: all valid), 1 records rejected "
+                                     "(--dry-run: invalid), 69 unreachable, 75 run again later (OTP needed / in "
+                                     "doubt), 130 interrupted")
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="invoice files (.jsonl, .json, .csv)")
     g = p.add_argument_group("input")
     g.add_argument("--format", choices=("jsonl", "gstr1-json", "csv"), help="input format (default: from extension)")

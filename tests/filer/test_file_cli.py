@@ -76,6 +76,21 @@ def test_rejected_records_exit_1_and_are_listed(world: World) -> None:
     assert f"{path}:11: json:" in r.stdout and "10 accepted" in r.stdout and "Traceback" not in r.stderr
 
 
+def test_a_dry_run_exits_1_on_invalid_records_and_sends_nothing(world: World) -> None:
+    (a,) = world.taxpayers(1)
+    path, lines = world.write_jsonl("in.jsonl", {a: 5})
+    journal = str(world.tmp / "j.db")
+    saves = world.emu.stats["actions"].get("RETSAVE", 0)
+    clean = gspauth(world, "file", str(path), *target(world), "--journal", journal, "--dry-run", "--json")
+    assert clean.returncode == 0, clean.stdout + clean.stderr
+    assert json.loads(clean.stdout)["outcome"] == "dry-run"
+    path.write_bytes(b"".join(lines) + b"not json\n")
+    bad = gspauth(world, "file", str(path), *target(world), "--journal", journal, "--dry-run")
+    assert bad.returncode == 1, bad.stdout + bad.stderr
+    assert f"{path}:6: json:" in bad.stdout and "Traceback" not in bad.stderr
+    assert world.emu.stats["actions"].get("RETSAVE", 0) == saves  # validation only
+
+
 def test_missing_input_or_settings_are_one_line_errors(world: World) -> None:
     r = gspauth(world, "file", str(world.tmp / "nope.jsonl"), *target(world))
     assert r.returncode == 1 and "not found" in r.stderr and "Traceback" not in r.stderr
