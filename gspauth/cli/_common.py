@@ -66,10 +66,24 @@ def profile_from_args(args: argparse.Namespace) -> Profile:
     return load_profile(getattr(args, "profile", None), overrides)
 
 
-def open_store(profile: Profile) -> SessionStore:
+def open_store(profile: Profile, *, existing: bool = False) -> SessionStore:
+    """The profile's session store.
+
+    :param existing: for commands that only read or renew stored sessions: a store file that
+        is not there is reported (a wrong ``--store`` in a cron line), not created empty.
+    """
+    from gspauth.store import default_store_path
     from gspauth.store import open_store as open_spec
 
-    return open_spec(profile.store)
+    spec = profile.store
+    if existing and not (spec == "memory:" or (spec or "").lower().startswith(("postgresql://", "postgres://"))):
+        path = Path(spec.removeprefix("sqlite://")) if spec else default_store_path()
+        if not path.exists():
+            missing = ConfigurationError(f"no session store at {path}")
+            missing.hint = ("`gspauth login` creates it; pass --store (or GSPAUTH_STORE) to use another "
+                            f"(relative paths start in {os.getcwd()})")
+            raise missing
+    return open_spec(spec)
 
 
 def _hooks_for(gsp: str, environment: str, host: str | None) -> Hooks:

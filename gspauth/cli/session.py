@@ -56,7 +56,7 @@ def _fmt_left(expires: _dt.datetime, now: _dt.datetime) -> str:
 
 def _store_of(args: argparse.Namespace) -> tuple[Profile, SessionStore]:
     profile = profile_from_args(args)
-    return profile, open_store(profile)
+    return profile, open_store(profile, existing=True)
 
 
 def _cmd_list(args: argparse.Namespace) -> int:

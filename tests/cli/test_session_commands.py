@@ -192,3 +192,12 @@ def test_consent_log_empty_and_since(cli: Any) -> None:
     assert cli("consent", "log", "--since", "2h", "--json").out.strip() == "[]"
     r = cli("consent", "log", "--since", "yesterday")
     assert r.code == 1 and "--since" in r.err
+
+
+def test_session_commands_report_a_missing_store_instead_of_creating_one(cli: Any, tmp_path: Path) -> None:
+    store = tmp_path / "typo.db"
+    for argv in (("session", "list"), ("session", "keep-alive"), ("session", "show", "1")):
+        r = cli(*argv, "--store", str(store))
+        assert r.code == 1, (argv, r)
+        assert f"no session store at {store}" in r.err and "gspauth login" in r.err, (argv, r.err)
+    assert not store.exists()
