@@ -28,6 +28,7 @@ import platform
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,47 @@ PERIOD = "072017"
 def _cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _rss_mb(pid: int) -> float | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
+class RssTrace:
+    """The client's resident set every ``every`` seconds while it runs: whether a peak is a
+    plateau (buffers) or a climb (something that grows with the input)."""
+
+    def __init__(self, pid: int, every: float = 1.0) -> None:
+        self.samples: list[tuple[float, float]] = []
+        self._pid, self._every, self._stop = pid, every, threading.Event()
+        self._t0 = time.perf_counter()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._every):
+            mb = _rss_mb(self._pid)
+            if mb is not None:
+                self.samples.append((round(time.perf_counter() - self._t0, 1), round(mb, 1)))
+
+    def stop(self) -> list[tuple[float, float]]:
+        self._stop.set()
+        self._thread.join()
+        return self.samples
+
+
+def _quartiles(samples: list[tuple[float, float]]) -> str:
+    """RSS at a quarter, half, three quarters and the end of the run, in MB."""
+    if not samples:
+        return "-"
+    n = len(samples)
+    return "/".join(f"{samples[min(n - 1, int(n * q))][1]:.0f}" for q in (0.25, 0.5, 0.75, 1.0))
 
 
 class Emulator:
@@ -121,8 +163,10 @@ def run(invoices: int, gstins: int, seed: int, extra: list[str], profile: Path |
             with (tmp / "out.json").open("w+") as out, (tmp / "err.txt").open("w+") as err:
                 t = time.perf_counter()
                 proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=err)
+                trace = RssTrace(proc.pid)
                 # wait4: this child's own CPU time and peak RSS (not the emulator's, not ours)
                 _, status, usage = os.wait4(proc.pid, 0)
+                rss = trace.stop()
                 wall = time.perf_counter() - t
                 proc.returncode = os.waitstatus_to_exitcode(status)
                 emu_cpu = emu.cpu() - emu_cpu0
@@ -141,6 +185,7 @@ def run(invoices: int, gstins: int, seed: int, extra: list[str], profile: Path |
                 "wall_s": round(wall, 2), "invoices_per_s": round(invoices / wall), "prepare_s": round(prepare, 1),
                 "client_cpu_s": round(usage.ru_utime + usage.ru_stime, 2),
                 "client_peak_rss_mb": round(usage.ru_maxrss / 1024, 1),  # Linux: KiB
+                "client_rss_trace": rss, "client_rss_quartiles_mb": _quartiles(rss),
                 "emulator_cpu_s": round(emu_cpu, 2), "report": {k: report[k] for k in ("outcome", "totals")}}
 
 
@@ -195,10 +240,11 @@ def main() -> int:
     print(f"gspauth file end to end; backend {crypto.BACKEND}/{ingest.BACKEND}; {os.cpu_count()} cores; "
           f"{platform.python_version()}")
     print(f"{'invoices':>9} {'GSTINs':>6} {'MB':>6} {'wall s':>7} {'inv/s':>7} {'client CPU s':>12} "
-          f"{'emulator CPU s':>14} {'client peak RSS MB':>18}  outcome")
+          f"{'emulator CPU s':>14} {'client peak RSS MB':>18} {'RSS at 1/4,1/2,3/4,end':>22}  outcome")
     for r in rows:
         print(f"{r['invoices']:>9} {r['gstins']:>6} {r['input_mb']:>6} {r['wall_s']:>7} {r['invoices_per_s']:>7} "
-              f"{r['client_cpu_s']:>12} {r['emulator_cpu_s']:>14} {r['client_peak_rss_mb']:>18}  "
+              f"{r['client_cpu_s']:>12} {r['emulator_cpu_s']:>14} {r['client_peak_rss_mb']:>18} "
+              f"{r['client_rss_quartiles_mb']:>22}  "
               f"{r['report']['outcome']} ({r['report']['totals']['accepted']} accepted)")
     if len(rows) == 2:
         print(f"peak RSS difference {rows[1]['invoices']:,} vs {rows[0]['invoices']:,}: "

@@ -188,8 +188,10 @@ async def _file(args: argparse.Namespace, progress: FilingProgress) -> FilingRep
 
 
 def _run(args: argparse.Namespace) -> int:
+    from gspauth._malloc import bound_large_allocations
     from gspauth.filer import FilingProgress
 
+    bound_large_allocations()  # megabyte buffers all run long: keep them from fragmenting the heap
     if args.scheduler or args.workers is not None:
         return _run_distributed(args)
     for flag, value in (("--wait-for-consent", args.wait_for_consent), ("--partitions", args.partitions),
