@@ -63,3 +63,15 @@ def test_distributed_options_need_a_cluster(dworld: World, capsys: pytest.Captur
     with pytest.raises(SystemExit) as exited:
         main(["file", str(path), *target(dworld), "--wait-for-consent", "soon"])
     assert exited.value.code == 2 and "90s, 15m or 2h" in capsys.readouterr().err
+
+
+def test_local_workers_start_with_megabyte_buffers_mapped_on_their_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    from gspauth._malloc import THRESHOLD
+    from gspauth.filer.distributed._client import _connect
+
+    monkeypatch.delenv("MALLOC_MMAP_THRESHOLD_", raising=False)
+    with _connect(None, 1, {}) as (client, started):
+        seen = client.run(lambda: os.environ.get("MALLOC_MMAP_THRESHOLD_"))
+    assert started and list(seen.values()) == [str(THRESHOLD)]

@@ -80,7 +80,10 @@ def _split_limits(options: FilerOptions, at_once: int) -> FilerOptions:
 def _connect(scheduler: str | Client | None, workers: int | None, env: Mapping[str, str],
              ) -> Iterator[tuple[Client, bool]]:
     """A client of the scheduler, and whether we started the cluster (closed on exit)."""
+    import dask
     from distributed import Client, LocalCluster
+
+    from gspauth._malloc import THRESHOLD
 
     if scheduler is None:
         n = workers if workers is not None else (os.cpu_count() or 1)
@@ -91,9 +94,14 @@ def _connect(scheduler: str | Client | None, workers: int | None, env: Mapping[s
         # Dask's own log lines (a closing worker's lost heartbeat …) only when gspauth's are asked for:
         # what goes wrong in a task comes back in the report.
         level = logging.getLogger("gspauth").getEffectiveLevel()
-        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
-                               dashboard_address="127.0.0.1:0", env=dict(env),
-                               silence_logs=logging.CRITICAL if level >= logging.ERROR else level)
+        # Dask sets pre-spawn-environ in each worker process's environment before it starts, as
+        # glibc needs: megabyte buffers mapped on their own, as `gspauth file` does (gspauth._malloc).
+        spawn = {} if "MALLOC_MMAP_THRESHOLD_" in os.environ else {
+            "distributed.nanny.pre-spawn-environ.MALLOC_MMAP_THRESHOLD_": THRESHOLD}
+        with dask.config.set(spawn):
+            cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                   dashboard_address="127.0.0.1:0", env=dict(env),
+                                   silence_logs=logging.CRITICAL if level >= logging.ERROR else level)
         try:
             with Client(cluster, set_as_default=False) as client:
                 yield client, True
