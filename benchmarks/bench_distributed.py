@@ -52,10 +52,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 PERIOD = "072017"
 
-
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+from bench_filing import Emulator  # the same emulator process and CPU reading as bench_filing
 
 
 def _self_cpu() -> float:
@@ -86,30 +83,6 @@ def _worker_cpu() -> float:  # runs on each worker
 
 def _warm_up() -> None:  # runs on each worker
     import gspauth.filer.distributed  # noqa: F401
-
-
-class Emulator:
-    """``gspauth emulator serve`` in its own process, on loopback."""
-
-    def __init__(self, tmp: Path, seed: int) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-m", "gspauth", "emulator", "serve", "--seed", str(seed),
-                                      "--log-level", "error"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                     text=True, env=dict(os.environ, PYTHONPATH=str(ROOT)))
-        assert self.proc.stdout is not None
-        self.url = self.proc.stdout.readline().split()[-1].strip()
-        self.certificate = tmp / "gstn.pem"
-        self.certificate.write_bytes(httpx.get(self.url + "/_emulator/certificate.pem", timeout=30).content)
-
-    def cpu(self) -> float:
-        return _cpu_seconds(self.proc.pid)
-
-    def stats(self) -> dict[str, Any]:
-        data: dict[str, Any] = httpx.get(self.url + "/_emulator/stats", timeout=30).json()
-        return data
-
-    def close(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(30)
 
 
 def write_input(tmp: Path, invoices: int, gstins: int) -> tuple[Path, list[str]]:

@@ -101,6 +101,10 @@ class Emulator:
     def cpu(self) -> float:
         return _cpu_seconds(self.proc.pid)
 
+    def stats(self) -> dict[str, Any]:
+        data: dict[str, Any] = httpx.get(self.url + "/_emulator/stats", timeout=30).json()
+        return data
+
     def close(self) -> None:
         self.proc.terminate()
         self.proc.wait(30)
