@@ -34,3 +34,23 @@ def worker(target: Callable[..., Any], *args: Any) -> multiprocessing.process.Ba
     """A (not yet started) worker process running ``target(*args)`` in this process's current
     environment (the store key, GSPAUTH_HOME … of the test)."""
     return worker_processes().Process(target=_in_environment, args=(dict(os.environ), target, *args))
+
+
+def gather(procs: list[multiprocessing.process.BaseProcess], results: Any, *, timeout: float) -> list[Any]:
+    """Start ``procs``, collect one result each from ``results`` (a queue; fewer if some never
+    answer within ``timeout`` seconds), then join them — killing any still alive after 30 s."""
+    import queue
+
+    for p in procs:
+        p.start()
+    outcomes = []
+    try:
+        for _ in procs:
+            outcomes.append(results.get(timeout=timeout))
+    except queue.Empty:
+        pass
+    for p in procs:
+        p.join(30)
+        if p.is_alive():
+            p.kill()
+    return outcomes

@@ -5,11 +5,11 @@ from __future__ import annotations
 import datetime as dt
 import multiprocessing
 import os
-import queue
 
 from gspauth.store import SQLiteStore
 from gspauth.types import Api
 from tests.client.client_support import Env, refresh_worker
+from tests.processes import gather
 
 WORKERS = 4
 
@@ -29,18 +29,7 @@ def test_concurrent_refresh_from_processes(env: Env, tmp_path: object) -> None:
     barrier = ctx.Barrier(WORKERS)
     results = ctx.Queue()
     procs = [ctx.Process(target=refresh_worker, args=(args, barrier, results)) for _ in range(WORKERS)]
-    for p in procs:
-        p.start()
-    outcomes = []
-    try:
-        for _ in range(WORKERS):
-            outcomes.append(results.get(timeout=60))
-    except queue.Empty:
-        pass
-    for p in procs:
-        p.join(30)
-        if p.is_alive():
-            p.kill()
+    outcomes = gather(procs, results, timeout=60)
     results.close()
     results.join_thread()
     assert [o[0] for o in outcomes] == ["ok"] * WORKERS, outcomes

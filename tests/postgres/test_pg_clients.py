@@ -9,7 +9,6 @@ import datetime as dt
 import hashlib
 import json
 import os
-import queue
 import subprocess
 import sys
 import time
@@ -26,7 +25,7 @@ from gspauth.session import SessionKey
 from gspauth.store.postgres import PostgresStore
 from gspauth.types import Api
 from tests.client.client_support import Env
-from tests.processes import worker, worker_processes
+from tests.processes import gather, worker, worker_processes
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKERS = 4
@@ -59,18 +58,7 @@ def test_processes_refreshing_one_gstin_send_one_refreshtoken(env: Env, postgres
     ctx = worker_processes()
     barrier, results = ctx.Barrier(WORKERS), ctx.Queue()
     procs = [worker(workers.refresh_worker, args, barrier, results) for _ in range(WORKERS)]
-    for p in procs:
-        p.start()
-    outcomes = []
-    try:
-        for _ in range(WORKERS):
-            outcomes.append(results.get(timeout=90))
-    except queue.Empty:
-        pass
-    for p in procs:
-        p.join(30)
-        if p.is_alive():
-            p.kill()
+    outcomes = gather(procs, results, timeout=90)
     assert [o[0] for o in outcomes] == ["ok"] * WORKERS, outcomes
     assert len({o[1] for o in outcomes}) == 1  # all use the one refreshed token
     actions = env.actions()
